@@ -1,0 +1,2712 @@
+/* nde.h - v0.1.0 - neural differential equations in portable C: core
+   (tensors, arenas, reverse-mode autodiff, layers, losses, optimizers, RNG, I/O)
+   License: MIT (see the end of this file).
+
+USAGE
+   Header-only, stb style. In exactly ONE C file of your program:
+
+       #define NDE_IMPLEMENTATION
+       #include "nde.h"          (or nde_solvers.h / nde_adjoint.h, which include nde.h)
+
+   Every other file just includes the header. Build with any C99 compiler:
+
+       cc -O2 -std=c99 app.c -lm              (add -fopenmp for threads)
+
+QUICK START (this exact program is tests/quickstart.c and runs in `make test`)
+
+       #define NDE_IMPLEMENTATION
+       #include "nde.h"
+       int main(void) {
+           nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default());
+           nde_mlp net;                        // 2 -> 16 -> 1, tanh
+           int64_t widths[3] = {2, 16, 1};
+           nde_mlp_init(ctx, &net, "net", 3, widths, NDE_ACT_TANH, 42);
+           nde_optimizer opt = nde_adam(1e-2);
+           for (int it = 0; it < 200; it++) {
+               nde_mark m = nde_ctx_mark(ctx);
+               nde_tensor *x = nde_tensor_randn(ctx, 2, (int64_t[]){64, 2}, 7, it);
+               nde_tensor *y = nde_sum_axis(ctx, nde_square(ctx, x), 1, 1);  // target |x|^2
+               nde_tensor *loss = nde_mse_loss(ctx, nde_mlp_forward(ctx, &net, x), y);
+               nde_zero_grad(ctx);
+               nde_backward(ctx, loss);
+               nde_optimizer_step(ctx, &opt);
+               nde_ctx_reset(ctx, m);
+           }
+           int bad = nde_ctx_status(ctx) != NDE_OK;
+           nde_ctx_free(ctx);
+           return bad;
+       }
+
+OPTIONS (define before including)
+   NDE_DOUBLE            every TU: nde_real is double instead of float.
+   NDE_STATIC            every TU: all functions static (one-TU programs).
+   NDE_MALLOC/NDE_REALLOC/NDE_FREE   implementation TU: the allocator (define all or none).
+   NDE_ASSERT(x)         implementation TU: internal invariants (default assert).
+   NDE_OMP_MIN_WORK      implementation TU: smallest flop count that opens an OpenMP
+                         region (default 32768). Without -fopenmp nothing is threaded.
+
+SHAPES
+   Row-major, shape[0] outermost, at most NDE_MAX_DIMS = 4 dimensions, always
+   contiguous. "(batch, dim)" means shape[0] = batch. Images are NCHW.
+
+MEMORY
+   A context owns everything. Tensors returned by ops live in the work arena: bump
+   allocation, no malloc per op. nde_ctx_mark() remembers the arena position and
+   the tape length; nde_ctx_reset(ctx, mark) releases all tensors and tape nodes
+   created after the mark in O(1) (blocks are kept for reuse). Parameters, their
+   gradients and optimizer state live in a persistent store as flat arrays
+   (nde_params_data / nde_params_grad); a parameter tensor is a view into it.
+   The user never frees a tensor. nde_ctx_peak_bytes() reports the high-water mark.
+
+ERRORS
+   Functions that can fail return nde_status (0 ok, negative error, positive a
+   legitimate stop such as an event). The context keeps the FIRST error with a
+   message naming the function and the offending shapes or values
+   (nde_ctx_status, nde_ctx_message, nde_ctx_clear_error). Ops return NULL when
+   the context already holds an error or an input is NULL, so a chain of ops can
+   be checked once at the end. The library never calls exit().
+
+AUTODIFF
+   With grad mode on (the default) ops whose inputs require gradients record a
+   node on the context's tape. nde_backward(ctx, loss) walks the tape backwards
+   and accumulates gradients: into tensor->grad for work tensors and into the
+   flat gradient array for parameters. nde_set_grad_enabled(ctx, 0) turns
+   recording off (no tape, no overhead). nde_vjp() evaluates a user function
+   and its vector-Jacobian product in one call; Jacobian-vector products use
+   Taylor-mode jets of order 1 (exact forward mode, see JETS).
+
+THREADS
+   One context is used by one thread. With -fopenmp the large kernels (matmul)
+   run in parallel over output blocks; results are bitwise identical for any
+   thread count (no floating-point reduction clauses).
+
+BACKENDS
+   Every op calls its kernels through an nde_backend table (the CPU table lives
+   here; nde_cuda.h provides a CUDA one). Choose it in nde_ctx_desc.backend.
+*/
+#ifndef NDE_H
+#define NDE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NDE_VERSION_MAJOR 0
+#define NDE_VERSION_MINOR 1
+#define NDE_VERSION_PATCH 0
+#define NDE_VERSION_STRING "0.1.0"
+
+#ifndef NDE_MAX_DIMS
+#define NDE_MAX_DIMS 4
+#endif
+#define NDE_MAX_INPUTS 4
+
+#ifndef NDE_API
+#ifdef NDE_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define NDE_API static __attribute__((unused))
+#else
+#define NDE_API static
+#endif
+#else
+#define NDE_API extern
+#endif
+#endif
+
+#ifdef NDE_DOUBLE
+typedef double nde_real;
+#define NDE_R(x) (x)
+#define NDE_REAL_EPS 2.220446049250313e-16
+#define NDE_REAL_FMT "%.17g"
+#else
+typedef float nde_real;
+#define NDE_R(x) (x##f)
+#define NDE_REAL_EPS 1.1920929e-07f
+#define NDE_REAL_FMT "%.9g"
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- status */
+typedef int nde_status;
+enum {
+    NDE_OK = 0,
+    NDE_ERR_ARG = -1,            /* a bad argument value                      */
+    NDE_ERR_SHAPE = -2,          /* shapes do not fit                         */
+    NDE_ERR_CONFIG = -3,         /* build configuration mismatch              */
+    NDE_ERR_BACKEND = -4,        /* backend failure or mixed backends         */
+    NDE_ERR_UNSUPPORTED = -5,    /* not available in this backend / mode      */
+    NDE_ERR_OOM = -6,            /* allocation failed or over the cap         */
+    NDE_ERR_IO = -7,             /* file could not be opened/read/written     */
+    NDE_ERR_FORMAT = -8,         /* truncated or corrupt file                 */
+    NDE_ERR_NONFINITE = -9,      /* NaN or Inf in a state or derivative       */
+    NDE_ERR_MAX_STEPS = -10,     /* a solver exceeded max_num_steps           */
+    NDE_ERR_STEP_UNDERFLOW = -11,/* the step size fell below its minimum      */
+    NDE_ERR_USER_FN = -12,       /* a user callback failed                    */
+    NDE_ERR_INTERNAL = -13,      /* a bug in nde                              */
+    NDE_EVENT = 1,               /* an event function crossed zero            */
+    NDE_STOPPED = 2              /* a user callback asked to stop             */
+};
+NDE_API const char *nde_strerror(nde_status status);
+
+/* ---------------------------------------------------------------- types */
+typedef struct nde_ctx nde_ctx;
+typedef struct nde_backend nde_backend;
+
+typedef struct nde_tensor {
+    int ndim;
+    int64_t shape[NDE_MAX_DIMS];
+    int64_t size;              /* number of elements                        */
+    nde_real *data;            /* backend memory                            */
+    nde_real *grad;            /* same shape; NULL until backward reaches it */
+    int requires_grad;         /* gradients flow into this tensor           */
+    int32_t node;              /* tape index of the producing op, -1 = leaf */
+    int32_t param;             /* parameter index, -1 if not a parameter    */
+} nde_tensor;
+
+/* A position in the arenas and the tape; nde_ctx_reset returns to it. */
+typedef struct nde_mark {
+    size_t meta_block, meta_used, data_block, data_used;
+    int64_t tape_len;
+} nde_mark;
+
+typedef struct nde_ctx_desc {
+    const nde_backend *backend;   /* NULL = the CPU backend                  */
+    size_t arena_block_bytes;     /* first block size of each arena          */
+    size_t max_work_bytes;        /* 0 = no cap; else growth past it is OOM  */
+    int real_size;                /* filled by nde_ctx_desc_default: guards  */
+    int version_major;            /*   against NDE_DOUBLE / version mismatch */
+} nde_ctx_desc;
+
+/* Inline so that it records the CALLER's nde_real size and header version. */
+static inline nde_ctx_desc nde_ctx_desc_default(void) {
+    nde_ctx_desc d;
+    d.backend = NULL;
+    d.arena_block_bytes = (size_t)1 << 20;
+    d.max_work_bytes = 0;
+    d.real_size = (int)sizeof(nde_real);
+    d.version_major = NDE_VERSION_MAJOR;
+    return d;
+}
+
+/* ---------------------------------------------------------------- context */
+NDE_API nde_ctx *nde_ctx_new(nde_ctx_desc desc);   /* NULL only if out of memory;
+                                                       check nde_ctx_status      */
+NDE_API void nde_ctx_free(nde_ctx *ctx);
+NDE_API nde_mark nde_ctx_mark(nde_ctx *ctx);
+NDE_API void nde_ctx_reset(nde_ctx *ctx, nde_mark mark);
+NDE_API size_t nde_ctx_peak_bytes(const nde_ctx *ctx);  /* data arena high-water mark */
+NDE_API size_t nde_ctx_used_bytes(const nde_ctx *ctx);
+NDE_API void nde_ctx_reset_peak(nde_ctx *ctx);
+NDE_API const nde_backend *nde_ctx_backend(const nde_ctx *ctx);
+NDE_API nde_status nde_ctx_status(const nde_ctx *ctx);
+NDE_API const char *nde_ctx_message(const nde_ctx *ctx);
+NDE_API void nde_ctx_clear_error(nde_ctx *ctx);
+/* Record an error (first one wins); returns status. fmt is printf-style and
+   should start with the function name: "nde_matmul: ...". */
+NDE_API nde_status nde_ctx_fail(nde_ctx *ctx, nde_status status, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+NDE_API int nde_grad_enabled(const nde_ctx *ctx);
+NDE_API int nde_set_grad_enabled(nde_ctx *ctx, int on);   /* returns previous */
+NDE_API int64_t nde_tape_length(const nde_ctx *ctx);
+NDE_API void nde_set_num_threads(int n);
+NDE_API const char *nde_version_string(void);
+
+/* Raw scratch memory from the arenas (released by nde_ctx_reset). */
+NDE_API void *nde_ctx_alloc_host(nde_ctx *ctx, size_t bytes);
+NDE_API nde_real *nde_ctx_alloc_reals(nde_ctx *ctx, int64_t count); /* backend memory */
+
+/* ---------------------------------------------------------------- tensors */
+NDE_API nde_tensor *nde_tensor_new(nde_ctx *ctx, int ndim, const int64_t *shape); /* uninitialised */
+NDE_API nde_tensor *nde_tensor_zeros(nde_ctx *ctx, int ndim, const int64_t *shape);
+NDE_API nde_tensor *nde_tensor_full(nde_ctx *ctx, int ndim, const int64_t *shape, nde_real value);
+NDE_API nde_tensor *nde_tensor_zeros_like(nde_ctx *ctx, const nde_tensor *t);
+NDE_API nde_tensor *nde_tensor_from(nde_ctx *ctx, int ndim, const int64_t *shape, const nde_real *host_values);
+NDE_API nde_tensor *nde_tensor_scalar(nde_ctx *ctx, nde_real value);       /* shape (1) */
+NDE_API nde_tensor *nde_tensor_randn(nde_ctx *ctx, int ndim, const int64_t *shape, uint64_t seed, uint64_t stream);
+NDE_API nde_tensor *nde_tensor_rand(nde_ctx *ctx, int ndim, const int64_t *shape, uint64_t seed, uint64_t stream);
+/* A copy with no history (a new leaf); set requires_grad to differentiate w.r.t. it. */
+NDE_API nde_tensor *nde_tensor_detach(nde_ctx *ctx, const nde_tensor *t);
+NDE_API nde_tensor *nde_tensor_clone(nde_ctx *ctx, nde_tensor *t);          /* differentiable copy */
+NDE_API nde_status nde_tensor_copy_into(nde_ctx *ctx, nde_tensor *dst, const nde_tensor *src); /* no grad */
+NDE_API nde_status nde_tensor_to_host(nde_ctx *ctx, const nde_tensor *t, nde_real *host);
+NDE_API nde_status nde_tensor_set_host(nde_ctx *ctx, nde_tensor *t, const nde_real *host);
+NDE_API nde_status nde_tensor_fill(nde_ctx *ctx, nde_tensor *t, nde_real value);
+NDE_API nde_real nde_tensor_item(nde_ctx *ctx, const nde_tensor *t, int64_t index); /* one element to host */
+NDE_API int nde_tensor_same_shape(const nde_tensor *a, const nde_tensor *b);
+NDE_API int nde_tensor_all_finite(nde_ctx *ctx, const nde_tensor *t);
+/* "(2, 3, 4)" into buf; returns buf. */
+NDE_API const char *nde_shape_str(const nde_tensor *t, char *buf, size_t buf_len);
+/* Gradient buffer of t (allocated zeroed on first use). */
+NDE_API nde_real *nde_tensor_grad(nde_ctx *ctx, nde_tensor *t);
+
+/* ---------------------------------------------------------------- ops
+   Every op returns a new tensor in the work arena (NULL on error) and records
+   itself on the tape when grad mode is on and an input requires gradients.
+   Binary ops broadcast NumPy-style (shapes aligned at the right; each dimension
+   equal or 1): same shape, scalar, row (n) against (m, n), column (m, 1), per
+   channel (1, C, 1, 1) against NCHW. */
+NDE_API nde_tensor *nde_add(nde_ctx *ctx, nde_tensor *a, nde_tensor *b);
+NDE_API nde_tensor *nde_sub(nde_ctx *ctx, nde_tensor *a, nde_tensor *b);
+NDE_API nde_tensor *nde_mul(nde_ctx *ctx, nde_tensor *a, nde_tensor *b);
+NDE_API nde_tensor *nde_div(nde_ctx *ctx, nde_tensor *a, nde_tensor *b);
+NDE_API nde_tensor *nde_neg(nde_ctx *ctx, nde_tensor *x);
+NDE_API nde_tensor *nde_scale(nde_ctx *ctx, nde_tensor *x, nde_real s);
+NDE_API nde_tensor *nde_add_scalar(nde_ctx *ctx, nde_tensor *x, nde_real s);
+NDE_API nde_tensor *nde_square(nde_ctx *ctx, nde_tensor *x);
+NDE_API nde_tensor *nde_sqrt(nde_ctx *ctx, nde_tensor *x);
+NDE_API nde_tensor *nde_exp(nde_ctx *ctx, nde_tensor *x);
+NDE_API nde_tensor *nde_log(nde_ctx *ctx, nde_tensor *x);
+NDE_API nde_tensor *nde_sin(nde_ctx *ctx, nde_tensor *x);
+NDE_API nde_tensor *nde_cos(nde_ctx *ctx, nde_tensor *x);
+NDE_API nde_tensor *nde_tanh(nde_ctx *ctx, nde_tensor *x);
+NDE_API nde_tensor *nde_sigmoid(nde_ctx *ctx, nde_tensor *x);
+NDE_API nde_tensor *nde_relu(nde_ctx *ctx, nde_tensor *x);
+NDE_API nde_tensor *nde_leaky_relu(nde_ctx *ctx, nde_tensor *x, nde_real slope);
+NDE_API nde_tensor *nde_softplus(nde_ctx *ctx, nde_tensor *x);
+NDE_API nde_tensor *nde_elu(nde_ctx *ctx, nde_tensor *x, nde_real alpha);
+NDE_API nde_tensor *nde_abs(nde_ctx *ctx, nde_tensor *x);
+NDE_API nde_tensor *nde_powi(nde_ctx *ctx, nde_tensor *x, int n);       /* x^n, n any integer */
+/* (m,k)x(k,n); trans_a / trans_b use the transpose of a stored (k,m) / b stored (n,k). */
+NDE_API nde_tensor *nde_matmul(nde_ctx *ctx, nde_tensor *a, nde_tensor *b, int trans_a, int trans_b);
+NDE_API nde_tensor *nde_sum(nde_ctx *ctx, nde_tensor *x);                 /* shape (1) */
+NDE_API nde_tensor *nde_mean(nde_ctx *ctx, nde_tensor *x);                /* shape (1) */
+/* Along one axis; keepdim keeps it with size 1. */
+NDE_API nde_tensor *nde_sum_axis(nde_ctx *ctx, nde_tensor *x, int axis, int keepdim);
+NDE_API nde_tensor *nde_mean_axis(nde_ctx *ctx, nde_tensor *x, int axis, int keepdim);
+NDE_API nde_tensor *nde_reshape(nde_ctx *ctx, nde_tensor *x, int ndim, const int64_t *shape);
+NDE_API nde_tensor *nde_transpose(nde_ctx *ctx, nde_tensor *x);          /* 2-D only */
+NDE_API nde_tensor *nde_concat(nde_ctx *ctx, int count, nde_tensor *const *xs, int axis);
+NDE_API nde_tensor *nde_slice(nde_ctx *ctx, nde_tensor *x, int axis, int64_t start, int64_t stop);
+/* rows[i] = x[index[i]] for x (n, ...); index lives on the host. */
+NDE_API nde_tensor *nde_gather_rows(nde_ctx *ctx, nde_tensor *x, int64_t count, const int64_t *index);
+/* x (N,C,H,W), w (O,C,KH,KW), bias (O) or NULL. */
+NDE_API nde_tensor *nde_conv2d(nde_ctx *ctx, nde_tensor *x, nde_tensor *w, nde_tensor *bias, int stride, int padding);
+/* x (N,C,L), w (O,C,K), bias (O) or NULL. */
+NDE_API nde_tensor *nde_conv1d(nde_ctx *ctx, nde_tensor *x, nde_tensor *w, nde_tensor *bias, int stride, int padding);
+/* x (N,C,...) normalised over groups of C/groups channels; gamma, beta (C) or NULL. */
+NDE_API nde_tensor *nde_group_norm(nde_ctx *ctx, nde_tensor *x, int groups, nde_tensor *gamma, nde_tensor *beta, nde_real eps);
+NDE_API nde_tensor *nde_avg_pool2d(nde_ctx *ctx, nde_tensor *x, int kernel, int stride);
+NDE_API nde_tensor *nde_global_avg_pool(nde_ctx *ctx, nde_tensor *x);    /* (N,C,H,W) -> (N,C) */
+NDE_API nde_tensor *nde_log_softmax(nde_ctx *ctx, nde_tensor *x);        /* over the last axis of (n, k) */
+/* Mean over rows of -log_softmax(logits)[i, labels[i]]; labels on the host. */
+NDE_API nde_tensor *nde_cross_entropy(nde_ctx *ctx, nde_tensor *logits, const int64_t *labels);
+NDE_API nde_tensor *nde_mse_loss(nde_ctx *ctx, nde_tensor *pred, nde_tensor *target);
+NDE_API nde_tensor *nde_l1_loss(nde_ctx *ctx, nde_tensor *pred, nde_tensor *target);
+/* out = sum_i coef[i] * xs[i] (same shapes); one fused kernel. */
+NDE_API nde_tensor *nde_lincomb(nde_ctx *ctx, int count, const nde_real *coef, nde_tensor *const *xs);
+
+/* ---------------------------------------------------------------- autodiff */
+/* Seed d loss = 1 (loss must have one element) and walk the whole tape. */
+NDE_API nde_status nde_backward(nde_ctx *ctx, nde_tensor *loss);
+/* Seed d out = cotangent (same shape) and walk the tape down to node index
+   stop_at (0 = all of it). */
+NDE_API nde_status nde_backward_seed(nde_ctx *ctx, nde_tensor *out, const nde_tensor *cotangent, int64_t stop_at);
+
+typedef nde_tensor *(*nde_fn)(nde_ctx *ctx, nde_tensor *x, void *user);
+/* y = f(x), and x_bar = (d f / d x)^T v, theta_bar += (d f / d theta)^T v.
+   param_grad: a flat buffer of nde_params_count() reals that receives the
+   parameter part (added to it), or NULL to add into the parameters' gradient.
+   y and x_bar are new tensors in the work arena with no history. */
+NDE_API nde_status nde_vjp(nde_ctx *ctx, nde_fn f, void *user, nde_tensor *x, const nde_tensor *v,
+                           nde_tensor **y, nde_tensor **x_bar, nde_real *param_grad);
+
+/* ---------------------------------------------------------------- parameters */
+/* A new parameter (persistent, requires grad) in the flat store, zero-filled. */
+NDE_API nde_tensor *nde_param_new(nde_ctx *ctx, const char *name, int ndim, const int64_t *shape);
+NDE_API int nde_params_num(const nde_ctx *ctx);                 /* number of parameter tensors */
+NDE_API nde_tensor *nde_param_at(nde_ctx *ctx, int index);
+NDE_API const char *nde_param_name(const nde_ctx *ctx, int index);
+NDE_API nde_tensor *nde_param_find(nde_ctx *ctx, const char *name);
+NDE_API int64_t nde_params_count(const nde_ctx *ctx);          /* total number of reals */
+NDE_API int64_t nde_param_offset(const nde_ctx *ctx, int index); /* its offset in the flat arrays */
+NDE_API nde_real *nde_params_data(nde_ctx *ctx);                /* flat, backend memory */
+NDE_API nde_real *nde_params_grad(nde_ctx *ctx);
+NDE_API void nde_zero_grad(nde_ctx *ctx);
+/* Redirect parameter-gradient accumulation into buf (flat, nde_params_count
+   reals, backend memory); NULL restores the store's own gradient array. */
+NDE_API void nde_params_redirect_grad(nde_ctx *ctx, nde_real *buf);
+/* Parameter gradients are accumulated only for these; 0 freezes a parameter. */
+NDE_API void nde_param_set_trainable(nde_ctx *ctx, int index, int trainable);
+
+/* ---------------------------------------------------------------- RNG
+   Philox 4x32-10 (Salmon et al., SC'11), counter based: the value at (seed,
+   stream, index) does not depend on how many values were drawn before, so CPU,
+   GPU and reruns agree. */
+typedef struct nde_rng { uint64_t seed, stream, counter; } nde_rng;
+NDE_API nde_rng nde_rng_new(uint64_t seed, uint64_t stream);
+NDE_API nde_rng nde_rng_split(const nde_rng *r, uint64_t child);   /* independent child stream */
+NDE_API void nde_philox4x32(uint64_t key, uint64_t counter_hi, uint64_t counter_lo, uint32_t out[4]);
+/* Fill host arrays (advancing r->counter). */
+NDE_API void nde_rng_uniform(nde_rng *r, int64_t n, nde_real *out);   /* [0, 1) */
+NDE_API void nde_rng_normal(nde_rng *r, int64_t n, nde_real *out);    /* N(0, 1) */
+NDE_API void nde_rng_rademacher(nde_rng *r, int64_t n, nde_real *out);/* +-1 */
+NDE_API double nde_rng_uniform1(nde_rng *r);
+NDE_API double nde_rng_normal1(nde_rng *r);
+/* Fill a tensor (any backend) from r. */
+NDE_API nde_status nde_tensor_fill_normal(nde_ctx *ctx, nde_tensor *t, nde_rng *r, nde_real mean, nde_real std);
+NDE_API nde_status nde_tensor_fill_uniform(nde_ctx *ctx, nde_tensor *t, nde_rng *r, nde_real lo, nde_real hi);
+NDE_API nde_status nde_tensor_fill_rademacher(nde_ctx *ctx, nde_tensor *t, nde_rng *r);
+
+/* ---------------------------------------------------------------- layers */
+typedef enum nde_activation {
+    NDE_ACT_NONE = 0, NDE_ACT_TANH, NDE_ACT_RELU, NDE_ACT_SIGMOID, NDE_ACT_SOFTPLUS,
+    NDE_ACT_ELU, NDE_ACT_LEAKY_RELU, NDE_ACT_SIN
+} nde_activation;
+NDE_API nde_tensor *nde_activate(nde_ctx *ctx, nde_tensor *x, nde_activation act);
+
+typedef struct nde_linear { nde_tensor *weight, *bias; int64_t in, out; } nde_linear;
+/* PyTorch's default: weight (out, in) and bias ~ U(-1/sqrt(in), 1/sqrt(in)). */
+NDE_API nde_status nde_linear_init(nde_ctx *ctx, nde_linear *l, const char *name, int64_t in, int64_t out, int bias, uint64_t seed);
+NDE_API nde_tensor *nde_linear_forward(nde_ctx *ctx, const nde_linear *l, nde_tensor *x); /* (b,in)->(b,out) */
+
+#define NDE_MLP_MAX_LAYERS 16
+typedef struct nde_mlp {
+    int num_layers; nde_linear layer[NDE_MLP_MAX_LAYERS]; nde_activation act;
+} nde_mlp;
+/* widths[0] inputs ... widths[n-1] outputs; act after every layer but the last. */
+NDE_API nde_status nde_mlp_init(nde_ctx *ctx, nde_mlp *m, const char *name, int num_widths, const int64_t *widths, nde_activation act, uint64_t seed);
+NDE_API nde_tensor *nde_mlp_forward(nde_ctx *ctx, const nde_mlp *m, nde_tensor *x);
+
+typedef struct nde_conv2d_layer {
+    nde_tensor *weight, *bias; int64_t in, out; int kernel, stride, padding;
+} nde_conv2d_layer;
+NDE_API nde_status nde_conv2d_init(nde_ctx *ctx, nde_conv2d_layer *l, const char *name, int64_t in, int64_t out,
+                                   int kernel, int stride, int padding, int bias, uint64_t seed);
+NDE_API nde_tensor *nde_conv2d_forward(nde_ctx *ctx, const nde_conv2d_layer *l, nde_tensor *x);
+
+/* Initialisers (host-side RNG, any backend). fan_in = product of shape[1..]. */
+NDE_API nde_status nde_init_uniform(nde_ctx *ctx, nde_tensor *t, nde_real lo, nde_real hi, uint64_t seed);
+NDE_API nde_status nde_init_kaiming_uniform(nde_ctx *ctx, nde_tensor *t, nde_real a, uint64_t seed);
+NDE_API nde_status nde_init_kaiming_normal(nde_ctx *ctx, nde_tensor *t, nde_real a, uint64_t seed);
+
+/* ---------------------------------------------------------------- optimizers */
+typedef enum nde_optimizer_kind { NDE_OPT_SGD, NDE_OPT_RMSPROP, NDE_OPT_ADAM, NDE_OPT_ADAMW } nde_optimizer_kind;
+typedef enum nde_schedule_kind {
+    NDE_SCHED_CONSTANT, NDE_SCHED_EXPONENTIAL, NDE_SCHED_COSINE, NDE_SCHED_PIECEWISE
+} nde_schedule_kind;
+#define NDE_SCHED_MAX_MILESTONES 8
+typedef struct nde_schedule {
+    nde_schedule_kind kind;
+    double lr_init, lr_end;       /* exponential: lr_init -> lr_end over steps; cosine: to lr_end */
+    int64_t steps;                /* length of the decay in optimizer steps */
+    int num_milestones;           /* piecewise: lr *= factor at each milestone step */
+    int64_t milestones[NDE_SCHED_MAX_MILESTONES];
+    double factor;
+} nde_schedule;
+typedef struct nde_optimizer {
+    nde_optimizer_kind kind;
+    double lr;                    /* used when schedule.kind == CONSTANT */
+    double momentum, dampening;   /* SGD */
+    int nesterov;                 /* SGD */
+    double alpha;                 /* RMSprop smoothing (0.99) */
+    double beta1, beta2, eps;     /* Adam/AdamW (0.9, 0.999, 1e-8); RMSprop eps */
+    double weight_decay;          /* L2 for SGD/RMSprop/Adam, decoupled for AdamW */
+    double clip_grad_norm;        /* > 0: scale gradients to this global norm first */
+    nde_schedule schedule;
+    int64_t step;                 /* steps taken */
+    double last_grad_norm;        /* before clipping */
+} nde_optimizer;
+NDE_API nde_optimizer nde_sgd(double lr, double momentum, int nesterov);
+NDE_API nde_optimizer nde_rmsprop(double lr);
+NDE_API nde_optimizer nde_adam(double lr);
+NDE_API nde_optimizer nde_adamw(double lr, double weight_decay);
+NDE_API double nde_schedule_lr(const nde_schedule *s, int64_t step);
+NDE_API double nde_optimizer_lr(const nde_optimizer *opt);
+/* One step over every trainable parameter, from the flat gradient. */
+NDE_API nde_status nde_optimizer_step(nde_ctx *ctx, nde_optimizer *opt);
+NDE_API double nde_grad_norm(nde_ctx *ctx);
+NDE_API double nde_clip_grad_norm(nde_ctx *ctx, double max_norm); /* returns the norm before */
+
+/* ---------------------------------------------------------------- I/O
+   Parameters as safetensors (F32 or F64 by nde_real; readable by PyTorch/JAX);
+   arrays as .npy; images/labels as IDX (MNIST). Writes are atomic (temp file +
+   rename); readers validate every size and offset. */
+NDE_API nde_status nde_save_params(nde_ctx *ctx, const char *path);
+NDE_API nde_status nde_load_params(nde_ctx *ctx, const char *path);
+NDE_API nde_status nde_save_npy(nde_ctx *ctx, const char *path, const nde_tensor *t);
+NDE_API nde_tensor *nde_load_npy(nde_ctx *ctx, const char *path);
+/* IDX file (unsigned byte data) as a tensor of its dimensions, values 0..255. */
+NDE_API nde_tensor *nde_load_idx(nde_ctx *ctx, const char *path);
+
+/* ---------------------------------------------------------------- backend
+   Kernels on raw backend pointers. All arrays contiguous, row-major. */
+typedef enum nde_unary_op {
+    NDE_UNARY_NEG, NDE_UNARY_SCALE, NDE_UNARY_ADD_SCALAR, NDE_UNARY_SQUARE, NDE_UNARY_SQRT,
+    NDE_UNARY_EXP, NDE_UNARY_LOG, NDE_UNARY_SIN, NDE_UNARY_COS, NDE_UNARY_TANH,
+    NDE_UNARY_SIGMOID, NDE_UNARY_RELU, NDE_UNARY_LEAKY_RELU, NDE_UNARY_SOFTPLUS,
+    NDE_UNARY_ELU, NDE_UNARY_ABS, NDE_UNARY_POWI
+} nde_unary_op;
+typedef enum nde_binary_op { NDE_BINARY_ADD, NDE_BINARY_SUB, NDE_BINARY_MUL, NDE_BINARY_DIV } nde_binary_op;
+typedef enum nde_copy_kind { NDE_COPY_DEVICE, NDE_COPY_TO_DEVICE, NDE_COPY_TO_HOST } nde_copy_kind;
+
+struct nde_backend {
+    const char *name;
+    int is_device;                 /* 1: data pointers are not host-readable */
+    void *self;
+    void *(*alloc)(void *self, size_t bytes);
+    void (*free)(void *self, void *ptr);
+    nde_status (*copy)(void *self, void *dst, const void *src, size_t bytes, nde_copy_kind kind);
+    nde_status (*synchronize)(void *self);
+    void (*fill)(void *self, int64_t n, nde_real value, nde_real *x);
+    /* C(m,n) = alpha op(A) op(B) + beta C with leading dimensions. */
+    void (*gemm)(void *self, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                 nde_real alpha, const nde_real *a, int64_t lda, const nde_real *b, int64_t ldb,
+                 nde_real beta, nde_real *c, int64_t ldc);
+    /* y = f(x; alpha) */
+    void (*unary)(void *self, nde_unary_op op, int64_t n, const nde_real *x, nde_real alpha, nde_real *y);
+    /* dx += f'(x; alpha) * dy (y = f(x) given too) */
+    void (*unary_backward)(void *self, nde_unary_op op, int64_t n, const nde_real *x, const nde_real *y,
+                           const nde_real *dy, nde_real alpha, nde_real *dx);
+    /* out[i] = a[i.a_stride] op b[i.b_stride] over a 4-D index space (shape);
+       strides are in elements, 0 on broadcast dimensions. */
+    void (*binary)(void *self, nde_binary_op op, const int64_t *shape, const nde_real *a, const int64_t *a_strides,
+                   const nde_real *b, const int64_t *b_strides, nde_real *out);
+    /* out[i.out_strides] += alpha * x[i] summed over a 4-D index space (out_strides
+       0 on the reduced dimensions). */
+    void (*reduce_add)(void *self, const int64_t *shape, const nde_real *x, nde_real alpha,
+                       nde_real *out, const int64_t *out_strides);
+    /* out = sum_i coef[i] xs[i] (accumulate: out += ...) */
+    void (*lincomb)(void *self, int64_t n, int count, const nde_real *coef, const nde_real *const *xs,
+                    int accumulate, nde_real *out);
+    /* dst[r*dst_ld + c] (+)= src[r*src_ld + c] for r < rows, c < cols. */
+    void (*copy2d)(void *self, int64_t rows, int64_t cols, const nde_real *src, int64_t src_ld,
+                   nde_real *dst, int64_t dst_ld, int accumulate);
+    /* dst (cols, rows) (+)= src (rows, cols)^T */
+    void (*transpose)(void *self, int64_t rows, int64_t cols, const nde_real *src, nde_real *dst, int accumulate);
+    /* dst[i] (+)= src[index[i]] rows of width cols; scatter: dst[index[i]] += src[i]. index on host. */
+    void (*gather_rows)(void *self, int64_t count, int64_t cols, const int64_t *index, const nde_real *src, nde_real *dst);
+    void (*scatter_add_rows)(void *self, int64_t count, int64_t cols, const int64_t *index, const nde_real *src, nde_real *dst);
+    /* im2col for one image: x (C,H,W) -> col (C*KH*KW, OH*OW); col2im accumulates back. */
+    void (*im2col)(void *self, int64_t c, int64_t h, int64_t w, int kh, int kw, int stride, int pad,
+                   const nde_real *x, nde_real *col);
+    void (*col2im)(void *self, int64_t c, int64_t h, int64_t w, int kh, int kw, int stride, int pad,
+                   const nde_real *col, nde_real *x);
+    /* Group norm over x (N, C, S): y, and per (n, group) mean and rstd. */
+    void (*group_norm)(void *self, int64_t n, int64_t c, int64_t s, int groups, nde_real eps,
+                       const nde_real *x, const nde_real *gamma, const nde_real *beta,
+                       nde_real *y, nde_real *mean, nde_real *rstd);
+    /* dx, dgamma, dbeta accumulate (dgamma/dbeta may be NULL). */
+    void (*group_norm_backward)(void *self, int64_t n, int64_t c, int64_t s, int groups,
+                                const nde_real *x, const nde_real *gamma, const nde_real *mean, const nde_real *rstd,
+                                const nde_real *dy, nde_real *dx, nde_real *dgamma, nde_real *dbeta);
+    /* x (N*C, H, W) -> y (N*C, OH, OW), no padding. */
+    void (*avg_pool2d)(void *self, int64_t nc, int64_t h, int64_t w, int kernel, int stride, const nde_real *x, nde_real *y);
+    void (*avg_pool2d_backward)(void *self, int64_t nc, int64_t h, int64_t w, int kernel, int stride, const nde_real *dy, nde_real *dx);
+    /* rows of x (n, k) -> log-softmax; backward: dx += dy - softmax * sum(dy). */
+    void (*log_softmax)(void *self, int64_t n, int64_t k, const nde_real *x, nde_real *y);
+    void (*log_softmax_backward)(void *self, int64_t n, int64_t k, const nde_real *y, const nde_real *dy, nde_real *dx);
+    /* Philox streams: kind 0 uniform [0,1), 1 normal, 2 Rademacher; value i uses counter start + i/4 */
+    void (*philox_fill)(void *self, int kind, uint64_t seed, uint64_t stream, uint64_t counter, int64_t n, nde_real *out);
+    /* sqrt(mean((err / (atol + rtol*max(|y0|,|y1|)))^2)); atol_vec may be NULL (scalar atol). */
+    double (*rms_error_norm)(void *self, int64_t n, const nde_real *err, const nde_real *y0, const nde_real *y1,
+                             double rtol, double atol, const nde_real *atol_vec);
+    double (*dot)(void *self, int64_t n, const nde_real *x, const nde_real *y); /* accumulated in double */
+    double (*max_abs)(void *self, int64_t n, const nde_real *x);              /* NaN if any NaN */
+    int (*all_finite)(void *self, int64_t n, const nde_real *x);
+    /* Adam(W) over flat arrays; bc1 = 1-beta1^t, bc2 = 1-beta2^t. decoupled: AdamW. */
+    void (*adam_step)(void *self, int64_t n, nde_real *p, const nde_real *g, nde_real *m, nde_real *v,
+                      double lr, double beta1, double beta2, double eps, double weight_decay,
+                      double bc1, double bc2, int decoupled);
+};
+NDE_API const nde_backend *nde_cpu_backend(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NDE_H */
+
+/* ======================================================================== */
+/*                              IMPLEMENTATION                              */
+/* ======================================================================== */
+#if defined(NDE_IMPLEMENTATION) && !defined(NDE_CORE_IMPLEMENTATION)
+#define NDE_CORE_IMPLEMENTATION
+#endif
+#if defined(NDE_CORE_IMPLEMENTATION) && !defined(NDE_CORE_IMPLEMENTATION_DONE)
+#define NDE_CORE_IMPLEMENTATION_DONE
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__FAST_MATH__) || (defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__)
+#error "nde: do not build with -ffast-math/-Ofast: they remove the NaN/Inf checks"
+#endif
+
+#if defined(NDE_MALLOC) && defined(NDE_FREE) && defined(NDE_REALLOC)
+#elif !defined(NDE_MALLOC) && !defined(NDE_FREE) && !defined(NDE_REALLOC)
+#define NDE_MALLOC(sz) malloc(sz)
+#define NDE_REALLOC(p, sz) realloc(p, sz)
+#define NDE_FREE(p) free(p)
+#else
+#error "nde: define all of NDE_MALLOC, NDE_REALLOC and NDE_FREE, or none"
+#endif
+
+#ifndef NDE_ASSERT
+#include <assert.h>
+#define NDE_ASSERT(x) assert(x)
+#endif
+
+#ifndef NDE_OMP_MIN_WORK
+#define NDE_OMP_MIN_WORK 32768
+#endif
+
+#ifdef _OPENMP
+#include <omp.h>
+/* The loop that follows runs in parallel when the local int nde_omp_go is
+   nonzero (set it from a work estimate against NDE_OMP_MIN_WORK). */
+#define NDE_OMP_PARALLEL_FOR _Pragma("omp parallel for schedule(static) if(nde_omp_go)")
+#else
+#define NDE_OMP_PARALLEL_FOR
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define NDE__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NDE__ASAN 1
+#endif
+#endif
+#ifdef NDE__ASAN
+#include <sanitizer/asan_interface.h>
+#define NDE__POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define NDE__UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define NDE__POISON(p, n) ((void)(p), (void)(n))
+#define NDE__UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define NDE__PRIVATE static __attribute__((unused))
+#else
+#define NDE__PRIVATE static
+#endif
+
+#define NDE__ALIGN 64
+
+/* ------------------------------------------------------------ real math */
+#ifdef NDE_DOUBLE
+static inline nde_real nde__exp(nde_real x) { return exp(x); }
+static inline nde_real nde__log(nde_real x) { return log(x); }
+static inline nde_real nde__sqrt(nde_real x) { return sqrt(x); }
+static inline nde_real nde__tanh(nde_real x) { return tanh(x); }
+static inline nde_real nde__sin(nde_real x) { return sin(x); }
+static inline nde_real nde__cos(nde_real x) { return cos(x); }
+static inline nde_real nde__fabs(nde_real x) { return fabs(x); }
+static inline nde_real nde__log1p(nde_real x) { return log1p(x); }
+static inline nde_real nde__expm1(nde_real x) { return expm1(x); }
+#else
+static inline nde_real nde__exp(nde_real x) { return expf(x); }
+static inline nde_real nde__log(nde_real x) { return logf(x); }
+static inline nde_real nde__sqrt(nde_real x) { return sqrtf(x); }
+static inline nde_real nde__tanh(nde_real x) { return tanhf(x); }
+static inline nde_real nde__sin(nde_real x) { return sinf(x); }
+static inline nde_real nde__cos(nde_real x) { return cosf(x); }
+static inline nde_real nde__fabs(nde_real x) { return fabsf(x); }
+static inline nde_real nde__log1p(nde_real x) { return log1pf(x); }
+static inline nde_real nde__expm1(nde_real x) { return expm1f(x); }
+#endif
+
+/* ------------------------------------------------------------ arenas
+   A chain of blocks with a bump pointer. Blocks are kept on reset and reused,
+   so a steady-state training loop performs no allocation. */
+typedef struct nde__block { unsigned char *raw, *base; size_t cap; size_t used; } nde__block;
+typedef struct nde__arena {
+    nde__block *blocks; size_t num_blocks, cap_blocks; size_t cur;
+    size_t first_bytes; size_t live, peak, cap_total;
+    const nde_backend *backend;   /* NULL: host memory with NDE_MALLOC */
+} nde__arena;
+
+typedef struct nde__node nde__node;
+typedef void (*nde__backward_fn)(nde_ctx *ctx, nde__node *node);
+struct nde__node {
+    nde__backward_fn backward;
+    nde_tensor *out;
+    nde_tensor *in[NDE_MAX_INPUTS];
+    int64_t iarg[4];
+    nde_real rarg[2];
+    void *saved;
+};
+
+typedef struct nde__param_info { char name[96]; int64_t offset; int trainable; nde_tensor *tensor; } nde__param_info;
+
+struct nde_ctx {
+    const nde_backend *be;
+    nde__arena meta;              /* host: tensor headers, saved host data     */
+    nde__arena data;              /* backend: tensor values and gradients      */
+    nde__node *tape; int64_t tape_len, tape_cap;
+    int grad_enabled;
+    nde_status status; char message[512];
+    /* parameter store */
+    nde__param_info *params; int num_params, cap_params;
+    int64_t param_count, param_cap;
+    nde_real *param_data, *param_grad, *param_grad_own, *opt_m, *opt_v;
+};
+
+NDE_API const char *nde_strerror(nde_status s) {
+    switch (s) {
+    case NDE_OK: return "NDE_OK: success";
+    case NDE_ERR_ARG: return "NDE_ERR_ARG: invalid argument";
+    case NDE_ERR_SHAPE: return "NDE_ERR_SHAPE: shapes do not fit";
+    case NDE_ERR_CONFIG: return "NDE_ERR_CONFIG: build configuration mismatch";
+    case NDE_ERR_BACKEND: return "NDE_ERR_BACKEND: backend failure";
+    case NDE_ERR_UNSUPPORTED: return "NDE_ERR_UNSUPPORTED: not supported";
+    case NDE_ERR_OOM: return "NDE_ERR_OOM: out of memory";
+    case NDE_ERR_IO: return "NDE_ERR_IO: file input/output failed";
+    case NDE_ERR_FORMAT: return "NDE_ERR_FORMAT: truncated or corrupt file";
+    case NDE_ERR_NONFINITE: return "NDE_ERR_NONFINITE: NaN or Inf encountered";
+    case NDE_ERR_MAX_STEPS: return "NDE_ERR_MAX_STEPS: too many steps";
+    case NDE_ERR_STEP_UNDERFLOW: return "NDE_ERR_STEP_UNDERFLOW: step size underflow";
+    case NDE_ERR_USER_FN: return "NDE_ERR_USER_FN: a user function failed";
+    case NDE_ERR_INTERNAL: return "NDE_ERR_INTERNAL: internal error";
+    case NDE_EVENT: return "NDE_EVENT: an event occurred";
+    case NDE_STOPPED: return "NDE_STOPPED: stopped by a callback";
+    default: return "unknown nde status";
+    }
+}
+
+NDE_API const char *nde_version_string(void) { return NDE_VERSION_STRING; }
+
+NDE_API nde_status nde_ctx_fail(nde_ctx *ctx, nde_status status, const char *fmt, ...) {
+    va_list ap;
+    if (!ctx) return status;
+    if (ctx->status == NDE_OK) {
+        ctx->status = status;
+        va_start(ap, fmt);
+        vsnprintf(ctx->message, sizeof ctx->message, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+NDE_API nde_status nde_ctx_status(const nde_ctx *ctx) { return ctx ? ctx->status : NDE_ERR_OOM; }
+NDE_API const char *nde_ctx_message(const nde_ctx *ctx) {
+    return ctx ? ctx->message : "nde_ctx_new: out of memory";
+}
+NDE_API void nde_ctx_clear_error(nde_ctx *ctx) { ctx->status = NDE_OK; ctx->message[0] = 0; }
+
+static size_t nde__round_up(size_t n) { return (n + NDE__ALIGN - 1) / NDE__ALIGN * NDE__ALIGN; }
+
+static void *nde__raw_alloc(const nde_backend *be, size_t bytes) {
+    return be ? be->alloc(be->self, bytes) : NDE_MALLOC(bytes);
+}
+static void nde__raw_free(const nde_backend *be, void *p) {
+    if (!p) return;
+    if (be) be->free(be->self, p); else NDE_FREE(p);
+}
+
+/* Returns NULL (and records NDE_ERR_OOM) on failure. */
+static void *nde__arena_alloc(nde_ctx *ctx, nde__arena *a, size_t bytes, const char *who) {
+    size_t need = nde__round_up(bytes ? bytes : 1);
+    while (a->cur < a->num_blocks) {
+        nde__block *b = &a->blocks[a->cur];
+        if (b->cap - b->used >= need) {
+            unsigned char *p = b->base + b->used;
+            b->used += need;
+            a->live += need;
+            if (a->live > a->peak) a->peak = a->live;
+            if (!a->backend) NDE__UNPOISON(p, need);
+            return p;
+        }
+        if (a->cur + 1 < a->num_blocks && a->blocks[a->cur + 1].cap >= need) {
+            a->cur++;
+            a->blocks[a->cur].used = 0;
+            continue;
+        }
+        break;
+    }
+    {
+        /* New block: at least the request and twice the last block. Blocks past
+           the current one are dropped (they were too small). */
+        size_t cap = a->num_blocks ? a->blocks[a->num_blocks - 1].cap * 2 : a->first_bytes;
+        size_t total = 0, i;
+        unsigned char *base;
+        if (cap < need) cap = need;
+        for (i = a->cur + 1; i < a->num_blocks; i++) nde__raw_free(a->backend, a->blocks[i].raw);
+        if (a->num_blocks > a->cur + 1) a->num_blocks = a->num_blocks ? a->cur + 1 : 0;
+        for (i = 0; i < a->num_blocks; i++) total += a->blocks[i].cap;
+        if (a->cap_total && total + cap > a->cap_total) {
+            nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: work arena: needed %zu bytes more, cap %zu bytes", who,
+                         need, a->cap_total);
+            return NULL;
+        }
+        if (a->num_blocks == a->cap_blocks) {
+            size_t nc = a->cap_blocks ? a->cap_blocks * 2 : 8;
+            nde__block *nb = (nde__block *)NDE_REALLOC(a->blocks, nc * sizeof *nb);
+            if (!nb) { nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory (arena block list)", who); return NULL; }
+            a->blocks = nb; a->cap_blocks = nc;
+        }
+        base = (unsigned char *)nde__raw_alloc(a->backend, cap + NDE__ALIGN);
+        if (!base) {
+            nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory allocating an arena block of %zu bytes", who, cap);
+            return NULL;
+        }
+        a->blocks[a->num_blocks].raw = base;
+        a->blocks[a->num_blocks].base = base + (NDE__ALIGN - ((uintptr_t)base % NDE__ALIGN)) % NDE__ALIGN;
+        a->blocks[a->num_blocks].cap = cap;
+        a->blocks[a->num_blocks].used = 0;
+        if (!a->backend) NDE__POISON(base, cap + NDE__ALIGN);
+        a->cur = a->num_blocks;
+        a->num_blocks++;
+        return nde__arena_alloc(ctx, a, bytes, who);
+    }
+}
+
+static void nde__arena_reset(nde__arena *a, size_t block, size_t used) {
+    size_t i;
+    if (a->num_blocks == 0) return;
+    for (i = block; i <= a->cur && i < a->num_blocks; i++) {
+        size_t from = (i == block) ? used : 0;
+        size_t to = a->blocks[i].used;
+        if (to > from) {
+            a->live -= (to - from);
+            if (!a->backend) NDE__POISON(a->blocks[i].base + from, to - from);
+        }
+        if (i != block) a->blocks[i].used = 0;
+    }
+    if (block < a->num_blocks) a->blocks[block].used = used;
+    a->cur = block;
+}
+
+static void nde__arena_free(nde__arena *a) {
+    size_t i;
+    for (i = 0; i < a->num_blocks; i++) {
+        if (!a->backend) NDE__UNPOISON(a->blocks[i].raw, a->blocks[i].cap + NDE__ALIGN);
+        nde__raw_free(a->backend, a->blocks[i].raw);
+    }
+    NDE_FREE(a->blocks);
+    memset(a, 0, sizeof *a);
+}
+
+static void nde__arena_position(const nde__arena *a, size_t *block, size_t *used) {
+    *block = a->cur;
+    *used = a->num_blocks ? a->blocks[a->cur].used : 0;
+}
+
+NDE_API const nde_backend *nde_cpu_backend(void);
+
+NDE_API nde_ctx *nde_ctx_new(nde_ctx_desc desc) {
+    nde_ctx *ctx = (nde_ctx *)NDE_MALLOC(sizeof(nde_ctx));
+    if (!ctx) return NULL;
+    memset(ctx, 0, sizeof *ctx);
+    ctx->be = desc.backend ? desc.backend : nde_cpu_backend();
+    ctx->grad_enabled = 1;
+    ctx->meta.first_bytes = desc.arena_block_bytes ? desc.arena_block_bytes / 4 + 4096 : (1u << 18);
+    ctx->data.first_bytes = desc.arena_block_bytes ? desc.arena_block_bytes : (1u << 20);
+    ctx->data.backend = ctx->be->is_device ? ctx->be : NULL;
+    ctx->data.cap_total = desc.max_work_bytes;
+    if (desc.real_size != (int)sizeof(nde_real)) {
+        nde_ctx_fail(ctx, NDE_ERR_CONFIG,
+                     "nde_ctx_new: the caller was compiled with nde_real of %d bytes, the library with %d: "
+                     "define NDE_DOUBLE in every translation unit or in none",
+                     desc.real_size, (int)sizeof(nde_real));
+    } else if (desc.version_major != NDE_VERSION_MAJOR) {
+        nde_ctx_fail(ctx, NDE_ERR_CONFIG, "nde_ctx_new: header version %d does not match library version %d",
+                     desc.version_major, NDE_VERSION_MAJOR);
+    }
+    return ctx;
+}
+
+NDE_API void nde_ctx_free(nde_ctx *ctx) {
+    int i;
+    if (!ctx) return;
+    nde__arena_free(&ctx->meta);
+    nde__arena_free(&ctx->data);
+    NDE_FREE(ctx->tape);
+    for (i = 0; i < ctx->num_params; i++) NDE_FREE(ctx->params[i].tensor);
+    NDE_FREE(ctx->params);
+    nde__raw_free(ctx->data.backend, ctx->param_data);
+    nde__raw_free(ctx->data.backend, ctx->param_grad_own);
+    nde__raw_free(ctx->data.backend, ctx->opt_m);
+    nde__raw_free(ctx->data.backend, ctx->opt_v);
+    NDE_FREE(ctx);
+}
+
+NDE_API nde_mark nde_ctx_mark(nde_ctx *ctx) {
+    nde_mark m;
+    nde__arena_position(&ctx->meta, &m.meta_block, &m.meta_used);
+    nde__arena_position(&ctx->data, &m.data_block, &m.data_used);
+    m.tape_len = ctx->tape_len;
+    return m;
+}
+
+NDE_API void nde_ctx_reset(nde_ctx *ctx, nde_mark m) {
+    nde__arena_reset(&ctx->meta, m.meta_block, m.meta_used);
+    nde__arena_reset(&ctx->data, m.data_block, m.data_used);
+    if (m.tape_len < ctx->tape_len) ctx->tape_len = m.tape_len;
+}
+
+NDE_API size_t nde_ctx_peak_bytes(const nde_ctx *ctx) { return ctx->data.peak; }
+NDE_API size_t nde_ctx_used_bytes(const nde_ctx *ctx) { return ctx->data.live; }
+NDE_API void nde_ctx_reset_peak(nde_ctx *ctx) { ctx->data.peak = ctx->data.live; ctx->meta.peak = ctx->meta.live; }
+NDE_API const nde_backend *nde_ctx_backend(const nde_ctx *ctx) { return ctx->be; }
+NDE_API int nde_grad_enabled(const nde_ctx *ctx) { return ctx->grad_enabled; }
+NDE_API int nde_set_grad_enabled(nde_ctx *ctx, int on) { int old = ctx->grad_enabled; ctx->grad_enabled = on; return old; }
+NDE_API int64_t nde_tape_length(const nde_ctx *ctx) { return ctx->tape_len; }
+NDE_API void nde_set_num_threads(int n) {
+#ifdef _OPENMP
+    if (n > 0) omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
+NDE_API void *nde_ctx_alloc_host(nde_ctx *ctx, size_t bytes) {
+    return nde__arena_alloc(ctx, &ctx->meta, bytes, "nde_ctx_alloc_host");
+}
+NDE_API nde_real *nde_ctx_alloc_reals(nde_ctx *ctx, int64_t count) {
+    return (nde_real *)nde__arena_alloc(ctx, &ctx->data, (size_t)count * sizeof(nde_real), "nde_ctx_alloc_reals");
+}
+
+/* ------------------------------------------------------------ tensors */
+NDE_API const char *nde_shape_str(const nde_tensor *t, char *buf, size_t len) {
+    size_t off = 0; int i;
+    if (!t) { snprintf(buf, len, "(null)"); return buf; }
+    off += (size_t)snprintf(buf + off, len - off, "(");
+    for (i = 0; i < t->ndim && off < len; i++)
+        off += (size_t)snprintf(buf + off, len - off, i ? ", %lld" : "%lld", (long long)t->shape[i]);
+    if (off < len) snprintf(buf + off, len - off, t->ndim == 1 ? ")" : ")");
+    return buf;
+}
+
+static int nde__check_shape(nde_ctx *ctx, int ndim, const int64_t *shape, const char *who) {
+    int i;
+    if (ndim < 1 || ndim > NDE_MAX_DIMS) {
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "%s: ndim %d outside 1..%d", who, ndim, NDE_MAX_DIMS);
+        return 0;
+    }
+    for (i = 0; i < ndim; i++) if (shape[i] < 0) {
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "%s: negative dimension %lld at axis %d", who, (long long)shape[i], i);
+        return 0;
+    }
+    return 1;
+}
+
+static nde_tensor *nde__tensor_new(nde_ctx *ctx, int ndim, const int64_t *shape, const char *who) {
+    nde_tensor *t; int i; int64_t size = 1;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!nde__check_shape(ctx, ndim, shape, who)) return NULL;
+    for (i = 0; i < ndim; i++) size *= shape[i];
+    t = (nde_tensor *)nde__arena_alloc(ctx, &ctx->meta, sizeof(nde_tensor), who);
+    if (!t) return NULL;
+    memset(t, 0, sizeof *t);
+    t->ndim = ndim;
+    for (i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    for (; i < NDE_MAX_DIMS; i++) t->shape[i] = 1;
+    t->size = size;
+    t->node = -1;
+    t->param = -1;
+    t->data = (nde_real *)nde__arena_alloc(ctx, &ctx->data, (size_t)size * sizeof(nde_real), who);
+    if (!t->data) return NULL;
+    return t;
+}
+
+NDE_API nde_tensor *nde_tensor_new(nde_ctx *ctx, int ndim, const int64_t *shape) {
+    return nde__tensor_new(ctx, ndim, shape, "nde_tensor_new");
+}
+NDE_API nde_tensor *nde_tensor_full(nde_ctx *ctx, int ndim, const int64_t *shape, nde_real value) {
+    nde_tensor *t = nde__tensor_new(ctx, ndim, shape, "nde_tensor_full");
+    if (t) ctx->be->fill(ctx->be->self, t->size, value, t->data);
+    return t;
+}
+NDE_API nde_tensor *nde_tensor_zeros(nde_ctx *ctx, int ndim, const int64_t *shape) {
+    return nde_tensor_full(ctx, ndim, shape, NDE_R(0.0));
+}
+NDE_API nde_tensor *nde_tensor_zeros_like(nde_ctx *ctx, const nde_tensor *t) {
+    if (!t) return NULL;
+    return nde_tensor_zeros(ctx, t->ndim, t->shape);
+}
+NDE_API nde_tensor *nde_tensor_from(nde_ctx *ctx, int ndim, const int64_t *shape, const nde_real *host) {
+    nde_tensor *t = nde__tensor_new(ctx, ndim, shape, "nde_tensor_from");
+    if (t && nde_tensor_set_host(ctx, t, host) != NDE_OK) return NULL;
+    return t;
+}
+NDE_API nde_tensor *nde_tensor_scalar(nde_ctx *ctx, nde_real value) {
+    int64_t one = 1;
+    return nde_tensor_full(ctx, 1, &one, value);
+}
+NDE_API nde_status nde_tensor_set_host(nde_ctx *ctx, nde_tensor *t, const nde_real *host) {
+    if (!t || !host) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tensor_set_host: NULL tensor or host pointer");
+    if (ctx->be->is_device)
+        return ctx->be->copy(ctx->be->self, t->data, host, (size_t)t->size * sizeof(nde_real), NDE_COPY_TO_DEVICE);
+    memcpy(t->data, host, (size_t)t->size * sizeof(nde_real));
+    return NDE_OK;
+}
+NDE_API nde_status nde_tensor_to_host(nde_ctx *ctx, const nde_tensor *t, nde_real *host) {
+    if (!t || !host) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tensor_to_host: NULL tensor or host pointer");
+    if (ctx->be->is_device)
+        return ctx->be->copy(ctx->be->self, host, t->data, (size_t)t->size * sizeof(nde_real), NDE_COPY_TO_HOST);
+    memcpy(host, t->data, (size_t)t->size * sizeof(nde_real));
+    return NDE_OK;
+}
+NDE_API nde_real nde_tensor_item(nde_ctx *ctx, const nde_tensor *t, int64_t index) {
+    nde_real v = NDE_R(0.0);
+    if (!t || index < 0 || index >= t->size) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tensor_item: index %lld outside a tensor of %lld elements",
+                     (long long)index, (long long)(t ? t->size : 0));
+        return (nde_real)NAN;
+    }
+    if (ctx->be->is_device) ctx->be->copy(ctx->be->self, &v, t->data + index, sizeof v, NDE_COPY_TO_HOST);
+    else v = t->data[index];
+    return v;
+}
+NDE_API nde_status nde_tensor_fill(nde_ctx *ctx, nde_tensor *t, nde_real value) {
+    if (!t) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tensor_fill: NULL tensor");
+    ctx->be->fill(ctx->be->self, t->size, value, t->data);
+    return NDE_OK;
+}
+NDE_API nde_tensor *nde_tensor_detach(nde_ctx *ctx, const nde_tensor *t) {
+    nde_tensor *c;
+    if (!t) return NULL;
+    c = nde__tensor_new(ctx, t->ndim, t->shape, "nde_tensor_detach");
+    if (c) ctx->be->copy(ctx->be->self, c->data, t->data, (size_t)t->size * sizeof(nde_real), NDE_COPY_DEVICE);
+    return c;
+}
+NDE_API nde_status nde_tensor_copy_into(nde_ctx *ctx, nde_tensor *dst, const nde_tensor *src) {
+    char sa[64], sb[64];
+    if (!dst || !src) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tensor_copy_into: NULL tensor");
+    if (dst->size != src->size)
+        return nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_tensor_copy_into: dst is %s, src is %s",
+                            nde_shape_str(dst, sa, sizeof sa), nde_shape_str(src, sb, sizeof sb));
+    return ctx->be->copy(ctx->be->self, dst->data, src->data, (size_t)src->size * sizeof(nde_real), NDE_COPY_DEVICE);
+}
+NDE_API int nde_tensor_same_shape(const nde_tensor *a, const nde_tensor *b) {
+    int i;
+    if (!a || !b || a->ndim != b->ndim) return 0;
+    for (i = 0; i < a->ndim; i++) if (a->shape[i] != b->shape[i]) return 0;
+    return 1;
+}
+NDE_API int nde_tensor_all_finite(nde_ctx *ctx, const nde_tensor *t) {
+    return t && ctx->be->all_finite(ctx->be->self, t->size, t->data);
+}
+NDE_API nde_real *nde_tensor_grad(nde_ctx *ctx, nde_tensor *t) {
+    if (!t) return NULL;
+    if (!t->grad) {
+        t->grad = (nde_real *)nde__arena_alloc(ctx, &ctx->data, (size_t)t->size * sizeof(nde_real), "nde_backward");
+        if (t->grad) ctx->be->fill(ctx->be->self, t->size, NDE_R(0.0), t->grad);
+    }
+    return t->grad;
+}
+
+/* ------------------------------------------------------------ tape */
+static int nde__needs_grad(nde_ctx *ctx, nde_tensor *a, nde_tensor *b, nde_tensor *c) {
+    if (!ctx->grad_enabled) return 0;
+    return (a && a->requires_grad) || (b && b->requires_grad) || (c && c->requires_grad);
+}
+
+/* Append a node producing out; returns it (NULL on failure, error recorded). */
+static nde__node *nde__record(nde_ctx *ctx, nde__backward_fn fn, nde_tensor *out,
+                              nde_tensor *a, nde_tensor *b, nde_tensor *c) {
+    nde__node *n;
+    if (ctx->tape_len == ctx->tape_cap) {
+        int64_t nc = ctx->tape_cap ? ctx->tape_cap * 2 : 1024;
+        nde__node *nt = (nde__node *)NDE_REALLOC(ctx->tape, (size_t)nc * sizeof(nde__node));
+        if (!nt) { nde_ctx_fail(ctx, NDE_ERR_OOM, "nde: out of memory growing the tape to %lld nodes", (long long)nc); return NULL; }
+        ctx->tape = nt; ctx->tape_cap = nc;
+    }
+    n = &ctx->tape[ctx->tape_len];
+    memset(n, 0, sizeof *n);
+    n->backward = fn; n->out = out; n->in[0] = a; n->in[1] = b; n->in[2] = c;
+    out->node = (int32_t)ctx->tape_len;
+    out->requires_grad = 1;
+    ctx->tape_len++;
+    return n;
+}
+
+/* Gradient buffer of an input that takes gradients, else NULL. */
+static nde_real *nde__in_grad(nde_ctx *ctx, nde_tensor *t) {
+    if (!t || !t->requires_grad) return NULL;
+    return nde_tensor_grad(ctx, t);
+}
+
+NDE_API nde_status nde_backward_seed(nde_ctx *ctx, nde_tensor *out, const nde_tensor *seed, int64_t stop_at) {
+    int64_t i;
+    char sa[64], sb[64];
+    if (ctx->status != NDE_OK) return ctx->status;
+    if (!out || !seed) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_backward: NULL output or seed");
+    if (out->size != seed->size)
+        return nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_backward: output is %s but the seed is %s",
+                            nde_shape_str(out, sa, sizeof sa), nde_shape_str(seed, sb, sizeof sb));
+    if (!out->requires_grad) return NDE_OK;   /* nothing depends on a trainable input */
+    {
+        nde_real *g = nde_tensor_grad(ctx, out);
+        nde_real one = NDE_R(1.0);
+        const nde_real *xs[1];
+        if (!g) return ctx->status;
+        xs[0] = seed->data;
+        ctx->be->lincomb(ctx->be->self, out->size, 1, &one, xs, 1, g);
+    }
+    {
+        int was = ctx->grad_enabled;
+        ctx->grad_enabled = 0;
+        if (stop_at < 0) stop_at = 0;
+        for (i = out->node; i >= stop_at; i--) {
+            nde__node *n = &ctx->tape[i];
+            if (!n->out->grad) continue;
+            n->backward(ctx, n);
+            if (ctx->status != NDE_OK) break;
+        }
+        ctx->grad_enabled = was;
+    }
+    return ctx->status;
+}
+
+NDE_API nde_status nde_backward(nde_ctx *ctx, nde_tensor *loss) {
+    nde_tensor *seed;
+    if (ctx->status != NDE_OK) return ctx->status;
+    if (!loss) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_backward: NULL loss");
+    if (loss->size != 1) {
+        char s[64];
+        return nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_backward: the loss must have one element, it is %s (use nde_backward_seed)",
+                            nde_shape_str(loss, s, sizeof s));
+    }
+    seed = nde_tensor_full(ctx, loss->ndim, loss->shape, NDE_R(1.0));
+    if (!seed) return ctx->status;
+    return nde_backward_seed(ctx, loss, seed, 0);
+}
+
+NDE_API nde_status nde_vjp(nde_ctx *ctx, nde_fn f, void *user, nde_tensor *x, const nde_tensor *v,
+                           nde_tensor **y_out, nde_tensor **x_bar, nde_real *param_grad) {
+    int64_t start = ctx->tape_len;
+    int was = nde_set_grad_enabled(ctx, 1);
+    nde_tensor *xl, *y;
+    nde_status st;
+    if (ctx->status != NDE_OK) { nde_set_grad_enabled(ctx, was); return ctx->status; }
+    xl = nde_tensor_detach(ctx, x);
+    if (!xl) { nde_set_grad_enabled(ctx, was); return ctx->status; }
+    xl->requires_grad = 1;
+    y = f(ctx, xl, user);
+    nde_set_grad_enabled(ctx, was);
+    if (!y) return ctx->status ? ctx->status : nde_ctx_fail(ctx, NDE_ERR_USER_FN, "nde_vjp: the function returned NULL");
+    if (param_grad) nde_params_redirect_grad(ctx, param_grad);
+    if (y->requires_grad) {
+        /* y's own node index is its last; walk only this call's nodes */
+        st = nde_backward_seed(ctx, y, v, start);
+    } else {
+        st = (y->size == v->size) ? NDE_OK : nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_vjp: f(x) has %lld elements but v has %lld",
+                                                        (long long)y->size, (long long)v->size);
+    }
+    if (param_grad) nde_params_redirect_grad(ctx, NULL);
+    if (st != NDE_OK) return st;
+    if (x_bar) {
+        *x_bar = nde_tensor_detach(ctx, xl);
+        if (!*x_bar) return ctx->status;
+        if (xl->grad) ctx->be->copy(ctx->be->self, (*x_bar)->data, xl->grad, (size_t)xl->size * sizeof(nde_real), NDE_COPY_DEVICE);
+        else ctx->be->fill(ctx->be->self, xl->size, NDE_R(0.0), (*x_bar)->data);
+    }
+    if (y_out) {
+        /* y keeps its value but loses its history: tape entries above start are truncated */
+        nde_tensor *yd = nde_tensor_detach(ctx, y);
+        if (!yd) return ctx->status;
+        *y_out = yd;
+    }
+    ctx->tape_len = start;
+    return NDE_OK;
+}
+
+/* ------------------------------------------------------------ broadcasting */
+static int nde__broadcast(nde_ctx *ctx, const nde_tensor *a, const nde_tensor *b, int *ndim_out,
+                          int64_t shape[NDE_MAX_DIMS], int64_t sa[NDE_MAX_DIMS], int64_t sb[NDE_MAX_DIMS], const char *who) {
+    /* Align at the right; produce a 4-D index space (leading 1s). */
+    int nd = a->ndim > b->ndim ? a->ndim : b->ndim, i;
+    int64_t da[NDE_MAX_DIMS], db[NDE_MAX_DIMS], stride_a = 1, stride_b = 1;
+    for (i = 0; i < NDE_MAX_DIMS; i++) { da[i] = 1; db[i] = 1; }
+    for (i = 0; i < a->ndim; i++) da[NDE_MAX_DIMS - a->ndim + i] = a->shape[i];
+    for (i = 0; i < b->ndim; i++) db[NDE_MAX_DIMS - b->ndim + i] = b->shape[i];
+    for (i = NDE_MAX_DIMS - 1; i >= 0; i--) {
+        if (da[i] != db[i] && da[i] != 1 && db[i] != 1) {
+            char s1[64], s2[64];
+            nde_ctx_fail(ctx, NDE_ERR_SHAPE, "%s: shapes %s and %s do not broadcast", who,
+                         nde_shape_str(a, s1, sizeof s1), nde_shape_str(b, s2, sizeof s2));
+            return 0;
+        }
+        shape[i] = da[i] > db[i] ? da[i] : db[i];
+        if (da[i] == 0 || db[i] == 0) shape[i] = 0;
+        sa[i] = (da[i] == 1) ? 0 : stride_a;
+        sb[i] = (db[i] == 1) ? 0 : stride_b;
+        stride_a *= da[i];
+        stride_b *= db[i];
+    }
+    *ndim_out = nd;
+    return 1;
+}
+
+static void nde__contig_strides(const int64_t shape[NDE_MAX_DIMS], int64_t st[NDE_MAX_DIMS]) {
+    int i; int64_t s = 1;
+    for (i = NDE_MAX_DIMS - 1; i >= 0; i--) { st[i] = s; s *= shape[i]; }
+}
+
+/* Reduce a gradient of the full 4-D index space down to t's (broadcast) shape:
+   dt += alpha * sum over broadcast dims of g. */
+static void nde__reduce_into(nde_ctx *ctx, const int64_t shape[NDE_MAX_DIMS], const nde_real *g, nde_real alpha,
+                             nde_tensor *t, nde_real *dt) {
+    int64_t ts[NDE_MAX_DIMS], full = 1; int i;
+    int64_t td[NDE_MAX_DIMS], stride = 1;
+    for (i = 0; i < NDE_MAX_DIMS; i++) { td[i] = 1; full *= shape[i]; }
+    for (i = 0; i < t->ndim; i++) td[NDE_MAX_DIMS - t->ndim + i] = t->shape[i];
+    for (i = NDE_MAX_DIMS - 1; i >= 0; i--) { ts[i] = (td[i] == 1) ? 0 : stride; stride *= td[i]; }
+    if (full == t->size) {
+        const nde_real *xs[1]; xs[0] = g;
+        ctx->be->lincomb(ctx->be->self, full, 1, &alpha, xs, 1, dt);
+    } else {
+        ctx->be->reduce_add(ctx->be->self, shape, g, alpha, dt, ts);
+    }
+}
+
+typedef struct nde__bin_saved { int64_t shape[NDE_MAX_DIMS], sa[NDE_MAX_DIMS], sb[NDE_MAX_DIMS]; } nde__bin_saved;
+
+static void nde__binary_backward(nde_ctx *ctx, nde__node *n) {
+    nde_binary_op op = (nde_binary_op)n->iarg[0];
+    nde__bin_saved *s = (nde__bin_saved *)n->saved;
+    nde_tensor *a = n->in[0], *b = n->in[1], *out = n->out;
+    nde_real *ga = nde__in_grad(ctx, a), *gb = nde__in_grad(ctx, b);
+    int64_t cs[NDE_MAX_DIMS], full = out->size;
+    nde_real *tmp = NULL;
+    const void *self = ctx->be->self;
+    nde__contig_strides(s->shape, cs);
+    (void)self;
+    if (op == NDE_BINARY_ADD || op == NDE_BINARY_SUB) {
+        if (ga) nde__reduce_into(ctx, s->shape, out->grad, NDE_R(1.0), a, ga);
+        if (gb) nde__reduce_into(ctx, s->shape, out->grad, op == NDE_BINARY_ADD ? NDE_R(1.0) : NDE_R(-1.0), b, gb);
+        return;
+    }
+    tmp = nde_ctx_alloc_reals(ctx, full);
+    if (!tmp) return;
+    if (op == NDE_BINARY_MUL) {
+        if (ga) { /* dA = dy * b */
+            ctx->be->binary(ctx->be->self, NDE_BINARY_MUL, s->shape, out->grad, cs, b->data, s->sb, tmp);
+            nde__reduce_into(ctx, s->shape, tmp, NDE_R(1.0), a, ga);
+        }
+        if (gb) {
+            ctx->be->binary(ctx->be->self, NDE_BINARY_MUL, s->shape, out->grad, cs, a->data, s->sa, tmp);
+            nde__reduce_into(ctx, s->shape, tmp, NDE_R(1.0), b, gb);
+        }
+    } else { /* DIV: out = a / b; dA = dy / b; dB = -dy * out / b */
+        if (ga) {
+            ctx->be->binary(ctx->be->self, NDE_BINARY_DIV, s->shape, out->grad, cs, b->data, s->sb, tmp);
+            nde__reduce_into(ctx, s->shape, tmp, NDE_R(1.0), a, ga);
+        }
+        if (gb) {
+            ctx->be->binary(ctx->be->self, NDE_BINARY_MUL, s->shape, out->grad, cs, out->data, cs, tmp);
+            ctx->be->binary(ctx->be->self, NDE_BINARY_DIV, s->shape, tmp, cs, b->data, s->sb, tmp);
+            nde__reduce_into(ctx, s->shape, tmp, NDE_R(-1.0), b, gb);
+        }
+    }
+}
+
+static nde_tensor *nde__binary(nde_ctx *ctx, nde_binary_op op, nde_tensor *a, nde_tensor *b, const char *who) {
+    int nd, i; int64_t shape[NDE_MAX_DIMS], sa[NDE_MAX_DIMS], sb[NDE_MAX_DIMS], oshape[NDE_MAX_DIMS];
+    nde_tensor *out;
+    if (!ctx || ctx->status != NDE_OK || !a || !b) {
+        if (ctx && ctx->status == NDE_OK) nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL input", who);
+        return NULL;
+    }
+    if (!nde__broadcast(ctx, a, b, &nd, shape, sa, sb, who)) return NULL;
+    for (i = 0; i < nd; i++) oshape[i] = shape[NDE_MAX_DIMS - nd + i];
+    out = nde__tensor_new(ctx, nd, oshape, who);
+    if (!out) return NULL;
+    ctx->be->binary(ctx->be->self, op, shape, a->data, sa, b->data, sb, out->data);
+    if (nde__needs_grad(ctx, a, b, NULL)) {
+        nde__node *n = nde__record(ctx, nde__binary_backward, out, a, b, NULL);
+        nde__bin_saved *s;
+        if (!n) return NULL;
+        s = (nde__bin_saved *)nde_ctx_alloc_host(ctx, sizeof *s);
+        if (!s) return NULL;
+        memcpy(s->shape, shape, sizeof shape); memcpy(s->sa, sa, sizeof sa); memcpy(s->sb, sb, sizeof sb);
+        n->saved = s;
+        n->iarg[0] = op;
+    }
+    return out;
+}
+NDE_API nde_tensor *nde_add(nde_ctx *ctx, nde_tensor *a, nde_tensor *b) { return nde__binary(ctx, NDE_BINARY_ADD, a, b, "nde_add"); }
+NDE_API nde_tensor *nde_sub(nde_ctx *ctx, nde_tensor *a, nde_tensor *b) { return nde__binary(ctx, NDE_BINARY_SUB, a, b, "nde_sub"); }
+NDE_API nde_tensor *nde_mul(nde_ctx *ctx, nde_tensor *a, nde_tensor *b) { return nde__binary(ctx, NDE_BINARY_MUL, a, b, "nde_mul"); }
+NDE_API nde_tensor *nde_div(nde_ctx *ctx, nde_tensor *a, nde_tensor *b) { return nde__binary(ctx, NDE_BINARY_DIV, a, b, "nde_div"); }
+
+/* ------------------------------------------------------------ unary maps */
+static void nde__unary_backward(nde_ctx *ctx, nde__node *n) {
+    nde_real *gx = nde__in_grad(ctx, n->in[0]);
+    if (!gx) return;
+    ctx->be->unary_backward(ctx->be->self, (nde_unary_op)n->iarg[0], n->out->size, n->in[0]->data, n->out->data,
+                            n->out->grad, n->rarg[0], gx);
+}
+static nde_tensor *nde__unary(nde_ctx *ctx, nde_unary_op op, nde_tensor *x, nde_real alpha, const char *who) {
+    nde_tensor *out;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!x) { nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL input", who); return NULL; }
+    out = nde__tensor_new(ctx, x->ndim, x->shape, who);
+    if (!out) return NULL;
+    ctx->be->unary(ctx->be->self, op, x->size, x->data, alpha, out->data);
+    if (nde__needs_grad(ctx, x, NULL, NULL)) {
+        nde__node *n = nde__record(ctx, nde__unary_backward, out, x, NULL, NULL);
+        if (!n) return NULL;
+        n->iarg[0] = op; n->rarg[0] = alpha;
+    }
+    return out;
+}
+NDE_API nde_tensor *nde_neg(nde_ctx *ctx, nde_tensor *x) { return nde__unary(ctx, NDE_UNARY_NEG, x, 0, "nde_neg"); }
+NDE_API nde_tensor *nde_scale(nde_ctx *ctx, nde_tensor *x, nde_real s) { return nde__unary(ctx, NDE_UNARY_SCALE, x, s, "nde_scale"); }
+NDE_API nde_tensor *nde_add_scalar(nde_ctx *ctx, nde_tensor *x, nde_real s) { return nde__unary(ctx, NDE_UNARY_ADD_SCALAR, x, s, "nde_add_scalar"); }
+NDE_API nde_tensor *nde_square(nde_ctx *ctx, nde_tensor *x) { return nde__unary(ctx, NDE_UNARY_SQUARE, x, 0, "nde_square"); }
+NDE_API nde_tensor *nde_sqrt(nde_ctx *ctx, nde_tensor *x) { return nde__unary(ctx, NDE_UNARY_SQRT, x, 0, "nde_sqrt"); }
+NDE_API nde_tensor *nde_exp(nde_ctx *ctx, nde_tensor *x) { return nde__unary(ctx, NDE_UNARY_EXP, x, 0, "nde_exp"); }
+NDE_API nde_tensor *nde_log(nde_ctx *ctx, nde_tensor *x) { return nde__unary(ctx, NDE_UNARY_LOG, x, 0, "nde_log"); }
+NDE_API nde_tensor *nde_sin(nde_ctx *ctx, nde_tensor *x) { return nde__unary(ctx, NDE_UNARY_SIN, x, 0, "nde_sin"); }
+NDE_API nde_tensor *nde_cos(nde_ctx *ctx, nde_tensor *x) { return nde__unary(ctx, NDE_UNARY_COS, x, 0, "nde_cos"); }
+NDE_API nde_tensor *nde_tanh(nde_ctx *ctx, nde_tensor *x) { return nde__unary(ctx, NDE_UNARY_TANH, x, 0, "nde_tanh"); }
+NDE_API nde_tensor *nde_sigmoid(nde_ctx *ctx, nde_tensor *x) { return nde__unary(ctx, NDE_UNARY_SIGMOID, x, 0, "nde_sigmoid"); }
+NDE_API nde_tensor *nde_relu(nde_ctx *ctx, nde_tensor *x) { return nde__unary(ctx, NDE_UNARY_RELU, x, 0, "nde_relu"); }
+NDE_API nde_tensor *nde_leaky_relu(nde_ctx *ctx, nde_tensor *x, nde_real slope) { return nde__unary(ctx, NDE_UNARY_LEAKY_RELU, x, slope, "nde_leaky_relu"); }
+NDE_API nde_tensor *nde_softplus(nde_ctx *ctx, nde_tensor *x) { return nde__unary(ctx, NDE_UNARY_SOFTPLUS, x, 0, "nde_softplus"); }
+NDE_API nde_tensor *nde_elu(nde_ctx *ctx, nde_tensor *x, nde_real alpha) { return nde__unary(ctx, NDE_UNARY_ELU, x, alpha, "nde_elu"); }
+NDE_API nde_tensor *nde_tensor_clone(nde_ctx *ctx, nde_tensor *x) { return nde__unary(ctx, NDE_UNARY_SCALE, x, NDE_R(1.0), "nde_tensor_clone"); }
+NDE_API nde_tensor *nde_abs(nde_ctx *ctx, nde_tensor *x) { return nde__unary(ctx, NDE_UNARY_ABS, x, 0, "nde_abs"); }
+NDE_API nde_tensor *nde_powi(nde_ctx *ctx, nde_tensor *x, int n) { return nde__unary(ctx, NDE_UNARY_POWI, x, (nde_real)n, "nde_powi"); }
+
+/* ------------------------------------------------------------ matmul */
+static void nde__matmul_backward(nde_ctx *ctx, nde__node *n) {
+    nde_tensor *a = n->in[0], *b = n->in[1], *y = n->out;
+    int ta = (int)n->iarg[0], tb = (int)n->iarg[1];
+    int64_t m = y->shape[0], nn = y->shape[1], k = n->iarg[2];
+    nde_real *ga = nde__in_grad(ctx, a), *gb = nde__in_grad(ctx, b);
+    const nde_backend *be = ctx->be;
+    /* Y = op(A) op(B). dop(A) = dY op(B)^T (m,k); dop(B) = op(A)^T dY (k,n). */
+    if (ga) {
+        if (!ta) be->gemm(be->self, 0, !tb, m, k, nn, NDE_R(1.0), y->grad, nn, b->data, tb ? k : nn, NDE_R(1.0), ga, k);
+        else     be->gemm(be->self, tb, 1, k, m, nn, NDE_R(1.0), b->data, tb ? k : nn, y->grad, nn, NDE_R(1.0), ga, m);
+    }
+    if (gb) {
+        if (!tb) be->gemm(be->self, !ta, 0, k, nn, m, NDE_R(1.0), a->data, ta ? m : k, y->grad, nn, NDE_R(1.0), gb, nn);
+        else     be->gemm(be->self, 1, ta, nn, k, m, NDE_R(1.0), y->grad, nn, a->data, ta ? m : k, NDE_R(1.0), gb, k);
+    }
+}
+
+NDE_API nde_tensor *nde_matmul(nde_ctx *ctx, nde_tensor *a, nde_tensor *b, int trans_a, int trans_b) {
+    int64_t m, k, k2, n, shape[2];
+    nde_tensor *y;
+    char s1[64], s2[64];
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!a || !b) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_matmul: NULL input"); return NULL; }
+    if (a->ndim != 2 || b->ndim != 2) {
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_matmul: operands must be 2-D, a is %s, b is %s",
+                     nde_shape_str(a, s1, sizeof s1), nde_shape_str(b, s2, sizeof s2));
+        return NULL;
+    }
+    m = trans_a ? a->shape[1] : a->shape[0];
+    k = trans_a ? a->shape[0] : a->shape[1];
+    k2 = trans_b ? b->shape[1] : b->shape[0];
+    n = trans_b ? b->shape[0] : b->shape[1];
+    if (k != k2) {
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_matmul: inner dimensions differ: a%s is %s, b%s is %s",
+                     trans_a ? "^T" : "", nde_shape_str(a, s1, sizeof s1), trans_b ? "^T" : "", nde_shape_str(b, s2, sizeof s2));
+        return NULL;
+    }
+    shape[0] = m; shape[1] = n;
+    y = nde__tensor_new(ctx, 2, shape, "nde_matmul");
+    if (!y) return NULL;
+    ctx->be->gemm(ctx->be->self, trans_a, trans_b, m, n, k, NDE_R(1.0), a->data, a->shape[1], b->data, b->shape[1],
+                  NDE_R(0.0), y->data, n);
+    if (nde__needs_grad(ctx, a, b, NULL)) {
+        nde__node *nd = nde__record(ctx, nde__matmul_backward, y, a, b, NULL);
+        if (!nd) return NULL;
+        nd->iarg[0] = trans_a; nd->iarg[1] = trans_b; nd->iarg[2] = k;
+    }
+    return y;
+}
+
+/* ------------------------------------------------------------ reductions */
+static void nde__reduce_backward(nde_ctx *ctx, nde__node *n) {
+    /* gx += scale * broadcast(gy) over the saved 4-D index space */
+    nde_tensor *x = n->in[0], *y = n->out;
+    nde_real *gx = nde__in_grad(ctx, x), *tmp;
+    int64_t *s = (int64_t *)n->saved; /* shape[4], y strides[4] */
+    int64_t xs[NDE_MAX_DIMS];
+    const nde_real *src[1];
+    if (!gx) return;
+    nde__contig_strides(s, xs);
+    tmp = nde_ctx_alloc_reals(ctx, x->size);
+    if (!tmp) return;
+    ctx->be->fill(ctx->be->self, x->size, NDE_R(0.0), tmp);
+    ctx->be->binary(ctx->be->self, NDE_BINARY_ADD, s, tmp, xs, y->grad, s + NDE_MAX_DIMS, tmp);
+    src[0] = tmp;
+    ctx->be->lincomb(ctx->be->self, x->size, 1, &n->rarg[0], src, 1, gx);
+}
+
+static nde_tensor *nde__reduce(nde_ctx *ctx, nde_tensor *x, int axis, int keepdim, int mean, const char *who) {
+    int64_t shape4[NDE_MAX_DIMS], ystr[NDE_MAX_DIMS], oshape[NDE_MAX_DIMS];
+    int i, nd = 0; int64_t count;
+    nde_tensor *y; nde_real scale;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!x) { nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL input", who); return NULL; }
+    if (axis >= x->ndim || axis < -1) {
+        char s[64];
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: axis %d out of range for a tensor of shape %s", who, axis, nde_shape_str(x, s, sizeof s));
+        return NULL;
+    }
+    for (i = 0; i < NDE_MAX_DIMS; i++) shape4[i] = 1;
+    for (i = 0; i < x->ndim; i++) shape4[NDE_MAX_DIMS - x->ndim + i] = x->shape[i];
+    if (axis < 0) {
+        oshape[0] = 1; nd = 1; count = x->size;
+        for (i = 0; i < NDE_MAX_DIMS; i++) ystr[i] = 0;
+    } else {
+        int ax4 = NDE_MAX_DIMS - x->ndim + axis; int64_t st = 1;
+        count = x->shape[axis];
+        for (i = 0; i < x->ndim; i++) {
+            if (i == axis) { if (keepdim) oshape[nd++] = 1; }
+            else oshape[nd++] = x->shape[i];
+        }
+        if (nd == 0) { oshape[0] = 1; nd = 1; }
+        for (i = NDE_MAX_DIMS - 1; i >= 0; i--) {
+            if (i == ax4) ystr[i] = 0;
+            else { ystr[i] = st; st *= shape4[i]; }
+        }
+    }
+    y = nde__tensor_new(ctx, nd, oshape, who);
+    if (!y) return NULL;
+    scale = mean ? (count ? NDE_R(1.0) / (nde_real)count : NDE_R(0.0)) : NDE_R(1.0);
+    ctx->be->fill(ctx->be->self, y->size, NDE_R(0.0), y->data);
+    ctx->be->reduce_add(ctx->be->self, shape4, x->data, scale, y->data, ystr);
+    if (nde__needs_grad(ctx, x, NULL, NULL)) {
+        nde__node *n = nde__record(ctx, nde__reduce_backward, y, x, NULL, NULL);
+        int64_t *s;
+        if (!n) return NULL;
+        s = (int64_t *)nde_ctx_alloc_host(ctx, 2 * NDE_MAX_DIMS * sizeof(int64_t));
+        if (!s) return NULL;
+        memcpy(s, shape4, sizeof shape4); memcpy(s + NDE_MAX_DIMS, ystr, sizeof ystr);
+        n->saved = s; n->rarg[0] = scale;
+    }
+    return y;
+}
+NDE_API nde_tensor *nde_sum(nde_ctx *ctx, nde_tensor *x) { return nde__reduce(ctx, x, -1, 0, 0, "nde_sum"); }
+NDE_API nde_tensor *nde_mean(nde_ctx *ctx, nde_tensor *x) { return nde__reduce(ctx, x, -1, 0, 1, "nde_mean"); }
+NDE_API nde_tensor *nde_sum_axis(nde_ctx *ctx, nde_tensor *x, int axis, int keepdim) { return nde__reduce(ctx, x, axis, keepdim, 0, "nde_sum_axis"); }
+NDE_API nde_tensor *nde_mean_axis(nde_ctx *ctx, nde_tensor *x, int axis, int keepdim) { return nde__reduce(ctx, x, axis, keepdim, 1, "nde_mean_axis"); }
+
+/* ------------------------------------------------------------ shape ops */
+static void nde__reshape_backward(nde_ctx *ctx, nde__node *n) {
+    nde_real *gx = nde__in_grad(ctx, n->in[0]);
+    nde_real one = NDE_R(1.0); const nde_real *xs[1];
+    if (!gx) return;
+    xs[0] = n->out->grad;
+    ctx->be->lincomb(ctx->be->self, n->out->size, 1, &one, xs, 1, gx);
+}
+NDE_API nde_tensor *nde_reshape(nde_ctx *ctx, nde_tensor *x, int ndim, const int64_t *shape) {
+    int64_t size = 1; int i; nde_tensor *y;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!x) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_reshape: NULL input"); return NULL; }
+    if (!nde__check_shape(ctx, ndim, shape, "nde_reshape")) return NULL;
+    for (i = 0; i < ndim; i++) size *= shape[i];
+    if (size != x->size) {
+        char s[64];
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_reshape: cannot reshape %s (%lld elements) to %lld elements",
+                     nde_shape_str(x, s, sizeof s), (long long)x->size, (long long)size);
+        return NULL;
+    }
+    /* A view: shares x's data. */
+    y = (nde_tensor *)nde__arena_alloc(ctx, &ctx->meta, sizeof(nde_tensor), "nde_reshape");
+    if (!y) return NULL;
+    memset(y, 0, sizeof *y);
+    y->ndim = ndim;
+    for (i = 0; i < NDE_MAX_DIMS; i++) y->shape[i] = i < ndim ? shape[i] : 1;
+    y->size = size; y->data = x->data; y->node = -1; y->param = -1;
+    if (nde__needs_grad(ctx, x, NULL, NULL)) {
+        if (!nde__record(ctx, nde__reshape_backward, y, x, NULL, NULL)) return NULL;
+    }
+    return y;
+}
+
+static void nde__transpose_backward(nde_ctx *ctx, nde__node *n) {
+    nde_real *gx = nde__in_grad(ctx, n->in[0]);
+    if (!gx) return;
+    ctx->be->transpose(ctx->be->self, n->out->shape[0], n->out->shape[1], n->out->grad, gx, 1);
+}
+NDE_API nde_tensor *nde_transpose(nde_ctx *ctx, nde_tensor *x) {
+    int64_t shape[2]; nde_tensor *y;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!x || x->ndim != 2) {
+        char s[64];
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_transpose: needs a 2-D tensor, got %s", nde_shape_str(x, s, sizeof s));
+        return NULL;
+    }
+    shape[0] = x->shape[1]; shape[1] = x->shape[0];
+    y = nde__tensor_new(ctx, 2, shape, "nde_transpose");
+    if (!y) return NULL;
+    ctx->be->transpose(ctx->be->self, x->shape[0], x->shape[1], x->data, y->data, 0);
+    if (nde__needs_grad(ctx, x, NULL, NULL) && !nde__record(ctx, nde__transpose_backward, y, x, NULL, NULL)) return NULL;
+    return y;
+}
+
+/* ------------------------------------------------------------ lincomb */
+static void nde__lincomb_backward(nde_ctx *ctx, nde__node *n) {
+    int count = (int)n->iarg[0], i;
+    nde_tensor **xs = (nde_tensor **)n->saved;
+    const nde_real *coef = (const nde_real *)(xs + count);
+    const nde_real *src[1];
+    src[0] = n->out->grad;
+    for (i = 0; i < count; i++) {
+        nde_real *g = nde__in_grad(ctx, xs[i]);
+        if (g) ctx->be->lincomb(ctx->be->self, n->out->size, 1, &coef[i], src, 1, g);
+    }
+}
+NDE_API nde_tensor *nde_lincomb(nde_ctx *ctx, int count, const nde_real *coef, nde_tensor *const *xs) {
+    int i, any = 0; nde_tensor *y; const nde_real **ptrs;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (count < 1 || !xs || !coef) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_lincomb: need at least one term"); return NULL; }
+    for (i = 0; i < count; i++) {
+        if (!xs[i]) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_lincomb: term %d is NULL", i); return NULL; }
+        if (xs[i]->size != xs[0]->size) {
+            char s1[64], s2[64];
+            nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_lincomb: term %d is %s, term 0 is %s", i,
+                         nde_shape_str(xs[i], s1, sizeof s1), nde_shape_str(xs[0], s2, sizeof s2));
+            return NULL;
+        }
+        if (xs[i]->requires_grad) any = 1;
+    }
+    y = nde__tensor_new(ctx, xs[0]->ndim, xs[0]->shape, "nde_lincomb");
+    ptrs = (const nde_real **)nde_ctx_alloc_host(ctx, (size_t)count * sizeof(nde_real *));
+    if (!y || !ptrs) return NULL;
+    for (i = 0; i < count; i++) ptrs[i] = xs[i]->data;
+    ctx->be->lincomb(ctx->be->self, y->size, count, coef, ptrs, 0, y->data);
+    if (any && ctx->grad_enabled) {
+        nde__node *n = nde__record(ctx, nde__lincomb_backward, y, NULL, NULL, NULL);
+        nde_tensor **sv;
+        if (!n) return NULL;
+        sv = (nde_tensor **)nde_ctx_alloc_host(ctx, (size_t)count * (sizeof(nde_tensor *) + sizeof(nde_real)) + sizeof(nde_real));
+        if (!sv) return NULL;
+        for (i = 0; i < count; i++) sv[i] = xs[i];
+        memcpy((void *)(sv + count), coef, (size_t)count * sizeof(nde_real));
+        n->saved = sv; n->iarg[0] = count;
+    }
+    return y;
+}
+
+/* ------------------------------------------------------------ losses */
+NDE_API nde_tensor *nde_mse_loss(nde_ctx *ctx, nde_tensor *pred, nde_tensor *target) {
+    if (pred && target && pred->size != target->size) {
+        char s1[64], s2[64];
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_mse_loss: pred is %s, target is %s",
+                     nde_shape_str(pred, s1, sizeof s1), nde_shape_str(target, s2, sizeof s2));
+        return NULL;
+    }
+    return nde_mean(ctx, nde_square(ctx, nde_sub(ctx, pred, target)));
+}
+NDE_API nde_tensor *nde_l1_loss(nde_ctx *ctx, nde_tensor *pred, nde_tensor *target) {
+    if (pred && target && pred->size != target->size) {
+        char s1[64], s2[64];
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_l1_loss: pred is %s, target is %s",
+                     nde_shape_str(pred, s1, sizeof s1), nde_shape_str(target, s2, sizeof s2));
+        return NULL;
+    }
+    return nde_mean(ctx, nde_abs(ctx, nde_sub(ctx, pred, target)));
+}
+
+/* ------------------------------------------------------------ concat, slice */
+/* View x as (outer, axis_len * inner) rows: a block of columns per input. */
+static void nde__axis_split(const nde_tensor *x, int axis, int64_t *outer, int64_t *inner) {
+    int i; *outer = 1; *inner = 1;
+    for (i = 0; i < axis; i++) *outer *= x->shape[i];
+    for (i = axis + 1; i < x->ndim; i++) *inner *= x->shape[i];
+}
+static void nde__concat_backward(nde_ctx *ctx, nde__node *n) {
+    int count = (int)n->iarg[0], axis = (int)n->iarg[1], i;
+    nde_tensor **xs = (nde_tensor **)n->saved;
+    int64_t outer, inner, off = 0, total = n->out->shape[axis];
+    nde__axis_split(n->out, axis, &outer, &inner);
+    for (i = 0; i < count; i++) {
+        int64_t w = xs[i]->shape[axis] * inner;
+        nde_real *g = nde__in_grad(ctx, xs[i]);
+        if (g) ctx->be->copy2d(ctx->be->self, outer, w, n->out->grad + off, total * inner, g, w, 1);
+        off += w;
+    }
+}
+NDE_API nde_tensor *nde_concat(nde_ctx *ctx, int count, nde_tensor *const *xs, int axis) {
+    int i, d, any = 0; int64_t shape[NDE_MAX_DIMS], outer, inner, off = 0; nde_tensor *y;
+    char s1[64], s2[64];
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (count < 1 || !xs || !xs[0]) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_concat: need at least one tensor"); return NULL; }
+    if (axis < 0 || axis >= xs[0]->ndim) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_concat: axis %d out of range for %d-D tensors", axis, xs[0]->ndim); return NULL; }
+    for (d = 0; d < xs[0]->ndim; d++) shape[d] = xs[0]->shape[d];
+    shape[axis] = 0;
+    for (i = 0; i < count; i++) {
+        if (!xs[i]) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_concat: tensor %d is NULL", i); return NULL; }
+        if (xs[i]->ndim != xs[0]->ndim) goto mismatch;
+        for (d = 0; d < xs[0]->ndim; d++) if (d != axis && xs[i]->shape[d] != xs[0]->shape[d]) goto mismatch;
+        shape[axis] += xs[i]->shape[axis];
+        if (xs[i]->requires_grad) any = 1;
+        continue;
+    mismatch:
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_concat: tensor %d is %s, tensor 0 is %s (axis %d)", i,
+                     nde_shape_str(xs[i], s1, sizeof s1), nde_shape_str(xs[0], s2, sizeof s2), axis);
+        return NULL;
+    }
+    y = nde__tensor_new(ctx, xs[0]->ndim, shape, "nde_concat");
+    if (!y) return NULL;
+    nde__axis_split(y, axis, &outer, &inner);
+    for (i = 0; i < count; i++) {
+        int64_t w = xs[i]->shape[axis] * inner;
+        ctx->be->copy2d(ctx->be->self, outer, w, xs[i]->data, w, y->data + off, shape[axis] * inner, 0);
+        off += w;
+    }
+    if (any && ctx->grad_enabled) {
+        nde__node *n = nde__record(ctx, nde__concat_backward, y, NULL, NULL, NULL);
+        nde_tensor **sv;
+        if (!n) return NULL;
+        sv = (nde_tensor **)nde_ctx_alloc_host(ctx, (size_t)count * sizeof(nde_tensor *));
+        if (!sv) return NULL;
+        for (i = 0; i < count; i++) sv[i] = xs[i];
+        n->saved = sv; n->iarg[0] = count; n->iarg[1] = axis;
+    }
+    return y;
+}
+
+static void nde__slice_backward(nde_ctx *ctx, nde__node *n) {
+    nde_tensor *x = n->in[0];
+    int axis = (int)n->iarg[0]; int64_t start = n->iarg[1], outer, inner;
+    nde_real *g = nde__in_grad(ctx, x);
+    if (!g) return;
+    nde__axis_split(x, axis, &outer, &inner);
+    ctx->be->copy2d(ctx->be->self, outer, n->out->shape[axis] * inner, n->out->grad, n->out->shape[axis] * inner,
+                    g + start * inner, x->shape[axis] * inner, 1);
+}
+NDE_API nde_tensor *nde_slice(nde_ctx *ctx, nde_tensor *x, int axis, int64_t start, int64_t stop) {
+    int64_t shape[NDE_MAX_DIMS], outer, inner; int d; nde_tensor *y;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!x) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_slice: NULL input"); return NULL; }
+    if (axis < 0 || axis >= x->ndim || start < 0 || stop > x->shape[axis] || start >= stop) {
+        char s[64];
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_slice: range [%lld, %lld) on axis %d does not fit %s",
+                     (long long)start, (long long)stop, axis, nde_shape_str(x, s, sizeof s));
+        return NULL;
+    }
+    for (d = 0; d < x->ndim; d++) shape[d] = x->shape[d];
+    shape[axis] = stop - start;
+    y = nde__tensor_new(ctx, x->ndim, shape, "nde_slice");
+    if (!y) return NULL;
+    nde__axis_split(x, axis, &outer, &inner);
+    ctx->be->copy2d(ctx->be->self, outer, shape[axis] * inner, x->data + start * inner, x->shape[axis] * inner,
+                    y->data, shape[axis] * inner, 0);
+    if (nde__needs_grad(ctx, x, NULL, NULL)) {
+        nde__node *n = nde__record(ctx, nde__slice_backward, y, x, NULL, NULL);
+        if (!n) return NULL;
+        n->iarg[0] = axis; n->iarg[1] = start;
+    }
+    return y;
+}
+
+/* ------------------------------------------------------------ gather */
+static void nde__gather_backward(nde_ctx *ctx, nde__node *n) {
+    nde_real *g = nde__in_grad(ctx, n->in[0]);
+    if (!g) return;
+    ctx->be->scatter_add_rows(ctx->be->self, n->iarg[0], n->iarg[1], (const int64_t *)n->saved, n->out->grad, g);
+}
+NDE_API nde_tensor *nde_gather_rows(nde_ctx *ctx, nde_tensor *x, int64_t count, const int64_t *index) {
+    int64_t shape[NDE_MAX_DIMS], cols, i; int d; nde_tensor *y; int64_t *idx;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!x || !index || count < 1) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_gather_rows: NULL input or empty index"); return NULL; }
+    for (i = 0; i < count; i++) if (index[i] < 0 || index[i] >= x->shape[0]) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_gather_rows: index[%lld] = %lld outside 0..%lld", (long long)i,
+                     (long long)index[i], (long long)x->shape[0] - 1);
+        return NULL;
+    }
+    for (d = 0; d < x->ndim; d++) shape[d] = x->shape[d];
+    shape[0] = count;
+    cols = x->shape[0] ? x->size / x->shape[0] : 0;
+    y = nde__tensor_new(ctx, x->ndim, shape, "nde_gather_rows");
+    idx = (int64_t *)nde_ctx_alloc_host(ctx, (size_t)count * sizeof(int64_t));
+    if (!y || !idx) return NULL;
+    memcpy(idx, index, (size_t)count * sizeof(int64_t));
+    ctx->be->gather_rows(ctx->be->self, count, cols, idx, x->data, y->data);
+    if (nde__needs_grad(ctx, x, NULL, NULL)) {
+        nde__node *n = nde__record(ctx, nde__gather_backward, y, x, NULL, NULL);
+        if (!n) return NULL;
+        n->saved = idx; n->iarg[0] = count; n->iarg[1] = cols;
+    }
+    return y;
+}
+
+/* ------------------------------------------------------------ convolution
+   im2col + gemm per image: y_n (O, OH*OW) = W (O, C*KH*KW) col_n. */
+static void nde__conv_backward(nde_ctx *ctx, nde__node *n) {
+    nde_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
+    int stride = (int)n->iarg[0], pad = (int)n->iarg[1];
+    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    int64_t O = w->shape[0], KH = w->shape[2], KW = w->shape[3], OH = y->shape[2], OW = y->shape[3];
+    int64_t K = C * KH * KW, P = OH * OW, i;
+    nde_real *gx = nde__in_grad(ctx, x), *gw = nde__in_grad(ctx, w), *gb = nde__in_grad(ctx, b);
+    nde_real *col = nde_ctx_alloc_reals(ctx, K * P);
+    const nde_backend *be = ctx->be;
+    if (!col) return;
+    for (i = 0; i < N; i++) {
+        const nde_real *dy = y->grad + i * O * P;
+        if (gw) {
+            be->im2col(be->self, C, H, W, (int)KH, (int)KW, stride, pad, x->data + i * C * H * W, col);
+            be->gemm(be->self, 0, 1, O, K, P, NDE_R(1.0), dy, P, col, P, NDE_R(1.0), gw, K);
+        }
+        if (gx) {
+            be->gemm(be->self, 1, 0, K, P, O, NDE_R(1.0), w->data, K, dy, P, NDE_R(0.0), col, P);
+            be->col2im(be->self, C, H, W, (int)KH, (int)KW, stride, pad, col, gx + i * C * H * W);
+        }
+    }
+    if (gb) {
+        int64_t sh[NDE_MAX_DIMS], os[NDE_MAX_DIMS];
+        sh[0] = 1; sh[1] = N; sh[2] = O; sh[3] = P;
+        os[0] = 0; os[1] = 0; os[2] = 1; os[3] = 0;
+        be->reduce_add(be->self, sh, y->grad, NDE_R(1.0), gb, os);
+    }
+}
+NDE_API nde_tensor *nde_conv2d(nde_ctx *ctx, nde_tensor *x, nde_tensor *w, nde_tensor *bias, int stride, int padding) {
+    int64_t N, C, H, W, O, KH, KW, OH, OW, K, P, shape[4], i;
+    nde_tensor *y; nde_real *col; char s1[64], s2[64];
+    const nde_backend *be;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!x || !w) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_conv2d: NULL input or weight"); return NULL; }
+    if (x->ndim != 4 || w->ndim != 4 || w->shape[1] != x->shape[1] || stride < 1 || padding < 0) {
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_conv2d: x %s (N,C,H,W) and weight %s (O,C,KH,KW) do not fit (stride %d, padding %d)",
+                     nde_shape_str(x, s1, sizeof s1), nde_shape_str(w, s2, sizeof s2), stride, padding);
+        return NULL;
+    }
+    N = x->shape[0]; C = x->shape[1]; H = x->shape[2]; W = x->shape[3];
+    O = w->shape[0]; KH = w->shape[2]; KW = w->shape[3];
+    if (bias && (bias->size != O)) {
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_conv2d: bias %s must have %lld elements", nde_shape_str(bias, s1, sizeof s1), (long long)O);
+        return NULL;
+    }
+    OH = (H + 2 * padding - KH) / stride + 1; OW = (W + 2 * padding - KW) / stride + 1;
+    if (OH < 1 || OW < 1) {
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_conv2d: kernel %lldx%lld larger than the padded input %s",
+                     (long long)KH, (long long)KW, nde_shape_str(x, s1, sizeof s1));
+        return NULL;
+    }
+    shape[0] = N; shape[1] = O; shape[2] = OH; shape[3] = OW;
+    y = nde__tensor_new(ctx, 4, shape, "nde_conv2d");
+    if (!y) return NULL;
+    K = C * KH * KW; P = OH * OW;
+    be = ctx->be;
+    {
+        nde_mark m = nde_ctx_mark(ctx);
+        col = nde_ctx_alloc_reals(ctx, K * P);
+        if (!col) return NULL;
+        for (i = 0; i < N; i++) {
+            be->im2col(be->self, C, H, W, (int)KH, (int)KW, stride, padding, x->data + i * C * H * W, col);
+            be->gemm(be->self, 0, 0, O, P, K, NDE_R(1.0), w->data, K, col, P, NDE_R(0.0), y->data + i * O * P, P);
+        }
+        nde_ctx_reset(ctx, m);
+    }
+    if (bias) {
+        int64_t sh[NDE_MAX_DIMS], sy[NDE_MAX_DIMS], sb[NDE_MAX_DIMS];
+        sh[0] = 1; sh[1] = N; sh[2] = O; sh[3] = P;
+        sy[0] = 0; sy[1] = O * P; sy[2] = P; sy[3] = 1;
+        sb[0] = 0; sb[1] = 0; sb[2] = 1; sb[3] = 0;
+        be->binary(be->self, NDE_BINARY_ADD, sh, y->data, sy, bias->data, sb, y->data);
+    }
+    if (nde__needs_grad(ctx, x, w, bias)) {
+        nde__node *n = nde__record(ctx, nde__conv_backward, y, x, w, bias);
+        if (!n) return NULL;
+        n->iarg[0] = stride; n->iarg[1] = padding;
+    }
+    return y;
+}
+NDE_API nde_tensor *nde_conv1d(nde_ctx *ctx, nde_tensor *x, nde_tensor *w, nde_tensor *bias, int stride, int padding) {
+    /* (N,C,L) as (N,C,1,L) with a (O,C,1,K) kernel; padding only along L */
+    int64_t xs[4], ws[4], ys[3];
+    nde_tensor *x4, *w4, *y4, *xp;
+    char s1[64], s2[64];
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!x || !w || x->ndim != 3 || w->ndim != 3 || w->shape[1] != x->shape[1]) {
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_conv1d: x %s (N,C,L) and weight %s (O,C,K) do not fit",
+                     nde_shape_str(x, s1, sizeof s1), nde_shape_str(w, s2, sizeof s2));
+        return NULL;
+    }
+    xp = x;
+    if (padding > 0) {
+        int64_t zs[3]; nde_tensor *parts[3];
+        zs[0] = x->shape[0]; zs[1] = x->shape[1]; zs[2] = padding;
+        parts[0] = nde_tensor_zeros(ctx, 3, zs); parts[1] = x; parts[2] = parts[0];
+        xp = nde_concat(ctx, 3, parts, 2);
+        if (!xp) return NULL;
+    } else if (padding < 0) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_conv1d: negative padding %d", padding);
+        return NULL;
+    }
+    xs[0] = xp->shape[0]; xs[1] = xp->shape[1]; xs[2] = 1; xs[3] = xp->shape[2];
+    ws[0] = w->shape[0]; ws[1] = w->shape[1]; ws[2] = 1; ws[3] = w->shape[2];
+    x4 = nde_reshape(ctx, xp, 4, xs);
+    w4 = nde_reshape(ctx, w, 4, ws);
+    y4 = nde_conv2d(ctx, x4, w4, bias, stride, 0);
+    if (!y4) return NULL;
+    ys[0] = y4->shape[0]; ys[1] = y4->shape[1]; ys[2] = y4->shape[3];
+    return nde_reshape(ctx, y4, 3, ys);
+}
+
+/* ------------------------------------------------------------ group norm */
+static void nde__group_norm_backward(nde_ctx *ctx, nde__node *n) {
+    nde_tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
+    nde_real *stats = (nde_real *)n->saved;
+    int groups = (int)n->iarg[0];
+    int64_t N = x->shape[0], C = x->shape[1], S = x->size / (N * C);
+    nde_real *gx = nde__in_grad(ctx, x), *gg = nde__in_grad(ctx, gamma), *gb = nde__in_grad(ctx, beta);
+    nde_real *tmp_gx = gx;
+    if (!gx) { tmp_gx = nde_ctx_alloc_reals(ctx, x->size); if (!tmp_gx) return; }
+    ctx->be->group_norm_backward(ctx->be->self, N, C, S, groups, x->data, gamma ? gamma->data : NULL,
+                                 stats, stats + N * groups, n->out->grad, tmp_gx, gg, gb);
+}
+NDE_API nde_tensor *nde_group_norm(nde_ctx *ctx, nde_tensor *x, int groups, nde_tensor *gamma, nde_tensor *beta, nde_real eps) {
+    int64_t N, C, S; nde_tensor *y; nde_real *stats; char s1[64];
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!x || x->ndim < 2 || groups < 1 || x->shape[1] % groups != 0) {
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_group_norm: x %s needs (N,C,...) with C divisible by groups = %d",
+                     nde_shape_str(x, s1, sizeof s1), groups);
+        return NULL;
+    }
+    N = x->shape[0]; C = x->shape[1]; S = x->size / (N * C);
+    if ((gamma && gamma->size != C) || (beta && beta->size != C)) {
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_group_norm: gamma/beta must have C = %lld elements", (long long)C);
+        return NULL;
+    }
+    y = nde__tensor_new(ctx, x->ndim, x->shape, "nde_group_norm");
+    stats = nde_ctx_alloc_reals(ctx, 2 * N * groups);
+    if (!y || !stats) return NULL;
+    ctx->be->group_norm(ctx->be->self, N, C, S, groups, eps, x->data, gamma ? gamma->data : NULL, beta ? beta->data : NULL,
+                        y->data, stats, stats + N * groups);
+    if (nde__needs_grad(ctx, x, gamma, beta)) {
+        nde__node *n = nde__record(ctx, nde__group_norm_backward, y, x, gamma, beta);
+        if (!n) return NULL;
+        n->saved = stats; n->iarg[0] = groups;
+    }
+    return y;
+}
+
+/* ------------------------------------------------------------ pooling */
+static void nde__avg_pool_backward(nde_ctx *ctx, nde__node *n) {
+    nde_tensor *x = n->in[0];
+    nde_real *g = nde__in_grad(ctx, x);
+    if (!g) return;
+    ctx->be->avg_pool2d_backward(ctx->be->self, x->shape[0] * x->shape[1], x->shape[2], x->shape[3],
+                                 (int)n->iarg[0], (int)n->iarg[1], n->out->grad, g);
+}
+NDE_API nde_tensor *nde_avg_pool2d(nde_ctx *ctx, nde_tensor *x, int kernel, int stride) {
+    int64_t shape[4]; nde_tensor *y; char s1[64];
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!x || x->ndim != 4 || kernel < 1 || stride < 1 || x->shape[2] < kernel || x->shape[3] < kernel) {
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_avg_pool2d: x %s (N,C,H,W) does not fit kernel %d stride %d",
+                     nde_shape_str(x, s1, sizeof s1), kernel, stride);
+        return NULL;
+    }
+    shape[0] = x->shape[0]; shape[1] = x->shape[1];
+    shape[2] = (x->shape[2] - kernel) / stride + 1; shape[3] = (x->shape[3] - kernel) / stride + 1;
+    y = nde__tensor_new(ctx, 4, shape, "nde_avg_pool2d");
+    if (!y) return NULL;
+    ctx->be->avg_pool2d(ctx->be->self, x->shape[0] * x->shape[1], x->shape[2], x->shape[3], kernel, stride, x->data, y->data);
+    if (nde__needs_grad(ctx, x, NULL, NULL)) {
+        nde__node *n = nde__record(ctx, nde__avg_pool_backward, y, x, NULL, NULL);
+        if (!n) return NULL;
+        n->iarg[0] = kernel; n->iarg[1] = stride;
+    }
+    return y;
+}
+NDE_API nde_tensor *nde_global_avg_pool(nde_ctx *ctx, nde_tensor *x) {
+    int64_t shape[3]; char s1[64];
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!x || x->ndim != 4) {
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_global_avg_pool: needs (N,C,H,W), got %s", nde_shape_str(x, s1, sizeof s1));
+        return NULL;
+    }
+    shape[0] = x->shape[0]; shape[1] = x->shape[1]; shape[2] = x->shape[2] * x->shape[3];
+    return nde_mean_axis(ctx, nde_reshape(ctx, x, 3, shape), 2, 0);
+}
+
+/* ------------------------------------------------------------ softmax, cross-entropy */
+static void nde__log_softmax_backward(nde_ctx *ctx, nde__node *n) {
+    nde_real *g = nde__in_grad(ctx, n->in[0]);
+    if (!g) return;
+    ctx->be->log_softmax_backward(ctx->be->self, n->out->shape[0], n->out->shape[1], n->out->data, n->out->grad, g);
+}
+NDE_API nde_tensor *nde_log_softmax(nde_ctx *ctx, nde_tensor *x) {
+    nde_tensor *y; char s1[64];
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!x || x->ndim != 2) {
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_log_softmax: needs (n, k), got %s", nde_shape_str(x, s1, sizeof s1));
+        return NULL;
+    }
+    y = nde__tensor_new(ctx, 2, x->shape, "nde_log_softmax");
+    if (!y) return NULL;
+    ctx->be->log_softmax(ctx->be->self, x->shape[0], x->shape[1], x->data, y->data);
+    if (nde__needs_grad(ctx, x, NULL, NULL) && !nde__record(ctx, nde__log_softmax_backward, y, x, NULL, NULL)) return NULL;
+    return y;
+}
+NDE_API nde_tensor *nde_cross_entropy(nde_ctx *ctx, nde_tensor *logits, const int64_t *labels) {
+    int64_t n, k, i, *flat; nde_tensor *lp, *picked;
+    int64_t fshape[2];
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!logits || !labels || logits->ndim != 2) {
+        char s1[64];
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_cross_entropy: needs logits (n, k) and labels, got %s", nde_shape_str(logits, s1, sizeof s1));
+        return NULL;
+    }
+    n = logits->shape[0]; k = logits->shape[1];
+    for (i = 0; i < n; i++) if (labels[i] < 0 || labels[i] >= k) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_cross_entropy: label[%lld] = %lld outside 0..%lld", (long long)i, (long long)labels[i], (long long)k - 1);
+        return NULL;
+    }
+    lp = nde_log_softmax(ctx, logits);
+    flat = (int64_t *)nde_ctx_alloc_host(ctx, (size_t)n * sizeof(int64_t));
+    if (!lp || !flat) return NULL;
+    for (i = 0; i < n; i++) flat[i] = i * k + labels[i];
+    fshape[0] = n * k; fshape[1] = 1;
+    picked = nde_gather_rows(ctx, nde_reshape(ctx, lp, 2, fshape), n, flat);
+    return nde_neg(ctx, nde_mean(ctx, picked));
+}
+
+/* ------------------------------------------------------------ parameters */
+static nde_status nde__params_grow(nde_ctx *ctx, int64_t need) {
+    int64_t nc = ctx->param_cap ? ctx->param_cap : 1024;
+    nde_real *nd, *ng; int i;
+    size_t old = (size_t)ctx->param_count * sizeof(nde_real);
+    while (nc < need) nc *= 2;
+    nd = (nde_real *)nde__raw_alloc(ctx->data.backend, (size_t)nc * sizeof(nde_real));
+    ng = (nde_real *)nde__raw_alloc(ctx->data.backend, (size_t)nc * sizeof(nde_real));
+    if (!nd || !ng) {
+        nde__raw_free(ctx->data.backend, nd); nde__raw_free(ctx->data.backend, ng);
+        return nde_ctx_fail(ctx, NDE_ERR_OOM, "nde_param_new: out of memory for %lld parameters", (long long)nc);
+    }
+    ctx->be->fill(ctx->be->self, nc, NDE_R(0.0), nd);
+    ctx->be->fill(ctx->be->self, nc, NDE_R(0.0), ng);
+    if (old) {
+        ctx->be->copy(ctx->be->self, nd, ctx->param_data, old, NDE_COPY_DEVICE);
+        ctx->be->copy(ctx->be->self, ng, ctx->param_grad_own, old, NDE_COPY_DEVICE);
+    }
+    nde__raw_free(ctx->data.backend, ctx->param_data);
+    nde__raw_free(ctx->data.backend, ctx->param_grad_own);
+    /* optimizer state is re-created at the next step */
+    nde__raw_free(ctx->data.backend, ctx->opt_m); ctx->opt_m = NULL;
+    nde__raw_free(ctx->data.backend, ctx->opt_v); ctx->opt_v = NULL;
+    ctx->param_data = nd; ctx->param_grad_own = ng; ctx->param_grad = ng; ctx->param_cap = nc;
+    for (i = 0; i < ctx->num_params; i++) {
+        nde_tensor *t = ctx->params[i].tensor;
+        t->data = nd + ctx->params[i].offset;
+        t->grad = ng + ctx->params[i].offset;
+    }
+    return NDE_OK;
+}
+
+NDE_API nde_tensor *nde_param_new(nde_ctx *ctx, const char *name, int ndim, const int64_t *shape) {
+    int64_t size = 1; int i; nde_tensor *t; nde__param_info *pi;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!nde__check_shape(ctx, ndim, shape, "nde_param_new")) return NULL;
+    if (!name || !name[0] || strlen(name) >= sizeof(pi->name)) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_param_new: the name must be 1..%d characters", (int)sizeof(pi->name) - 1);
+        return NULL;
+    }
+    if (nde_param_find(ctx, name)) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_param_new: a parameter named '%s' exists already", name);
+        return NULL;
+    }
+    for (i = 0; i < ndim; i++) size *= shape[i];
+    if (ctx->param_grad != ctx->param_grad_own) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_param_new: cannot add parameters while gradients are redirected");
+        return NULL;
+    }
+    if (ctx->param_count + size > ctx->param_cap && nde__params_grow(ctx, ctx->param_count + size) != NDE_OK) return NULL;
+    if (ctx->num_params == ctx->cap_params) {
+        int nc = ctx->cap_params ? ctx->cap_params * 2 : 16;
+        nde__param_info *np = (nde__param_info *)NDE_REALLOC(ctx->params, (size_t)nc * sizeof *np);
+        if (!np) { nde_ctx_fail(ctx, NDE_ERR_OOM, "nde_param_new: out of memory"); return NULL; }
+        ctx->params = np; ctx->cap_params = nc;
+    }
+    t = (nde_tensor *)NDE_MALLOC(sizeof(nde_tensor));
+    if (!t) { nde_ctx_fail(ctx, NDE_ERR_OOM, "nde_param_new: out of memory"); return NULL; }
+    memset(t, 0, sizeof *t);
+    t->ndim = ndim;
+    for (i = 0; i < NDE_MAX_DIMS; i++) t->shape[i] = i < ndim ? shape[i] : 1;
+    t->size = size; t->node = -1; t->param = ctx->num_params; t->requires_grad = 1;
+    t->data = ctx->param_data + ctx->param_count;
+    t->grad = ctx->param_grad + ctx->param_count;
+    pi = &ctx->params[ctx->num_params];
+    memset(pi, 0, sizeof *pi);
+    memcpy(pi->name, name, strlen(name) + 1);
+    pi->offset = ctx->param_count; pi->trainable = 1; pi->tensor = t;
+    ctx->num_params++;
+    ctx->param_count += size;
+    /* optimizer state sized to the old count must be re-made */
+    nde__raw_free(ctx->data.backend, ctx->opt_m); ctx->opt_m = NULL;
+    nde__raw_free(ctx->data.backend, ctx->opt_v); ctx->opt_v = NULL;
+    return t;
+}
+NDE_API int nde_params_num(const nde_ctx *ctx) { return ctx->num_params; }
+NDE_API nde_tensor *nde_param_at(nde_ctx *ctx, int i) { return (i >= 0 && i < ctx->num_params) ? ctx->params[i].tensor : NULL; }
+NDE_API const char *nde_param_name(const nde_ctx *ctx, int i) { return (i >= 0 && i < ctx->num_params) ? ctx->params[i].name : NULL; }
+NDE_API nde_tensor *nde_param_find(nde_ctx *ctx, const char *name) {
+    int i;
+    for (i = 0; i < ctx->num_params; i++) if (strcmp(ctx->params[i].name, name) == 0) return ctx->params[i].tensor;
+    return NULL;
+}
+NDE_API int64_t nde_params_count(const nde_ctx *ctx) { return ctx->param_count; }
+NDE_API int64_t nde_param_offset(const nde_ctx *ctx, int i) { return (i >= 0 && i < ctx->num_params) ? ctx->params[i].offset : -1; }
+NDE_API nde_real *nde_params_data(nde_ctx *ctx) { return ctx->param_data; }
+NDE_API nde_real *nde_params_grad(nde_ctx *ctx) { return ctx->param_grad; }
+NDE_API void nde_zero_grad(nde_ctx *ctx) {
+    if (ctx->param_count) ctx->be->fill(ctx->be->self, ctx->param_count, NDE_R(0.0), ctx->param_grad);
+}
+NDE_API void nde_params_redirect_grad(nde_ctx *ctx, nde_real *buf) {
+    int i;
+    ctx->param_grad = buf ? buf : ctx->param_grad_own;
+    for (i = 0; i < ctx->num_params; i++) {
+        nde_tensor *t = ctx->params[i].tensor;
+        t->grad = ctx->param_grad + ctx->params[i].offset;
+        t->requires_grad = ctx->params[i].trainable;
+    }
+}
+NDE_API void nde_param_set_trainable(nde_ctx *ctx, int i, int trainable) {
+    if (i < 0 || i >= ctx->num_params) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_param_set_trainable: index %d outside 0..%d", i, ctx->num_params - 1);
+        return;
+    }
+    ctx->params[i].trainable = trainable ? 1 : 0;
+    ctx->params[i].tensor->requires_grad = ctx->params[i].trainable;
+}
+
+/* ------------------------------------------------------------ RNG */
+/* Philox 4x32-10 round constants (Salmon et al. 2011, Table 2). */
+#define NDE__PHILOX_M0 0xD2511F53u
+#define NDE__PHILOX_M1 0xCD9E8D57u
+#define NDE__PHILOX_W0 0x9E3779B9u
+#define NDE__PHILOX_W1 0xBB67AE85u
+NDE_API void nde_philox4x32(uint64_t key, uint64_t counter_hi, uint64_t counter_lo, uint32_t out[4]) {
+    uint32_t c0 = (uint32_t)counter_lo, c1 = (uint32_t)(counter_lo >> 32);
+    uint32_t c2 = (uint32_t)counter_hi, c3 = (uint32_t)(counter_hi >> 32);
+    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+    int r;
+    for (r = 0; r < 10; r++) {
+        uint64_t p0 = (uint64_t)NDE__PHILOX_M0 * c0, p1 = (uint64_t)NDE__PHILOX_M1 * c2;
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
+        uint32_t n1 = (uint32_t)p1;
+        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+        uint32_t n3 = (uint32_t)p0;
+        c0 = n0; c1 = n1; c2 = n2; c3 = n3;
+        k0 += NDE__PHILOX_W0; k1 += NDE__PHILOX_W1;
+    }
+    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+}
+NDE_API nde_rng nde_rng_new(uint64_t seed, uint64_t stream) { nde_rng r; r.seed = seed; r.stream = stream; r.counter = 0; return r; }
+NDE_API nde_rng nde_rng_split(const nde_rng *r, uint64_t child) {
+    /* A child stream: hash (stream, child) through Philox itself. */
+    uint32_t o[4]; nde_rng c;
+    nde_philox4x32(r->seed ^ 0x5DEECE66DULL, r->stream, child, o);
+    c.seed = r->seed; c.stream = ((uint64_t)o[0] << 32 | o[1]) ^ (r->stream + 1); c.counter = 0;
+    return c;
+}
+/* Value number i of (seed, stream, kind): block i/4 of the counter space. */
+#ifndef NDE_DOUBLE
+static double nde__u01(uint32_t x) { return ((double)(x >> 8) + 0.5) * (1.0 / 16777216.0); }
+#endif
+static double nde__u01_53(uint32_t hi, uint32_t lo) {
+    return ((double)(((uint64_t)hi << 21) ^ (uint64_t)(lo >> 11)) + 0.5) * (1.0 / 9007199254740992.0);
+}
+/* kind 0: uniform, 1: normal (Box-Muller on a pair of blocks), 2: rademacher. Value i
+   depends only on (seed, stream, counter + i). */
+static double nde__philox_value(int kind, uint64_t seed, uint64_t stream, uint64_t idx) {
+    uint32_t o[4];
+    nde_philox4x32(seed, stream, idx, o);
+    if (kind == 0) {
+#ifdef NDE_DOUBLE
+        return nde__u01_53(o[0], o[1]);
+#else
+        return nde__u01(o[0]);
+#endif
+    }
+    if (kind == 2) return (o[0] & 1u) ? 1.0 : -1.0;
+    {
+        double u1 = nde__u01_53(o[0], o[1]), u2 = nde__u01_53(o[2], o[3]);
+        return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+    }
+}
+static void nde__cpu_philox_fill(void *self, int kind, uint64_t seed, uint64_t stream, uint64_t counter, int64_t n, nde_real *out) {
+    int64_t i; (void)self;
+    for (i = 0; i < n; i++) out[i] = (nde_real)nde__philox_value(kind, seed, stream, counter + (uint64_t)i);
+}
+NDE_API void nde_rng_uniform(nde_rng *r, int64_t n, nde_real *out) {
+    nde__cpu_philox_fill(NULL, 0, r->seed, r->stream, r->counter, n, out); r->counter += (uint64_t)n;
+}
+NDE_API void nde_rng_normal(nde_rng *r, int64_t n, nde_real *out) {
+    nde__cpu_philox_fill(NULL, 1, r->seed, r->stream, r->counter, n, out); r->counter += (uint64_t)n;
+}
+NDE_API void nde_rng_rademacher(nde_rng *r, int64_t n, nde_real *out) {
+    nde__cpu_philox_fill(NULL, 2, r->seed, r->stream, r->counter, n, out); r->counter += (uint64_t)n;
+}
+NDE_API double nde_rng_uniform1(nde_rng *r) { uint32_t o[4]; nde_philox4x32(r->seed, r->stream, r->counter++, o); return nde__u01_53(o[0], o[1]); }
+NDE_API double nde_rng_normal1(nde_rng *r) { return nde__philox_value(1, r->seed, r->stream, r->counter++); }
+
+static nde_status nde__fill_random(nde_ctx *ctx, nde_tensor *t, nde_rng *r, int kind, nde_real scale, nde_real shift, const char *who) {
+    if (!t) return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL tensor", who);
+    ctx->be->philox_fill(ctx->be->self, kind, r->seed, r->stream, r->counter, t->size, t->data);
+    r->counter += (uint64_t)t->size;
+    if (scale != NDE_R(1.0) || shift != NDE_R(0.0)) {
+        ctx->be->unary(ctx->be->self, NDE_UNARY_SCALE, t->size, t->data, scale, t->data);
+        ctx->be->unary(ctx->be->self, NDE_UNARY_ADD_SCALAR, t->size, t->data, shift, t->data);
+    }
+    return NDE_OK;
+}
+NDE_API nde_status nde_tensor_fill_normal(nde_ctx *ctx, nde_tensor *t, nde_rng *r, nde_real mean, nde_real std) {
+    return nde__fill_random(ctx, t, r, 1, std, mean, "nde_tensor_fill_normal");
+}
+NDE_API nde_status nde_tensor_fill_uniform(nde_ctx *ctx, nde_tensor *t, nde_rng *r, nde_real lo, nde_real hi) {
+    return nde__fill_random(ctx, t, r, 0, hi - lo, lo, "nde_tensor_fill_uniform");
+}
+NDE_API nde_status nde_tensor_fill_rademacher(nde_ctx *ctx, nde_tensor *t, nde_rng *r) {
+    return nde__fill_random(ctx, t, r, 2, NDE_R(1.0), NDE_R(0.0), "nde_tensor_fill_rademacher");
+}
+NDE_API nde_tensor *nde_tensor_randn(nde_ctx *ctx, int ndim, const int64_t *shape, uint64_t seed, uint64_t stream) {
+    nde_tensor *t = nde__tensor_new(ctx, ndim, shape, "nde_tensor_randn");
+    nde_rng r = nde_rng_new(seed, stream);
+    if (t) nde_tensor_fill_normal(ctx, t, &r, NDE_R(0.0), NDE_R(1.0));
+    return t;
+}
+NDE_API nde_tensor *nde_tensor_rand(nde_ctx *ctx, int ndim, const int64_t *shape, uint64_t seed, uint64_t stream) {
+    nde_tensor *t = nde__tensor_new(ctx, ndim, shape, "nde_tensor_rand");
+    nde_rng r = nde_rng_new(seed, stream);
+    if (t) nde_tensor_fill_uniform(ctx, t, &r, NDE_R(0.0), NDE_R(1.0));
+    return t;
+}
+
+/* ------------------------------------------------------------ layers */
+NDE_API nde_tensor *nde_activate(nde_ctx *ctx, nde_tensor *x, nde_activation act) {
+    switch (act) {
+    case NDE_ACT_NONE: return x;
+    case NDE_ACT_TANH: return nde_tanh(ctx, x);
+    case NDE_ACT_RELU: return nde_relu(ctx, x);
+    case NDE_ACT_SIGMOID: return nde_sigmoid(ctx, x);
+    case NDE_ACT_SOFTPLUS: return nde_softplus(ctx, x);
+    case NDE_ACT_ELU: return nde_elu(ctx, x, NDE_R(1.0));
+    case NDE_ACT_LEAKY_RELU: return nde_leaky_relu(ctx, x, NDE_R(0.01));
+    case NDE_ACT_SIN: return nde_sin(ctx, x);
+    }
+    nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_activate: unknown activation %d", (int)act);
+    return NULL;
+}
+
+static int64_t nde__fan_in(const nde_tensor *t) {
+    int64_t f = 1; int i;
+    for (i = 1; i < t->ndim; i++) f *= t->shape[i];
+    return t->ndim > 1 ? f : t->shape[0];
+}
+NDE_API nde_status nde_init_uniform(nde_ctx *ctx, nde_tensor *t, nde_real lo, nde_real hi, uint64_t seed) {
+    nde_rng r = nde_rng_new(seed, t && t->param >= 0 ? (uint64_t)t->param : 0);
+    return nde_tensor_fill_uniform(ctx, t, &r, lo, hi);
+}
+/* PyTorch's kaiming_uniform_(a): bound = sqrt(6 / ((1 + a^2) fan_in)). */
+NDE_API nde_status nde_init_kaiming_uniform(nde_ctx *ctx, nde_tensor *t, nde_real a, uint64_t seed) {
+    double bound;
+    if (!t) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_init_kaiming_uniform: NULL tensor");
+    bound = sqrt(6.0 / ((1.0 + (double)a * a) * (double)nde__fan_in(t)));
+    return nde_init_uniform(ctx, t, (nde_real)-bound, (nde_real)bound, seed);
+}
+/* kaiming_normal_(a, fan_in): std = sqrt(2 / ((1 + a^2) fan_in)). */
+NDE_API nde_status nde_init_kaiming_normal(nde_ctx *ctx, nde_tensor *t, nde_real a, uint64_t seed) {
+    nde_rng r;
+    if (!t) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_init_kaiming_normal: NULL tensor");
+    r = nde_rng_new(seed, t->param >= 0 ? (uint64_t)t->param : 0);
+    return nde_tensor_fill_normal(ctx, t, &r, NDE_R(0.0), (nde_real)sqrt(2.0 / ((1.0 + (double)a * a) * (double)nde__fan_in(t))));
+}
+
+NDE_API nde_status nde_linear_init(nde_ctx *ctx, nde_linear *l, const char *name, int64_t in, int64_t out, int bias, uint64_t seed) {
+    char nm[96]; int64_t ws[2]; double bound;
+    if (!l || in < 1 || out < 1)
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_linear_init: in = %lld and out = %lld must be positive", (long long)in, (long long)out);
+    memset(l, 0, sizeof *l);
+    l->in = in; l->out = out;
+    ws[0] = out; ws[1] = in;
+    snprintf(nm, sizeof nm, "%s.weight", name);
+    l->weight = nde_param_new(ctx, nm, 2, ws);
+    if (!l->weight) return ctx->status;
+    /* PyTorch Linear: kaiming_uniform_(a = sqrt(5)) gives bound 1/sqrt(in) */
+    bound = 1.0 / sqrt((double)in);
+    nde_init_uniform(ctx, l->weight, (nde_real)-bound, (nde_real)bound, seed);
+    if (bias) {
+        snprintf(nm, sizeof nm, "%s.bias", name);
+        l->bias = nde_param_new(ctx, nm, 1, &out);
+        if (!l->bias) return ctx->status;
+        nde_init_uniform(ctx, l->bias, (nde_real)-bound, (nde_real)bound, seed);
+    }
+    return ctx->status;
+}
+NDE_API nde_tensor *nde_linear_forward(nde_ctx *ctx, const nde_linear *l, nde_tensor *x) {
+    nde_tensor *y = nde_matmul(ctx, x, l->weight, 0, 1);
+    return l->bias ? nde_add(ctx, y, l->bias) : y;
+}
+NDE_API nde_status nde_mlp_init(nde_ctx *ctx, nde_mlp *m, const char *name, int nw, const int64_t *widths, nde_activation act, uint64_t seed) {
+    int i; char nm[96];
+    if (!m || nw < 2 || nw - 1 > NDE_MLP_MAX_LAYERS)
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_mlp_init: need 2..%d widths, got %d", NDE_MLP_MAX_LAYERS + 1, nw);
+    memset(m, 0, sizeof *m);
+    m->num_layers = nw - 1; m->act = act;
+    for (i = 0; i < nw - 1; i++) {
+        snprintf(nm, sizeof nm, "%s.%d", name, i);
+        if (nde_linear_init(ctx, &m->layer[i], nm, widths[i], widths[i + 1], 1, seed + (uint64_t)i * 7919u) != NDE_OK)
+            return ctx->status;
+    }
+    return NDE_OK;
+}
+NDE_API nde_tensor *nde_mlp_forward(nde_ctx *ctx, const nde_mlp *m, nde_tensor *x) {
+    int i;
+    for (i = 0; i < m->num_layers; i++) {
+        x = nde_linear_forward(ctx, &m->layer[i], x);
+        if (i + 1 < m->num_layers) x = nde_activate(ctx, x, m->act);
+    }
+    return x;
+}
+
+NDE_API nde_status nde_conv2d_init(nde_ctx *ctx, nde_conv2d_layer *l, const char *name, int64_t in, int64_t out,
+                                   int kernel, int stride, int padding, int bias, uint64_t seed) {
+    char nm[96]; int64_t ws[4]; double bound;
+    if (!l || in < 1 || out < 1 || kernel < 1 || stride < 1 || padding < 0)
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_conv2d_init: bad sizes in %lld out %lld kernel %d stride %d padding %d",
+                            (long long)in, (long long)out, kernel, stride, padding);
+    memset(l, 0, sizeof *l);
+    l->in = in; l->out = out; l->kernel = kernel; l->stride = stride; l->padding = padding;
+    ws[0] = out; ws[1] = in; ws[2] = kernel; ws[3] = kernel;
+    snprintf(nm, sizeof nm, "%s.weight", name);
+    l->weight = nde_param_new(ctx, nm, 4, ws);
+    if (!l->weight) return ctx->status;
+    bound = 1.0 / sqrt((double)(in * kernel * kernel));
+    nde_init_uniform(ctx, l->weight, (nde_real)-bound, (nde_real)bound, seed);
+    if (bias) {
+        snprintf(nm, sizeof nm, "%s.bias", name);
+        l->bias = nde_param_new(ctx, nm, 1, &out);
+        if (!l->bias) return ctx->status;
+        nde_init_uniform(ctx, l->bias, (nde_real)-bound, (nde_real)bound, seed);
+    }
+    return ctx->status;
+}
+NDE_API nde_tensor *nde_conv2d_forward(nde_ctx *ctx, const nde_conv2d_layer *l, nde_tensor *x) {
+    return nde_conv2d(ctx, x, l->weight, l->bias, l->stride, l->padding);
+}
+
+/* ------------------------------------------------------------ optimizers */
+static nde_optimizer nde__opt_base(nde_optimizer_kind kind, double lr) {
+    nde_optimizer o;
+    memset(&o, 0, sizeof o);
+    o.kind = kind; o.lr = lr;
+    o.alpha = 0.99; o.beta1 = 0.9; o.beta2 = 0.999; o.eps = 1e-8;
+    o.schedule.kind = NDE_SCHED_CONSTANT; o.schedule.lr_init = lr; o.schedule.lr_end = lr; o.schedule.factor = 0.1;
+    return o;
+}
+NDE_API nde_optimizer nde_sgd(double lr, double momentum, int nesterov) {
+    nde_optimizer o = nde__opt_base(NDE_OPT_SGD, lr); o.momentum = momentum; o.nesterov = nesterov; return o;
+}
+NDE_API nde_optimizer nde_rmsprop(double lr) { return nde__opt_base(NDE_OPT_RMSPROP, lr); }
+NDE_API nde_optimizer nde_adam(double lr) { return nde__opt_base(NDE_OPT_ADAM, lr); }
+NDE_API nde_optimizer nde_adamw(double lr, double wd) { nde_optimizer o = nde__opt_base(NDE_OPT_ADAMW, lr); o.weight_decay = wd; return o; }
+
+NDE_API double nde_schedule_lr(const nde_schedule *s, int64_t step) {
+    double frac;
+    switch (s->kind) {
+    case NDE_SCHED_CONSTANT: return s->lr_init;
+    case NDE_SCHED_EXPONENTIAL:
+        /* lr_init * (lr_end/lr_init)^(step/steps), clamped at lr_end */
+        if (s->steps <= 0 || step >= s->steps) return s->lr_end;
+        return s->lr_init * pow(s->lr_end / s->lr_init, (double)step / (double)s->steps);
+    case NDE_SCHED_COSINE:
+        if (s->steps <= 0 || step >= s->steps) return s->lr_end;
+        frac = (double)step / (double)s->steps;
+        return s->lr_end + 0.5 * (s->lr_init - s->lr_end) * (1.0 + cos(3.141592653589793 * frac));
+    case NDE_SCHED_PIECEWISE: {
+        double lr = s->lr_init; int i;
+        for (i = 0; i < s->num_milestones && i < NDE_SCHED_MAX_MILESTONES; i++) if (step >= s->milestones[i]) lr *= s->factor;
+        return lr;
+    }
+    }
+    return s->lr_init;
+}
+NDE_API double nde_optimizer_lr(const nde_optimizer *o) {
+    return o->schedule.kind == NDE_SCHED_CONSTANT ? o->lr : nde_schedule_lr(&o->schedule, o->step);
+}
+
+NDE_API double nde_grad_norm(nde_ctx *ctx) {
+    double s = 0.0; int i;
+    for (i = 0; i < ctx->num_params; i++) {
+        nde_tensor *t = ctx->params[i].tensor;
+        if (!ctx->params[i].trainable) continue;
+        s += ctx->be->dot(ctx->be->self, t->size, t->grad, t->grad);
+    }
+    return sqrt(s);
+}
+NDE_API double nde_clip_grad_norm(nde_ctx *ctx, double max_norm) {
+    double norm = nde_grad_norm(ctx);
+    if (max_norm > 0 && norm > max_norm) {
+        nde_real c = (nde_real)(max_norm / (norm + 1e-6)); int i;
+        for (i = 0; i < ctx->num_params; i++) {
+            nde_tensor *t = ctx->params[i].tensor;
+            if (ctx->params[i].trainable) ctx->be->unary(ctx->be->self, NDE_UNARY_SCALE, t->size, t->grad, c, t->grad);
+        }
+    }
+    return norm;
+}
+
+static nde_status nde__opt_state(nde_ctx *ctx, int need_v) {
+    size_t bytes = (size_t)(ctx->param_count ? ctx->param_count : 1) * sizeof(nde_real);
+    if (!ctx->opt_m) {
+        ctx->opt_m = (nde_real *)nde__raw_alloc(ctx->data.backend, bytes);
+        if (!ctx->opt_m) return nde_ctx_fail(ctx, NDE_ERR_OOM, "nde_optimizer_step: out of memory for optimizer state");
+        ctx->be->fill(ctx->be->self, ctx->param_count, NDE_R(0.0), ctx->opt_m);
+    }
+    if (need_v && !ctx->opt_v) {
+        ctx->opt_v = (nde_real *)nde__raw_alloc(ctx->data.backend, bytes);
+        if (!ctx->opt_v) return nde_ctx_fail(ctx, NDE_ERR_OOM, "nde_optimizer_step: out of memory for optimizer state");
+        ctx->be->fill(ctx->be->self, ctx->param_count, NDE_R(0.0), ctx->opt_v);
+    }
+    return NDE_OK;
+}
+
+/* SGD and RMSprop on host-readable memory (the CUDA backend brings its own). */
+static void nde__sgd_update(int64_t n, nde_real *p, const nde_real *g0, nde_real *buf, const nde_optimizer *o, double lr, int first) {
+    int64_t i;
+    for (i = 0; i < n; i++) {
+        double g = g0[i] + o->weight_decay * p[i];
+        if (o->momentum != 0.0) {
+            double b = first ? g : o->momentum * buf[i] + (1.0 - o->dampening) * g;
+            buf[i] = (nde_real)b;
+            g = o->nesterov ? g + o->momentum * b : b;
+        }
+        p[i] = (nde_real)(p[i] - lr * g);
+    }
+}
+static void nde__rmsprop_update(int64_t n, nde_real *p, const nde_real *g0, nde_real *sq, nde_real *buf, const nde_optimizer *o, double lr) {
+    int64_t i;
+    for (i = 0; i < n; i++) {
+        double g = g0[i] + o->weight_decay * p[i];
+        double v = o->alpha * sq[i] + (1.0 - o->alpha) * g * g;
+        double upd = g / (sqrt(v) + o->eps);
+        sq[i] = (nde_real)v;
+        if (o->momentum != 0.0) { buf[i] = (nde_real)(o->momentum * buf[i] + upd); upd = buf[i]; }
+        p[i] = (nde_real)(p[i] - lr * upd);
+    }
+}
+
+NDE_API nde_status nde_optimizer_step(nde_ctx *ctx, nde_optimizer *o) {
+    double lr; int i;
+    if (ctx->status != NDE_OK) return ctx->status;
+    if (!o) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_optimizer_step: NULL optimizer");
+    if (o->clip_grad_norm > 0) o->last_grad_norm = nde_clip_grad_norm(ctx, o->clip_grad_norm);
+    lr = nde_optimizer_lr(o);
+    if (nde__opt_state(ctx, o->kind != NDE_OPT_SGD) != NDE_OK) return ctx->status;
+    if ((o->kind == NDE_OPT_SGD || o->kind == NDE_OPT_RMSPROP) && ctx->be->is_device)
+        return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_optimizer_step: SGD/RMSprop on a device backend are not implemented; use Adam");
+    o->step++;
+    for (i = 0; i < ctx->num_params; i++) {
+        nde__param_info *pi = &ctx->params[i];
+        nde_tensor *t = pi->tensor;
+        int64_t off = pi->offset;
+        if (!pi->trainable) continue;
+        switch (o->kind) {
+        case NDE_OPT_SGD:
+            nde__sgd_update(t->size, t->data, t->grad, ctx->opt_m + off, o, lr, o->step == 1);
+            break;
+        case NDE_OPT_RMSPROP:
+            nde__rmsprop_update(t->size, t->data, t->grad, ctx->opt_v + off, ctx->opt_m + off, o, lr);
+            break;
+        case NDE_OPT_ADAM:
+        case NDE_OPT_ADAMW:
+            ctx->be->adam_step(ctx->be->self, t->size, t->data, t->grad, ctx->opt_m + off, ctx->opt_v + off, lr,
+                               o->beta1, o->beta2, o->eps, o->weight_decay,
+                               1.0 - pow(o->beta1, (double)o->step), 1.0 - pow(o->beta2, (double)o->step),
+                               o->kind == NDE_OPT_ADAMW);
+            break;
+        }
+    }
+    return ctx->status;
+}
+
+/* NDE_SECTION_IO: safetensors, npy, idx live here. (placeholder: being implemented) */
+NDE_API nde_status nde_save_params(nde_ctx *ctx, const char *path) { (void)path; return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_save_params: not implemented yet"); }
+NDE_API nde_status nde_load_params(nde_ctx *ctx, const char *path) { (void)path; return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_load_params: not implemented yet"); }
+NDE_API nde_status nde_save_npy(nde_ctx *ctx, const char *path, const nde_tensor *t) { (void)path; (void)t; return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_save_npy: not implemented yet"); }
+NDE_API nde_tensor *nde_load_npy(nde_ctx *ctx, const char *path) { (void)path; nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_load_npy: not implemented yet"); return NULL; }
+NDE_API nde_tensor *nde_load_idx(nde_ctx *ctx, const char *path) { (void)path; nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_load_idx: not implemented yet"); return NULL; }
+
+/* ------------------------------------------------------------ CPU backend */
+static void *nde__cpu_alloc(void *self, size_t bytes) { (void)self; return NDE_MALLOC(bytes); }
+static void nde__cpu_free(void *self, void *p) { (void)self; NDE_FREE(p); }
+static nde_status nde__cpu_copy(void *self, void *dst, const void *src, size_t bytes, nde_copy_kind kind) {
+    (void)self; (void)kind;
+    if (dst != src && bytes) memmove(dst, src, bytes);
+    return NDE_OK;
+}
+static nde_status nde__cpu_sync(void *self) { (void)self; return NDE_OK; }
+static void nde__cpu_fill(void *self, int64_t n, nde_real v, nde_real *x) {
+    int64_t i; (void)self;
+    for (i = 0; i < n; i++) x[i] = v;
+}
+
+/* NDE_SECTION_GEMM: the CPU matrix multiply. */
+static void nde__cpu_gemm(void *self, int ta, int tb, int64_t m, int64_t n, int64_t k, nde_real alpha,
+                          const nde_real *a, int64_t lda, const nde_real *b, int64_t ldb,
+                          nde_real beta, nde_real *c, int64_t ldc) {
+    int64_t i;
+    int nde_omp_go = m * n * k > NDE_OMP_MIN_WORK;
+    (void)self; (void)nde_omp_go;
+    NDE_OMP_PARALLEL_FOR
+    for (i = 0; i < m; i++) {
+        int64_t j, p;
+        nde_real *ci = c + i * ldc;
+        if (beta == NDE_R(0.0)) for (j = 0; j < n; j++) ci[j] = NDE_R(0.0);
+        else if (beta != NDE_R(1.0)) for (j = 0; j < n; j++) ci[j] *= beta;
+        for (p = 0; p < k; p++) {
+            nde_real aip = alpha * (ta ? a[p * lda + i] : a[i * lda + p]);
+            if (!tb) { const nde_real *bp = b + p * ldb; for (j = 0; j < n; j++) ci[j] += aip * bp[j]; }
+            else { for (j = 0; j < n; j++) ci[j] += aip * b[j * ldb + p]; }
+        }
+    }
+}
+
+static nde_real nde__softplus1(nde_real x) {
+    /* log(1 + e^x) without overflow */
+    return x > NDE_R(0.0) ? x + nde__log1p(nde__exp(-x)) : nde__log1p(nde__exp(x));
+}
+static nde_real nde__sigmoid1(nde_real x) {
+    if (x >= NDE_R(0.0)) return NDE_R(1.0) / (NDE_R(1.0) + nde__exp(-x));
+    { nde_real e = nde__exp(x); return e / (NDE_R(1.0) + e); }
+}
+static nde_real nde__powi1(nde_real x, int n) {
+    nde_real r = NDE_R(1.0), b = x; int e = n < 0 ? -n : n;
+    while (e) { if (e & 1) r *= b; b *= b; e >>= 1; }
+    return n < 0 ? NDE_R(1.0) / r : r;
+}
+
+static void nde__cpu_unary(void *self, nde_unary_op op, int64_t n, const nde_real *x, nde_real al, nde_real *y) {
+    int64_t i; (void)self;
+    switch (op) {
+    case NDE_UNARY_NEG: for (i = 0; i < n; i++) y[i] = -x[i]; break;
+    case NDE_UNARY_SCALE: for (i = 0; i < n; i++) y[i] = al * x[i]; break;
+    case NDE_UNARY_ADD_SCALAR: for (i = 0; i < n; i++) y[i] = x[i] + al; break;
+    case NDE_UNARY_SQUARE: for (i = 0; i < n; i++) y[i] = x[i] * x[i]; break;
+    case NDE_UNARY_SQRT: for (i = 0; i < n; i++) y[i] = nde__sqrt(x[i]); break;
+    case NDE_UNARY_EXP: for (i = 0; i < n; i++) y[i] = nde__exp(x[i]); break;
+    case NDE_UNARY_LOG: for (i = 0; i < n; i++) y[i] = nde__log(x[i]); break;
+    case NDE_UNARY_SIN: for (i = 0; i < n; i++) y[i] = nde__sin(x[i]); break;
+    case NDE_UNARY_COS: for (i = 0; i < n; i++) y[i] = nde__cos(x[i]); break;
+    case NDE_UNARY_TANH: for (i = 0; i < n; i++) y[i] = nde__tanh(x[i]); break;
+    case NDE_UNARY_SIGMOID: for (i = 0; i < n; i++) y[i] = nde__sigmoid1(x[i]); break;
+    case NDE_UNARY_RELU: for (i = 0; i < n; i++) y[i] = x[i] > NDE_R(0.0) ? x[i] : NDE_R(0.0); break;
+    case NDE_UNARY_LEAKY_RELU: for (i = 0; i < n; i++) y[i] = x[i] > NDE_R(0.0) ? x[i] : al * x[i]; break;
+    case NDE_UNARY_SOFTPLUS: for (i = 0; i < n; i++) y[i] = nde__softplus1(x[i]); break;
+    case NDE_UNARY_ELU: for (i = 0; i < n; i++) y[i] = x[i] > NDE_R(0.0) ? x[i] : al * nde__expm1(x[i]); break;
+    case NDE_UNARY_ABS: for (i = 0; i < n; i++) y[i] = nde__fabs(x[i]); break;
+    case NDE_UNARY_POWI: for (i = 0; i < n; i++) y[i] = nde__powi1(x[i], (int)al); break;
+    }
+}
+
+static void nde__cpu_unary_backward(void *self, nde_unary_op op, int64_t n, const nde_real *x, const nde_real *y,
+                                    const nde_real *dy, nde_real al, nde_real *dx) {
+    int64_t i; (void)self;
+    switch (op) {
+    case NDE_UNARY_NEG: for (i = 0; i < n; i++) dx[i] -= dy[i]; break;
+    case NDE_UNARY_SCALE: for (i = 0; i < n; i++) dx[i] += al * dy[i]; break;
+    case NDE_UNARY_ADD_SCALAR: for (i = 0; i < n; i++) dx[i] += dy[i]; break;
+    case NDE_UNARY_SQUARE: for (i = 0; i < n; i++) dx[i] += NDE_R(2.0) * x[i] * dy[i]; break;
+    case NDE_UNARY_SQRT: for (i = 0; i < n; i++) dx[i] += dy[i] / (NDE_R(2.0) * y[i]); break;
+    case NDE_UNARY_EXP: for (i = 0; i < n; i++) dx[i] += dy[i] * y[i]; break;
+    case NDE_UNARY_LOG: for (i = 0; i < n; i++) dx[i] += dy[i] / x[i]; break;
+    case NDE_UNARY_SIN: for (i = 0; i < n; i++) dx[i] += dy[i] * nde__cos(x[i]); break;
+    case NDE_UNARY_COS: for (i = 0; i < n; i++) dx[i] -= dy[i] * nde__sin(x[i]); break;
+    case NDE_UNARY_TANH: for (i = 0; i < n; i++) dx[i] += dy[i] * (NDE_R(1.0) - y[i] * y[i]); break;
+    case NDE_UNARY_SIGMOID: for (i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (NDE_R(1.0) - y[i]); break;
+    case NDE_UNARY_RELU: for (i = 0; i < n; i++) dx[i] += x[i] > NDE_R(0.0) ? dy[i] : NDE_R(0.0); break;
+    case NDE_UNARY_LEAKY_RELU: for (i = 0; i < n; i++) dx[i] += x[i] > NDE_R(0.0) ? dy[i] : al * dy[i]; break;
+    case NDE_UNARY_SOFTPLUS: for (i = 0; i < n; i++) dx[i] += dy[i] * nde__sigmoid1(x[i]); break;
+    case NDE_UNARY_ELU: for (i = 0; i < n; i++) dx[i] += x[i] > NDE_R(0.0) ? dy[i] : dy[i] * (y[i] + al); break;
+    case NDE_UNARY_ABS: for (i = 0; i < n; i++) dx[i] += x[i] > NDE_R(0.0) ? dy[i] : (x[i] < NDE_R(0.0) ? -dy[i] : NDE_R(0.0)); break;
+    case NDE_UNARY_POWI: for (i = 0; i < n; i++) dx[i] += dy[i] * al * nde__powi1(x[i], (int)al - 1); break;
+    }
+}
+
+static void nde__cpu_binary(void *self, nde_binary_op op, const int64_t *sh, const nde_real *a, const int64_t *sa,
+                            const nde_real *b, const int64_t *sb, nde_real *out) {
+    int64_t i0, i1, i2, i3; nde_real *o = out; (void)self;
+    for (i0 = 0; i0 < sh[0]; i0++)
+    for (i1 = 0; i1 < sh[1]; i1++)
+    for (i2 = 0; i2 < sh[2]; i2++) {
+        const nde_real *ap = a + i0 * sa[0] + i1 * sa[1] + i2 * sa[2];
+        const nde_real *bp = b + i0 * sb[0] + i1 * sb[1] + i2 * sb[2];
+        int64_t n3 = sh[3], s3a = sa[3], s3b = sb[3];
+        switch (op) {
+        case NDE_BINARY_ADD:
+            if (s3a == 1 && s3b == 1) for (i3 = 0; i3 < n3; i3++) o[i3] = ap[i3] + bp[i3];
+            else for (i3 = 0; i3 < n3; i3++) o[i3] = ap[i3 * s3a] + bp[i3 * s3b];
+            break;
+        case NDE_BINARY_SUB: for (i3 = 0; i3 < n3; i3++) o[i3] = ap[i3 * s3a] - bp[i3 * s3b]; break;
+        case NDE_BINARY_MUL:
+            if (s3a == 1 && s3b == 1) for (i3 = 0; i3 < n3; i3++) o[i3] = ap[i3] * bp[i3];
+            else for (i3 = 0; i3 < n3; i3++) o[i3] = ap[i3 * s3a] * bp[i3 * s3b];
+            break;
+        case NDE_BINARY_DIV: for (i3 = 0; i3 < n3; i3++) o[i3] = ap[i3 * s3a] / bp[i3 * s3b]; break;
+        }
+        o += n3;
+    }
+}
+
+static void nde__cpu_reduce_add(void *self, const int64_t *sh, const nde_real *x, nde_real alpha,
+                                nde_real *out, const int64_t *os) {
+    int64_t i0, i1, i2, i3; const nde_real *xp = x; (void)self;
+    for (i0 = 0; i0 < sh[0]; i0++)
+    for (i1 = 0; i1 < sh[1]; i1++)
+    for (i2 = 0; i2 < sh[2]; i2++) {
+        nde_real *op = out + i0 * os[0] + i1 * os[1] + i2 * os[2];
+        if (os[3] == 0) {
+            double s = 0.0;
+            for (i3 = 0; i3 < sh[3]; i3++) s += xp[i3];
+            op[0] += alpha * (nde_real)s;
+        } else {
+            for (i3 = 0; i3 < sh[3]; i3++) op[i3 * os[3]] += alpha * xp[i3];
+        }
+        xp += sh[3];
+    }
+}
+
+static void nde__cpu_lincomb(void *self, int64_t n, int count, const nde_real *coef, const nde_real *const *xs,
+                             int acc, nde_real *out) {
+    int64_t i; int j; (void)self;
+    if (!acc) {
+        const nde_real *x0 = xs[0]; nde_real c0 = coef[0];
+        for (i = 0; i < n; i++) out[i] = c0 * x0[i];
+        j = 1;
+    } else j = 0;
+    for (; j < count; j++) {
+        const nde_real *xj = xs[j]; nde_real cj = coef[j];
+        if (cj == NDE_R(0.0)) continue;
+        for (i = 0; i < n; i++) out[i] += cj * xj[i];
+    }
+}
+
+static void nde__cpu_copy2d(void *self, int64_t rows, int64_t cols, const nde_real *src, int64_t sld,
+                            nde_real *dst, int64_t dld, int acc) {
+    int64_t r, c; (void)self;
+    for (r = 0; r < rows; r++) {
+        if (acc) for (c = 0; c < cols; c++) dst[r * dld + c] += src[r * sld + c];
+        else memcpy(dst + r * dld, src + r * sld, (size_t)cols * sizeof(nde_real));
+    }
+}
+static void nde__cpu_transpose(void *self, int64_t rows, int64_t cols, const nde_real *src, nde_real *dst, int acc) {
+    int64_t r, c; (void)self;
+    for (r = 0; r < rows; r++)
+        for (c = 0; c < cols; c++) {
+            if (acc) dst[c * rows + r] += src[r * cols + c];
+            else dst[c * rows + r] = src[r * cols + c];
+        }
+}
+static void nde__cpu_gather_rows(void *self, int64_t count, int64_t cols, const int64_t *idx, const nde_real *src, nde_real *dst) {
+    int64_t i; (void)self;
+    for (i = 0; i < count; i++) memcpy(dst + i * cols, src + idx[i] * cols, (size_t)cols * sizeof(nde_real));
+}
+static void nde__cpu_scatter_add_rows(void *self, int64_t count, int64_t cols, const int64_t *idx, const nde_real *src, nde_real *dst) {
+    int64_t i, c; (void)self;
+    for (i = 0; i < count; i++) for (c = 0; c < cols; c++) dst[idx[i] * cols + c] += src[i * cols + c];
+}
+
+static void nde__cpu_im2col(void *self, int64_t C, int64_t H, int64_t W, int kh, int kw, int stride, int pad,
+                            const nde_real *x, nde_real *col) {
+    int64_t OH = (H + 2 * pad - kh) / stride + 1, OW = (W + 2 * pad - kw) / stride + 1, c, oh, ow;
+    int i, j; (void)self;
+    for (c = 0; c < C; c++)
+        for (i = 0; i < kh; i++)
+            for (j = 0; j < kw; j++) {
+                nde_real *row = col + ((c * kh + i) * kw + j) * OH * OW;
+                for (oh = 0; oh < OH; oh++) {
+                    int64_t hh = oh * stride - pad + i;
+                    for (ow = 0; ow < OW; ow++) {
+                        int64_t ww = ow * stride - pad + j;
+                        row[oh * OW + ow] = (hh >= 0 && hh < H && ww >= 0 && ww < W) ? x[(c * H + hh) * W + ww] : NDE_R(0.0);
+                    }
+                }
+            }
+}
+static void nde__cpu_col2im(void *self, int64_t C, int64_t H, int64_t W, int kh, int kw, int stride, int pad,
+                            const nde_real *col, nde_real *x) {
+    int64_t OH = (H + 2 * pad - kh) / stride + 1, OW = (W + 2 * pad - kw) / stride + 1, c, oh, ow;
+    int i, j; (void)self;
+    for (c = 0; c < C; c++)
+        for (i = 0; i < kh; i++)
+            for (j = 0; j < kw; j++) {
+                const nde_real *row = col + ((c * kh + i) * kw + j) * OH * OW;
+                for (oh = 0; oh < OH; oh++) {
+                    int64_t hh = oh * stride - pad + i;
+                    if (hh < 0 || hh >= H) continue;
+                    for (ow = 0; ow < OW; ow++) {
+                        int64_t ww = ow * stride - pad + j;
+                        if (ww >= 0 && ww < W) x[(c * H + hh) * W + ww] += row[oh * OW + ow];
+                    }
+                }
+            }
+}
+static void nde__cpu_group_norm(void *self, int64_t N, int64_t C, int64_t S, int G, nde_real eps,
+                                const nde_real *x, const nde_real *gamma, const nde_real *beta,
+                                nde_real *y, nde_real *mean, nde_real *rstd) {
+    int64_t n, c, s, cpg = C / G; int g; (void)self;
+    for (n = 0; n < N; n++)
+        for (g = 0; g < G; g++) {
+            const nde_real *xg = x + (n * C + g * cpg) * S;
+            nde_real *yg = y + (n * C + g * cpg) * S;
+            int64_t cnt = cpg * S; double m = 0.0, v = 0.0, r;
+            for (s = 0; s < cnt; s++) m += xg[s];
+            m /= (double)cnt;
+            for (s = 0; s < cnt; s++) { double d = xg[s] - m; v += d * d; }
+            v /= (double)cnt;
+            r = 1.0 / sqrt(v + (double)eps);
+            mean[n * G + g] = (nde_real)m; rstd[n * G + g] = (nde_real)r;
+            for (c = 0; c < cpg; c++) {
+                int64_t ch = g * cpg + c;
+                nde_real ga = gamma ? gamma[ch] : NDE_R(1.0), be = beta ? beta[ch] : NDE_R(0.0);
+                for (s = 0; s < S; s++) yg[c * S + s] = (nde_real)((xg[c * S + s] - m) * r) * ga + be;
+            }
+        }
+}
+static void nde__cpu_group_norm_backward(void *self, int64_t N, int64_t C, int64_t S, int G,
+                                         const nde_real *x, const nde_real *gamma, const nde_real *mean, const nde_real *rstd,
+                                         const nde_real *dy, nde_real *dx, nde_real *dgamma, nde_real *dbeta) {
+    /* xhat = (x - m) r; dxhat = dy gamma;
+       dx = r (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) over the group. */
+    int64_t n, c, s, cpg = C / G; int g; (void)self;
+    for (n = 0; n < N; n++)
+        for (g = 0; g < G; g++) {
+            int64_t base = (n * C + g * cpg) * S, cnt = cpg * S;
+            double m = mean[n * G + g], r = rstd[n * G + g], sum1 = 0.0, sum2 = 0.0;
+            for (c = 0; c < cpg; c++) {
+                int64_t ch = g * cpg + c;
+                double ga = gamma ? gamma[ch] : 1.0, dg = 0.0, db = 0.0;
+                for (s = 0; s < S; s++) {
+                    double xh = (x[base + c * S + s] - m) * r, d = dy[base + c * S + s];
+                    sum1 += d * ga; sum2 += d * ga * xh; dg += d * xh; db += d;
+                }
+                if (dgamma) dgamma[ch] += (nde_real)dg;
+                if (dbeta) dbeta[ch] += (nde_real)db;
+            }
+            sum1 /= (double)cnt; sum2 /= (double)cnt;
+            for (c = 0; c < cpg; c++) {
+                int64_t ch = g * cpg + c;
+                double ga = gamma ? gamma[ch] : 1.0;
+                for (s = 0; s < S; s++) {
+                    double xh = (x[base + c * S + s] - m) * r;
+                    dx[base + c * S + s] += (nde_real)(r * (dy[base + c * S + s] * ga - sum1 - xh * sum2));
+                }
+            }
+        }
+}
+static void nde__cpu_avg_pool2d(void *self, int64_t nc, int64_t H, int64_t W, int k, int st, const nde_real *x, nde_real *y) {
+    int64_t OH = (H - k) / st + 1, OW = (W - k) / st + 1, p, oh, ow; int i, j; (void)self;
+    nde_real inv = NDE_R(1.0) / (nde_real)(k * k);
+    for (p = 0; p < nc; p++)
+        for (oh = 0; oh < OH; oh++)
+            for (ow = 0; ow < OW; ow++) {
+                nde_real s = NDE_R(0.0);
+                for (i = 0; i < k; i++) for (j = 0; j < k; j++) s += x[(p * H + oh * st + i) * W + ow * st + j];
+                y[(p * OH + oh) * OW + ow] = s * inv;
+            }
+}
+static void nde__cpu_avg_pool2d_backward(void *self, int64_t nc, int64_t H, int64_t W, int k, int st, const nde_real *dy, nde_real *dx) {
+    int64_t OH = (H - k) / st + 1, OW = (W - k) / st + 1, p, oh, ow; int i, j; (void)self;
+    nde_real inv = NDE_R(1.0) / (nde_real)(k * k);
+    for (p = 0; p < nc; p++)
+        for (oh = 0; oh < OH; oh++)
+            for (ow = 0; ow < OW; ow++) {
+                nde_real d = dy[(p * OH + oh) * OW + ow] * inv;
+                for (i = 0; i < k; i++) for (j = 0; j < k; j++) dx[(p * H + oh * st + i) * W + ow * st + j] += d;
+            }
+}
+static void nde__cpu_log_softmax(void *self, int64_t n, int64_t k, const nde_real *x, nde_real *y) {
+    int64_t i, j; (void)self;
+    for (i = 0; i < n; i++) {
+        const nde_real *xi = x + i * k; nde_real *yi = y + i * k;
+        double mx = xi[0], s = 0.0, lse;
+        for (j = 1; j < k; j++) if (xi[j] > mx) mx = xi[j];
+        for (j = 0; j < k; j++) s += exp((double)xi[j] - mx);
+        lse = mx + log(s);
+        for (j = 0; j < k; j++) yi[j] = (nde_real)((double)xi[j] - lse);
+    }
+}
+static void nde__cpu_log_softmax_backward(void *self, int64_t n, int64_t k, const nde_real *y, const nde_real *dy, nde_real *dx) {
+    int64_t i, j; (void)self;
+    for (i = 0; i < n; i++) {
+        double s = 0.0;
+        for (j = 0; j < k; j++) s += dy[i * k + j];
+        for (j = 0; j < k; j++) dx[i * k + j] += (nde_real)(dy[i * k + j] - exp((double)y[i * k + j]) * s);
+    }
+}
+
+static double nde__cpu_rms_error_norm(void *self, int64_t n, const nde_real *err, const nde_real *y0, const nde_real *y1,
+                                      double rtol, double atol, const nde_real *atol_vec) {
+    int64_t i; double s = 0.0; (void)self;
+    if (n == 0) return 0.0;
+    for (i = 0; i < n; i++) {
+        double a0 = fabs((double)y0[i]), a1 = fabs((double)y1[i]);
+        double sc = (atol_vec ? (double)atol_vec[i] : atol) + rtol * (a0 > a1 ? a0 : a1);
+        double e = (double)err[i] / sc;
+        s += e * e;
+    }
+    return sqrt(s / (double)n);
+}
+static double nde__cpu_dot(void *self, int64_t n, const nde_real *x, const nde_real *y) {
+    int64_t i; double s = 0.0; (void)self;
+    for (i = 0; i < n; i++) s += (double)x[i] * (double)y[i];
+    return s;
+}
+static double nde__cpu_max_abs(void *self, int64_t n, const nde_real *x) {
+    int64_t i; double m = 0.0; (void)self;
+    for (i = 0; i < n; i++) {
+        double v = fabs((double)x[i]);
+        if (v != v) return v;
+        if (v > m) m = v;
+    }
+    return m;
+}
+static int nde__cpu_all_finite(void *self, int64_t n, const nde_real *x) {
+    int64_t i; (void)self;
+    for (i = 0; i < n; i++) if (!isfinite(x[i])) return 0;
+    return 1;
+}
+static void nde__cpu_adam_step(void *self, int64_t n, nde_real *p, const nde_real *g, nde_real *m, nde_real *v,
+                               double lr, double b1, double b2, double eps, double wd, double bc1, double bc2, int decoupled) {
+    int64_t i; (void)self;
+    for (i = 0; i < n; i++) {
+        double gi = g[i], pi = p[i], mi, vi;
+        if (decoupled) pi -= lr * wd * pi;
+        else gi += wd * pi;
+        mi = b1 * m[i] + (1.0 - b1) * gi;
+        vi = b2 * v[i] + (1.0 - b2) * gi * gi;
+        m[i] = (nde_real)mi; v[i] = (nde_real)vi;
+        /* PyTorch's form: p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps) */
+        pi -= (lr / bc1) * mi / (sqrt(vi) / sqrt(bc2) + eps);
+        p[i] = (nde_real)pi;
+    }
+}
+
+NDE_API const nde_backend *nde_cpu_backend(void) {
+    static const nde_backend cpu = {
+        "cpu", 0, NULL,
+        nde__cpu_alloc, nde__cpu_free, nde__cpu_copy, nde__cpu_sync, nde__cpu_fill,
+        nde__cpu_gemm, nde__cpu_unary, nde__cpu_unary_backward, nde__cpu_binary, nde__cpu_reduce_add,
+        nde__cpu_lincomb, nde__cpu_copy2d, nde__cpu_transpose, nde__cpu_gather_rows, nde__cpu_scatter_add_rows,
+        nde__cpu_im2col, nde__cpu_col2im, nde__cpu_group_norm, nde__cpu_group_norm_backward,
+        nde__cpu_avg_pool2d, nde__cpu_avg_pool2d_backward, nde__cpu_log_softmax, nde__cpu_log_softmax_backward,
+        nde__cpu_philox_fill, nde__cpu_rms_error_norm, nde__cpu_dot, nde__cpu_max_abs, nde__cpu_all_finite,
+        nde__cpu_adam_step
+    };
+    return &cpu;
+}
+
+#endif /* NDE_CORE_IMPLEMENTATION */
+
+/*
+MIT License. Copyright (c) 2026 the nde authors.
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions: The above copyright notice and this
+permission notice shall be included in all copies or substantial portions of
+the Software. THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND.
+*/

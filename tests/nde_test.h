@@ -1,0 +1,40 @@
+/* nde_test.h - the tiny test harness used by tests/test_*.c.
+   CHECK(cond), CHECK_NEAR(a, b, atol, rtol), CHECK_STATUS(ctx_or_status...), SKIP(reason).
+   nde_test_finish(name) prints "<name>: N passed, N failed" and returns the exit code. */
+#ifndef NDE_TEST_H
+#define NDE_TEST_H
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static int nde_test_passed = 0, nde_test_failed = 0, nde_test_skipped = 0;
+
+static void nde_test_check(int ok, const char *expr, const char *file, int line) {
+    if (ok) { nde_test_passed++; return; }
+    nde_test_failed++;
+    fprintf(stderr, "FAIL %s:%d: %s\n", file, line, expr);
+}
+static void nde_test_check_near(double a, double b, double atol, double rtol, const char *ea, const char *eb,
+                                const char *file, int line) {
+    double tol = atol + rtol * fabs(b);
+    if (fabs(a - b) <= tol) { nde_test_passed++; return; }   /* NaN fails */
+    nde_test_failed++;
+    fprintf(stderr, "FAIL %s:%d: %s = %.17g vs %s = %.17g (|diff| %.3g > tol %.3g)\n", file, line, ea, a, eb, b,
+            fabs(a - b), tol);
+}
+static void nde_test_check_msg(const char *msg, const char *fragment, const char *file, int line) {
+    if (msg && fragment && strstr(msg, fragment)) { nde_test_passed++; return; }
+    nde_test_failed++;
+    fprintf(stderr, "FAIL %s:%d: message \"%s\" lacks \"%s\"\n", file, line, msg ? msg : "(null)", fragment);
+}
+#define CHECK(cond) nde_test_check(!!(cond), #cond, __FILE__, __LINE__)
+#define CHECK_NEAR(a, b, atol, rtol) nde_test_check_near((double)(a), (double)(b), (atol), (rtol), #a, #b, __FILE__, __LINE__)
+#define CHECK_MSG(msg, fragment) nde_test_check_msg((msg), (fragment), __FILE__, __LINE__)
+#define SKIP(reason) (nde_test_skipped++, printf("SKIP %s:%d: %s\n", __FILE__, __LINE__, (reason)))
+
+static int nde_test_finish(const char *name) {
+    if (nde_test_skipped) printf("%s: %d skipped\n", name, nde_test_skipped);
+    printf("%s: %d passed, %d failed\n", name, nde_test_passed, nde_test_failed);
+    return nde_test_failed ? 1 : 0;
+}
+#endif

@@ -2370,12 +2370,12 @@ static void nde__cpu_fill(void *self, int64_t n, nde_real v, nde_real *x) {
      AVX-512F when __AVX512F__ is defined, else AVX2 with FMA (__AVX2__ and
      __FMA__), else plain C with VLEN 1. Build with -march=native to get them.
    - Buffers: no allocation. The packed B block (NDE__GEMM_KC x NDE__GEMM_NC
-     reals, 256 KiB) is an array on the calling thread's stack; each thread
+     reals, 512 KiB) is an array on the calling thread's stack; each thread
      packs its A sliver (MR x KC reals, at most 24 KiB) into an array on its
      own stack. The CPU backend is a shared constant table, so it cannot own
      buffers, and a static buffer would be global mutable state. A caller on a
      thread with less than about 512 KiB of stack should use a CUDA backend or
-     raise its stack size.
+     raise its stack size (glibc's default is 8 MiB).
    - Threads (OpenMP): only over independent blocks of C (row slivers, column
      chunks, row groups) and over the slivers being packed. Every element of C
      gets the same operations in the same order whatever the thread count, so
@@ -2471,19 +2471,49 @@ static inline void nde__vstore_n(nde_real *p, nde__vec v, int n) { if (n > 0) *p
 static inline nde_real nde__vsum(nde__vec v) { return v; }
 #endif
 
+/* dst[r * ldd + c] = src[c * lds + r] for a 4 x 4 block (packing rows of A). */
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#define NDE__HAVE_TRANSPOSE4 1
+#ifdef NDE_DOUBLE
+static inline void nde__transpose4(const nde_real *src, int64_t lds, nde_real *dst, int64_t ldd) {
+    __m256d r0 = _mm256_loadu_pd(src), r1 = _mm256_loadu_pd(src + lds);
+    __m256d r2 = _mm256_loadu_pd(src + 2 * lds), r3 = _mm256_loadu_pd(src + 3 * lds);
+    __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+    __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+    _mm256_storeu_pd(dst, _mm256_permute2f128_pd(t0, t2, 0x20));
+    _mm256_storeu_pd(dst + ldd, _mm256_permute2f128_pd(t1, t3, 0x20));
+    _mm256_storeu_pd(dst + 2 * ldd, _mm256_permute2f128_pd(t0, t2, 0x31));
+    _mm256_storeu_pd(dst + 3 * ldd, _mm256_permute2f128_pd(t1, t3, 0x31));
+}
+#else
+static inline void nde__transpose4(const nde_real *src, int64_t lds, nde_real *dst, int64_t ldd) {
+    __m128 r0 = _mm_loadu_ps(src), r1 = _mm_loadu_ps(src + lds);
+    __m128 r2 = _mm_loadu_ps(src + 2 * lds), r3 = _mm_loadu_ps(src + 3 * lds);
+    __m128 t0 = _mm_unpacklo_ps(r0, r1), t1 = _mm_unpackhi_ps(r0, r1);
+    __m128 t2 = _mm_unpacklo_ps(r2, r3), t3 = _mm_unpackhi_ps(r2, r3);
+    _mm_storeu_ps(dst, _mm_movelh_ps(t0, t2));
+    _mm_storeu_ps(dst + ldd, _mm_movehl_ps(t2, t0));
+    _mm_storeu_ps(dst + 2 * ldd, _mm_movelh_ps(t1, t3));
+    _mm_storeu_ps(dst + 3 * ldd, _mm_movehl_ps(t3, t1));
+}
+#endif
+#endif
+
 /* Blocking. The micro-kernel tile is MR x NR with NR = NV vectors; KC x NC
-   is the packed B block (256 KiB in float and double). */
+   is the packed B block (512 KiB in float and double: half the L2 cache of
+   a current x86 core). */
 #if NDE__VLEN == 1
 #define NDE__GEMM_NV 4
 #else
 #define NDE__GEMM_NV 2
 #endif
 #define NDE__GEMM_NR (NDE__GEMM_NV * NDE__VLEN)
+#define NDE__GEMM_PACK_ROWS 32   /* rows of B per packing task */
 #define NDE__GEMM_KC 256
 #ifdef NDE_DOUBLE
-#define NDE__GEMM_NC 128
-#else
 #define NDE__GEMM_NC 256
+#else
+#define NDE__GEMM_NC 512
 #endif
 /* Small-product paths: row groups of the rows/dot kernels, and the width of a
    column chunk of the rows kernel (in vectors). */
@@ -2491,6 +2521,7 @@ static inline nde_real nde__vsum(nde__vec v) { return v; }
 #define NDE__GEMM_TINY_K 8
 #define NDE__GEMM_ROWS_NV 4
 #define NDE__GEMM_ROWS_W (NDE__GEMM_ROWS_NV * NDE__VLEN)
+#define NDE__GEMM_ROWS_PACK_N 1024
 #define NDE__GEMM_DOT_KC 1024
 /* A product of fewer flops (2mnk) than this runs on one thread: an OpenMP
    fork and join costs a few microseconds. */
@@ -2543,14 +2574,25 @@ NDE__INLINE nde__vec nde__gemm_update(nde__vec acc, nde__vec alpha, nde_real bet
     return nde__vfma(alpha, acc, c);
 }
 
+/* The same for one element, given alpha acc. */
+NDE__INLINE void nde__gemm_update1(nde_real alpha_acc, nde_real beta, nde_real *c) {
+    if (beta == NDE_R(0.0)) *c = alpha_acc;
+    else if (beta == NDE_R(1.0)) *c = alpha_acc + *c;
+    else *c = alpha_acc + beta * *c;
+}
+
 /* ---- packed path */
 
 /* Pack an mr x kc block of op(A) (mr <= MR) as kc columns of MR reals,
    dst[p * MR + i] = A(i, p), rows mr..MR-1 zero. */
 static void nde__gemm_pack_a(int64_t kc, int64_t mr, const nde_real *a, int64_t rsa, int64_t csa, nde_real *dst) {
-    int64_t i, p;
+    int64_t i, p = 0;
     if (mr == NDE__GEMM_MR && csa == 1) {          /* rows of A contiguous: transpose */
-        for (p = 0; p < kc; p++) {
+#if defined(NDE__HAVE_TRANSPOSE4) && NDE__GEMM_MR % 4 == 0
+        for (; p + 4 <= kc; p += 4)
+            for (i = 0; i < NDE__GEMM_MR; i += 4) nde__transpose4(a + i * rsa + p, rsa, dst + p * NDE__GEMM_MR + i, NDE__GEMM_MR);
+#endif
+        for (; p < kc; p++) {
             NDE__UNROLL for (i = 0; i < NDE__GEMM_MR; i++) dst[p * NDE__GEMM_MR + i] = a[i * rsa + p];
         }
         return;
@@ -2563,16 +2605,36 @@ static void nde__gemm_pack_a(int64_t kc, int64_t mr, const nde_real *a, int64_t 
     }
 }
 
-/* Pack a kc x nr block of op(B) (nr <= NR) as kc rows of NR reals,
-   dst[p * NR + j] = B(p, j), columns nr..NR-1 zero. */
-static void nde__gemm_pack_b(int64_t kc, int64_t nr, const nde_real *b, int64_t rsb, int64_t csb, nde_real *dst) {
-    int64_t j, p;
-    for (p = 0; p < kc; p++) {
-        const nde_real *bp = b + p * rsb;
-        nde_real *d = dst + p * NDE__GEMM_NR;
-        if (csb == 1) for (j = 0; j < nr; j++) d[j] = bp[j];
-        else for (j = 0; j < nr; j++) d[j] = bp[j * csb];
-        for (; j < NDE__GEMM_NR; j++) d[j] = NDE_R(0.0);
+/* Pack rows p0..p1-1 of a kc x nc block of op(B) into NR-wide slivers of
+   kc rows each: dst[s * kc * NR + p * NR + j] = B(p, s * NR + j), columns
+   past nc zero. Rows of B are read front to back when contiguous (csb == 1),
+   else columns are. */
+static void nde__gemm_pack_b(int64_t p0, int64_t p1, int64_t kc, int64_t nc, const nde_real *b, int64_t rsb,
+                             int64_t csb, nde_real *dst) {
+    int64_t full = nc / NDE__GEMM_NR, s, j, p;
+    if (csb == 1) {
+        for (p = p0; p < p1; p++) {
+            const nde_real *bp = b + p * rsb;
+            for (s = 0; s < full; s++) {
+                nde_real *d = dst + s * kc * NDE__GEMM_NR + p * NDE__GEMM_NR;
+                NDE__UNROLL for (j = 0; j < NDE__GEMM_NV; j++)
+                    nde__vstore(d + j * NDE__VLEN, nde__vload(bp + s * NDE__GEMM_NR + j * NDE__VLEN));
+            }
+        }
+    } else {
+        for (s = 0; s < full; s++)
+            for (j = 0; j < NDE__GEMM_NR; j++) {
+                const nde_real *bj = b + (s * NDE__GEMM_NR + j) * csb;
+                nde_real *d = dst + s * kc * NDE__GEMM_NR + j;
+                for (p = p0; p < p1; p++) d[p * NDE__GEMM_NR] = bj[p * rsb];
+            }
+    }
+    if (full * NDE__GEMM_NR < nc) {                  /* the last, partial sliver */
+        for (p = p0; p < p1; p++) {
+            nde_real *d = dst + full * kc * NDE__GEMM_NR + p * NDE__GEMM_NR;
+            for (j = 0; j < NDE__GEMM_NR; j++)
+                d[j] = full * NDE__GEMM_NR + j < nc ? b[p * rsb + (full * NDE__GEMM_NR + j) * csb] : NDE_R(0.0);
+        }
     }
 }
 
@@ -2623,7 +2685,7 @@ static void nde__gemm_tile(int64_t kc, const nde_real *ap, const nde_real *bp, n
 
 /* The macro-kernel loops around the micro-kernel (C must have csc == 1):
    jc over NC-wide panels, pc over KC-deep slices (beta applies to the first
-   slice only), pack the KC x NC block of op(B) (in parallel over slivers),
+   slice only), pack the KC x NC block of op(B) (in parallel over its rows),
    then in parallel over MR-high row slivers: pack the A sliver and sweep it
    across the B slivers. kc and nc are balanced so that no block is tiny. */
 static void nde__gemm_packed(const nde__gemm_args *g) {
@@ -2646,10 +2708,9 @@ static void nde__gemm_packed(const nde__gemm_args *g) {
             nde_real beta = pc == 0 ? g->beta : NDE_R(1.0);
             const nde_real *bblock = g->b + pc * g->rsb + jc * g->csb;
             NDE_OMP_PARALLEL_FOR
-            for (t = 0; t < n_slivers; t++) {
-                int64_t nr = nc - t * NDE__GEMM_NR < NDE__GEMM_NR ? nc - t * NDE__GEMM_NR : NDE__GEMM_NR;
-                nde__gemm_pack_b(kc, nr, bblock + t * NDE__GEMM_NR * g->csb, g->rsb, g->csb, bbuf + t * kc * NDE__GEMM_NR);
-            }
+            for (t = 0; t < kc; t += NDE__GEMM_PACK_ROWS)
+                nde__gemm_pack_b(t, t + NDE__GEMM_PACK_ROWS < kc ? t + NDE__GEMM_PACK_ROWS : kc, kc, nc, bblock,
+                                 g->rsb, g->csb, bbuf);
             NDE_OMP_PARALLEL_FOR
             for (t = 0; t < m_slivers; t++) {
                 nde_real abuf_raw[NDE__GEMM_MR * NDE__GEMM_KC + NDE__ALIGN / sizeof(nde_real)];
@@ -2674,7 +2735,7 @@ static void nde__gemm_packed(const nde__gemm_args *g) {
    ROWS_W columns, C(i, j) = alpha sum_p A(i, p) B(p, j) + beta C(i, j), with
    rows of B contiguous (b[p * rsb + j]). Vectors run along the row of C; the
    last chunk of a row uses partial loads. With csc != 1 (a mirrored product)
-   the tile of C goes through a temporary. rows and full are constants after
+   the tile goes through a temporary and a scalar update. rows and full are constants after
    inlining, so the accumulators stay in registers. */
 NDE__INLINE void nde__gemm_rows_body(int rows, int full, int64_t k, const nde_real *a, int64_t rsa, int64_t csa,
                                      const nde_real *b, int64_t rsb, int ncols, nde_real alpha, nde_real beta,
@@ -2700,12 +2761,17 @@ NDE__INLINE void nde__gemm_rows_body(int rows, int full, int64_t k, const nde_re
             NDE__UNROLL for (j = 0; j < NDE__GEMM_ROWS_NV; j++) acc[i][j] = nde__vfma(ai, bv[j], acc[i][j]);
         }
     }
-    if (csc != 1 && beta != NDE_R(0.0))              /* gather the tile of C */
+    if (csc != 1) {                                  /* C^T: through a temporary */
+        NDE__UNROLL for (i = 0; i < rows; i++)
+            NDE__UNROLL for (j = 0; j < NDE__GEMM_ROWS_NV; j++)
+                nde__vstore(tmp + i * NDE__GEMM_ROWS_W + j * NDE__VLEN, acc[i][j]);
         for (i = 0; i < rows; i++)
-            for (jj = 0; jj < ncols; jj++) tmp[i * NDE__GEMM_ROWS_W + jj] = c[i * rsc + jj * csc];
+            for (jj = 0; jj < ncols; jj++) nde__gemm_update1(alpha * tmp[i * NDE__GEMM_ROWS_W + jj], beta, c + i * rsc + jj * csc);
+        return;
+    }
     NDE__UNROLL for (i = 0; i < rows; i++) {
         NDE__UNROLL for (j = 0; j < NDE__GEMM_ROWS_NV; j++) {
-            nde_real *cij = csc == 1 ? c + i * rsc + j * NDE__VLEN : tmp + i * NDE__GEMM_ROWS_W + j * NDE__VLEN;
+            nde_real *cij = c + i * rsc + j * NDE__VLEN;
             if (full) {
                 nde__vec old = beta == NDE_R(0.0) ? nde__vzero() : nde__vload(cij);
                 nde__vstore(cij, nde__gemm_update(acc[i][j], va, beta, old));
@@ -2715,9 +2781,6 @@ NDE__INLINE void nde__gemm_rows_body(int rows, int full, int64_t k, const nde_re
             }
         }
     }
-    if (csc != 1)                                    /* scatter it back */
-        for (i = 0; i < rows; i++)
-            for (jj = 0; jj < ncols; jj++) c[i * rsc + jj * csc] = tmp[i * NDE__GEMM_ROWS_W + jj];
 }
 
 static void nde__gemm_rows_tile(int rows, int64_t k, const nde_real *a, int64_t rsa, int64_t csa, const nde_real *b,
@@ -2736,31 +2799,35 @@ static void nde__gemm_rows_tile(int rows, int64_t k, const nde_real *a, int64_t 
     }
 }
 
-/* Rows kernel driver, in parallel over column chunks of C. Rows of op(B) are
-   read in place when csb == 1; otherwise (only when k <= TINY_K) each chunk
-   of op(B) is first copied to a small row-major buffer. */
+/* Rows kernel driver: tiles of TINY_ROWS rows x ROWS_W columns in row-major
+   order, so each thread writes one contiguous stretch of C; in parallel over
+   tiles. Rows of op(B) are read in place when contiguous (csb == 1);
+   otherwise (only when k <= TINY_K) op(B) is copied, ROWS_PACK_N columns at a
+   time, to a row-major buffer first. */
 static void nde__gemm_rows(const nde__gemm_args *g) {
-    int64_t chunks = (g->n + NDE__GEMM_ROWS_W - 1) / NDE__GEMM_ROWS_W, t;
+    nde_real bbuf[NDE__GEMM_TINY_K * NDE__GEMM_ROWS_PACK_N];
+    int64_t groups = (g->m + NDE__GEMM_TINY_ROWS - 1) / NDE__GEMM_TINY_ROWS;
+    int64_t block_n = g->csb == 1 ? g->n : NDE__GEMM_ROWS_PACK_N, jb, t, p, j;
     int nde_omp_go = nde__gemm_threaded(g);
     (void)nde_omp_go;
     NDE_ASSERT(g->csb == 1 || g->k <= NDE__GEMM_TINY_K);
-    NDE_OMP_PARALLEL_FOR
-    for (t = 0; t < chunks; t++) {
-        nde_real strip[NDE__GEMM_TINY_K * NDE__GEMM_ROWS_W];
-        int64_t j0 = t * NDE__GEMM_ROWS_W, i0, p, j;
-        int ncols = (int)(g->n - j0 < NDE__GEMM_ROWS_W ? g->n - j0 : NDE__GEMM_ROWS_W);
-        const nde_real *b = g->b + j0 * g->csb;
-        int64_t rsb = g->rsb;
+    for (jb = 0; jb < g->n; jb += block_n) {
+        int64_t nb = g->n - jb < block_n ? g->n - jb : block_n;
+        int64_t chunks = (nb + NDE__GEMM_ROWS_W - 1) / NDE__GEMM_ROWS_W, rsb = g->rsb;
+        const nde_real *b = g->b + jb * g->csb;
         if (g->csb != 1) {
-            for (p = 0; p < g->k; p++)
-                for (j = 0; j < ncols; j++) strip[p * NDE__GEMM_ROWS_W + j] = b[p * g->rsb + j * g->csb];
-            b = strip;
-            rsb = NDE__GEMM_ROWS_W;
+            for (j = 0; j < nb; j++)
+                for (p = 0; p < g->k; p++) bbuf[p * nb + j] = b[p * g->rsb + j * g->csb];
+            b = bbuf;
+            rsb = nb;
         }
-        for (i0 = 0; i0 < g->m; i0 += NDE__GEMM_TINY_ROWS) {
+        NDE_OMP_PARALLEL_FOR
+        for (t = 0; t < groups * chunks; t++) {
+            int64_t i0 = t / chunks * NDE__GEMM_TINY_ROWS, j0 = t % chunks * NDE__GEMM_ROWS_W;
             int rows = (int)(g->m - i0 < NDE__GEMM_TINY_ROWS ? g->m - i0 : NDE__GEMM_TINY_ROWS);
-            nde__gemm_rows_tile(rows, g->k, g->a + i0 * g->rsa, g->rsa, g->csa, b, rsb, ncols, g->alpha, g->beta,
-                                g->c + i0 * g->rsc + j0 * g->csc, g->rsc, g->csc);
+            int ncols = (int)(nb - j0 < NDE__GEMM_ROWS_W ? nb - j0 : NDE__GEMM_ROWS_W);
+            nde__gemm_rows_tile(rows, g->k, g->a + i0 * g->rsa, g->rsa, g->csa, b + j0, rsb, ncols, g->alpha, g->beta,
+                                g->c + i0 * g->rsc + (jb + j0) * g->csc, g->rsc, g->csc);
         }
     }
 }
@@ -2796,10 +2863,7 @@ NDE__INLINE void nde__gemm_dot_body(int rows, int cols, int64_t k, const nde_rea
     }
     NDE__UNROLL for (i = 0; i < rows; i++) {
         NDE__UNROLL for (j = 0; j < cols; j++) {
-            nde_real s = alpha * nde__vsum(acc[i][j]), *cij = c + i * rsc + j * csc;
-            if (beta == NDE_R(0.0)) *cij = s;
-            else if (beta == NDE_R(1.0)) *cij = s + *cij;
-            else *cij = s + beta * *cij;
+            nde__gemm_update1(alpha * nde__vsum(acc[i][j]), beta, c + i * rsc + j * csc);
         }
     }
 }

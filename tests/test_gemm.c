@@ -226,6 +226,8 @@ static void test_matmul_op(void) {
 }
 
 int main(void) {
+    printf("test_gemm: %s, %d-lane vectors, %dx%d micro-tile\n", sizeof(nde_real) == 8 ? "double" : "float",
+           NDE__VLEN, NDE__GEMM_MR, NDE__GEMM_NR);
     test_shapes();
     test_alpha_zero();
     test_nan_propagates();

@@ -1048,6 +1048,11 @@ NDE_API nde_status nde_backward_seed(nde_ctx *ctx, nde_tensor *out, const nde_te
         return nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_backward: output is %s but the seed is %s",
                             nde_shape_str(out, sa, sizeof sa), nde_shape_str(seed, sb, sizeof sb));
     if (!out->requires_grad) return NDE_OK;   /* nothing depends on a trainable input */
+    if (stop_at < 0) stop_at = 0;
+    /* Intermediate gradients start from zero on every pass, so calling backward
+       again over an overlapping graph does not re-send stale values; leaves
+       (inputs, parameters) accumulate, as in PyTorch. */
+    for (i = stop_at; i <= out->node; i++) ctx->tape[i].out->grad = NULL;
     {
         nde_real *g = nde_tensor_grad(ctx, out);
         nde_real one = NDE_R(1.0);
@@ -1059,7 +1064,6 @@ NDE_API nde_status nde_backward_seed(nde_ctx *ctx, nde_tensor *out, const nde_te
     {
         int was = ctx->grad_enabled;
         ctx->grad_enabled = 0;
-        if (stop_at < 0) stop_at = 0;
         for (i = out->node; i >= stop_at; i--) {
             nde__node *n = &ctx->tape[i];
             if (!n->out->grad) continue;

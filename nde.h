@@ -2020,11 +2020,15 @@ NDE_API nde_rng nde_rng_split(const nde_rng *r, uint64_t child) {
     return c;
 }
 /* Value number i of (seed, stream, kind): block i/4 of the counter space. */
+/* Uniforms are (k + 1/2) 2^-b with k the top b random bits: exactly
+   representable in nde_real (b = 23 for float, 52 for double), so strictly
+   inside (0, 1) after the conversion (with 24 or 53 bits the largest value
+   rounds up to 1). */
 #ifndef NDE_DOUBLE
-static double nde__u01(uint32_t x) { return ((double)(x >> 8) + 0.5) * (1.0 / 16777216.0); }
+static double nde__u01(uint32_t x) { return ((double)(x >> 9) + 0.5) * (1.0 / 8388608.0); }
 #endif
-static double nde__u01_53(uint32_t hi, uint32_t lo) {
-    return ((double)(((uint64_t)hi << 21) ^ (uint64_t)(lo >> 11)) + 0.5) * (1.0 / 9007199254740992.0);
+static double nde__u01_52(uint32_t hi, uint32_t lo) {
+    return ((double)(((uint64_t)hi << 20) | (uint64_t)(lo >> 12)) + 0.5) * (1.0 / 4503599627370496.0);
 }
 /* kind 0: uniform, 1: normal (Box-Muller on a pair of blocks), 2: rademacher. Value i
    depends only on (seed, stream, counter + i). */
@@ -2033,14 +2037,14 @@ static double nde__philox_value(int kind, uint64_t seed, uint64_t stream, uint64
     nde_philox4x32(seed, stream, idx, o);
     if (kind == 0) {
 #ifdef NDE_DOUBLE
-        return nde__u01_53(o[0], o[1]);
+        return nde__u01_52(o[0], o[1]);
 #else
         return nde__u01(o[0]);
 #endif
     }
     if (kind == 2) return (o[0] & 1u) ? 1.0 : -1.0;
     {
-        double u1 = nde__u01_53(o[0], o[1]), u2 = nde__u01_53(o[2], o[3]);
+        double u1 = nde__u01_52(o[0], o[1]), u2 = nde__u01_52(o[2], o[3]);
         return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
     }
 }
@@ -2057,7 +2061,7 @@ NDE_API void nde_rng_normal(nde_rng *r, int64_t n, nde_real *out) {
 NDE_API void nde_rng_rademacher(nde_rng *r, int64_t n, nde_real *out) {
     nde__cpu_philox_fill(NULL, 2, r->seed, r->stream, r->counter, n, out); r->counter += (uint64_t)n;
 }
-NDE_API double nde_rng_uniform1(nde_rng *r) { uint32_t o[4]; nde_philox4x32(r->seed, r->stream, r->counter++, o); return nde__u01_53(o[0], o[1]); }
+NDE_API double nde_rng_uniform1(nde_rng *r) { uint32_t o[4]; nde_philox4x32(r->seed, r->stream, r->counter++, o); return nde__u01_52(o[0], o[1]); }
 NDE_API double nde_rng_normal1(nde_rng *r) { return nde__philox_value(1, r->seed, r->stream, r->counter++); }
 
 static nde_status nde__fill_random(nde_ctx *ctx, nde_tensor *t, nde_rng *r, int kind, nde_real scale, nde_real shift, const char *who) {

@@ -485,6 +485,19 @@ static void test_npy_corrupt(void) {
     expect_npy_error(path, "True or False");
     npy_write(path, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}\n", d, 8);
     expect_npy_error(path, "unknown key");
+    {   /* version 3.0: a u32 header length, otherwise as 1.0 */
+        const char *dict = "{'descr': '<i2', 'fortran_order': False, 'shape': (2,), }\n";
+        unsigned char b[128]; size_t hl = strlen(dict);
+        nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default()); nde_tensor *t;
+        memcpy(b, "\x93NUMPY\x03\x00", 8);
+        b[8] = (unsigned char)hl; b[9] = b[10] = b[11] = 0;
+        memcpy(b + 12, dict, hl);
+        b[12 + hl] = 0xfe; b[13 + hl] = 0xff; b[14 + hl] = 0x00; b[15 + hl] = 0x01;   /* -2, 256 */
+        write_bytes(path, b, 16 + hl);
+        t = nde_load_npy(ctx, path);
+        CHECK(t && t->size == 2 && t->data[0] == NDE_R(-2.0) && t->data[1] == NDE_R(256.0));
+        nde_ctx_free(ctx);
+    }
     /* the real file cut anywhere fails cleanly */
     {
         unsigned char *b; size_t n, cut;

@@ -3115,6 +3115,7 @@ static int nde__npy_parse(nde__json *j, nde__npy_header *h) {
             while (nde__json_peek(j) != ')') {
                 uint64_t d;
                 if (!nde__json_uint(j, &d)) return 0;
+                if (j->i < j->n && j->s[j->i] == 'L') j->i++;   /* Python 2 long, as in old files */
                 if (h->ndim >= NDE_MAX_DIMS) return nde__json_fail(j, "more dimensions than NDE_MAX_DIMS");
                 if (!nde__mul_ok(h->numel, (int64_t)d, &h->numel)) return nde__json_fail(j, "shape has too many elements");
                 h->shape[h->ndim++] = (int64_t)d;

@@ -42,6 +42,8 @@ OPTIONS (define before including)
    NDE_STATIC            every TU: all functions static (one-TU programs).
    NDE_MALLOC/NDE_REALLOC/NDE_FREE   implementation TU: the allocator (define all or none).
    NDE_ASSERT(x)         implementation TU: internal invariants (default assert).
+   NDE_NO_STDIO          implementation TU: no file I/O (no fopen); the save/load
+                         functions return NDE_ERR_UNSUPPORTED.
    NDE_OMP_MIN_WORK      implementation TU: smallest flop count that opens an OpenMP
                          region (default 32768). Without -fopenmp nothing is threaded.
 
@@ -626,14 +628,27 @@ NDE_API double nde_grad_norm(nde_ctx *ctx);
 NDE_API double nde_clip_grad_norm(nde_ctx *ctx, double max_norm); /* returns the norm before */
 
 /* ---------------------------------------------------------------- I/O
-   Parameters as safetensors (F32 or F64 by nde_real; readable by PyTorch/JAX);
-   arrays as .npy; images/labels as IDX (MNIST). Writes are atomic (temp file +
-   rename); readers validate every size and offset. */
+   Parameters as safetensors. nde_save_params writes every parameter under its
+   name (F32, or F64 with NDE_DOUBLE; __metadata__ {"format": "pt",
+   "nde_version", "nde_real_bytes"}); Python's safetensors reads it.
+   nde_load_params fills the existing parameters from F32/F64 (also F16/BF16)
+   tensors of the same names and shapes, converting to nde_real. The file must
+   hold exactly the model's parameters: a parameter missing from the file, a
+   tensor the model lacks, or a shape that differs is NDE_ERR_FORMAT naming
+   them, and the model is changed only when the whole file read cleanly.
+   Arrays as .npy: writes v1.0 '<f4'/'<f8'; reads v1.0-3.0 with f2/f4/f8,
+   i1..i8, u1..u8, b1 in either byte order, C order only. IDX (MNIST,
+   uncompressed): u8, i8, i16, i32, f32, f64, 1..4 dimensions.
+   Writes are atomic: a temp file beside path, then rename(); on failure the
+   temp file is removed and an existing file is left as it was (NDE_ERR_IO
+   with the system's reason). Readers check every length and offset against
+   the file size: a truncated or corrupt file is NDE_ERR_FORMAT with a message
+   naming the file and the problem. */
 NDE_API nde_status nde_save_params(nde_ctx *ctx, const char *path);
 NDE_API nde_status nde_load_params(nde_ctx *ctx, const char *path);
 NDE_API nde_status nde_save_npy(nde_ctx *ctx, const char *path, const nde_tensor *t);
 NDE_API nde_tensor *nde_load_npy(nde_ctx *ctx, const char *path);
-/* IDX file (unsigned byte data) as a tensor of its dimensions, values 0..255. */
+/* IDX file as a tensor of its dimensions, values as stored (0..255 for MNIST images). */
 NDE_API nde_tensor *nde_load_idx(nde_ctx *ctx, const char *path);
 
 /* ---------------------------------------------------------------- backend
@@ -1242,6 +1257,11 @@ NDE_API nde_status nde_backward_seed(nde_ctx *ctx, nde_tensor *out, const nde_te
         return nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_backward: output is %s but the seed is %s",
                             nde_shape_str(out, sa, sizeof sa), nde_shape_str(seed, sb, sizeof sb));
     if (!out->requires_grad) return NDE_OK;   /* nothing depends on a trainable input */
+    if (stop_at < 0) stop_at = 0;
+    /* Intermediate gradients start from zero on every pass, so calling backward
+       again over an overlapping graph does not re-send stale values; leaves
+       (inputs, parameters) accumulate, as in PyTorch. */
+    for (i = stop_at; i <= out->node; i++) ctx->tape[i].out->grad = NULL;
     {
         nde_real *g = nde_tensor_grad(ctx, out);
         nde_real one = NDE_R(1.0);
@@ -1253,7 +1273,6 @@ NDE_API nde_status nde_backward_seed(nde_ctx *ctx, nde_tensor *out, const nde_te
     {
         int was = ctx->grad_enabled;
         ctx->grad_enabled = 0;
-        if (stop_at < 0) stop_at = 0;
         for (i = out->node; i >= stop_at; i--) {
             nde__node *n = &ctx->tape[i];
             if (!n->out->grad) continue;
@@ -2210,11 +2229,15 @@ NDE_API nde_rng nde_rng_split(const nde_rng *r, uint64_t child) {
     return c;
 }
 /* Value number i of (seed, stream, kind): block i/4 of the counter space. */
+/* Uniforms are (k + 1/2) 2^-b with k the top b random bits: exactly
+   representable in nde_real (b = 23 for float, 52 for double), so strictly
+   inside (0, 1) after the conversion (with 24 or 53 bits the largest value
+   rounds up to 1). */
 #ifndef NDE_DOUBLE
-static double nde__u01(uint32_t x) { return ((double)(x >> 8) + 0.5) * (1.0 / 16777216.0); }
+static double nde__u01(uint32_t x) { return ((double)(x >> 9) + 0.5) * (1.0 / 8388608.0); }
 #endif
-static double nde__u01_53(uint32_t hi, uint32_t lo) {
-    return ((double)(((uint64_t)hi << 21) ^ (uint64_t)(lo >> 11)) + 0.5) * (1.0 / 9007199254740992.0);
+static double nde__u01_52(uint32_t hi, uint32_t lo) {
+    return ((double)(((uint64_t)hi << 20) | (uint64_t)(lo >> 12)) + 0.5) * (1.0 / 4503599627370496.0);
 }
 /* kind 0: uniform, 1: normal (Box-Muller on a pair of blocks), 2: rademacher. Value i
    depends only on (seed, stream, counter + i). */
@@ -2223,14 +2246,14 @@ static double nde__philox_value(int kind, uint64_t seed, uint64_t stream, uint64
     nde_philox4x32(seed, stream, idx, o);
     if (kind == 0) {
 #ifdef NDE_DOUBLE
-        return nde__u01_53(o[0], o[1]);
+        return nde__u01_52(o[0], o[1]);
 #else
         return nde__u01(o[0]);
 #endif
     }
     if (kind == 2) return (o[0] & 1u) ? 1.0 : -1.0;
     {
-        double u1 = nde__u01_53(o[0], o[1]), u2 = nde__u01_53(o[2], o[3]);
+        double u1 = nde__u01_52(o[0], o[1]), u2 = nde__u01_52(o[2], o[3]);
         return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
     }
 }
@@ -2247,7 +2270,7 @@ NDE_API void nde_rng_normal(nde_rng *r, int64_t n, nde_real *out) {
 NDE_API void nde_rng_rademacher(nde_rng *r, int64_t n, nde_real *out) {
     nde__cpu_philox_fill(NULL, 2, r->seed, r->stream, r->counter, n, out); r->counter += (uint64_t)n;
 }
-NDE_API double nde_rng_uniform1(nde_rng *r) { uint32_t o[4]; nde_philox4x32(r->seed, r->stream, r->counter++, o); return nde__u01_53(o[0], o[1]); }
+NDE_API double nde_rng_uniform1(nde_rng *r) { uint32_t o[4]; nde_philox4x32(r->seed, r->stream, r->counter++, o); return nde__u01_52(o[0], o[1]); }
 NDE_API double nde_rng_normal1(nde_rng *r) { return nde__philox_value(1, r->seed, r->stream, r->counter++); }
 
 static nde_status nde__fill_random(nde_ctx *ctx, nde_tensor *t, nde_rng *r, int kind, nde_real scale, nde_real shift, const char *who) {
@@ -3440,12 +3463,917 @@ NDE_API nde_status nde_optimizer_step(nde_ctx *ctx, nde_optimizer *o) {
     return ctx->status;
 }
 
-/* NDE_SECTION_IO: safetensors, npy, idx live here. (placeholder: being implemented) */
-NDE_API nde_status nde_save_params(nde_ctx *ctx, const char *path) { (void)path; return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_save_params: not implemented yet"); }
-NDE_API nde_status nde_load_params(nde_ctx *ctx, const char *path) { (void)path; return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_load_params: not implemented yet"); }
-NDE_API nde_status nde_save_npy(nde_ctx *ctx, const char *path, const nde_tensor *t) { (void)path; (void)t; return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_save_npy: not implemented yet"); }
-NDE_API nde_tensor *nde_load_npy(nde_ctx *ctx, const char *path) { (void)path; nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_load_npy: not implemented yet"); return NULL; }
-NDE_API nde_tensor *nde_load_idx(nde_ctx *ctx, const char *path) { (void)path; nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_load_idx: not implemented yet"); return NULL; }
+/* ------------------------------------------------------------ I/O
+   NDE_SECTION_IO: parameters as safetensors, arrays as .npy, IDX (MNIST).
+   Readers take the file size first and check every length and offset against
+   it before allocating or reading; every problem is NDE_ERR_FORMAT (content)
+   or NDE_ERR_IO (the operating system said no) with a message naming the file.
+   Writers go to "<path>.tmp.<pid>.<ctx>" and rename() it over path only after
+   fflush and fclose succeeded, so a failed save leaves the old file intact.
+   Scratch buffers come from NDE_MALLOC and are freed before returning. */
+#ifdef NDE_NO_STDIO
+NDE_API nde_status nde_save_params(nde_ctx *ctx, const char *path) {
+    (void)path; return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_save_params: built with NDE_NO_STDIO");
+}
+NDE_API nde_status nde_load_params(nde_ctx *ctx, const char *path) {
+    (void)path; return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_load_params: built with NDE_NO_STDIO");
+}
+NDE_API nde_status nde_save_npy(nde_ctx *ctx, const char *path, const nde_tensor *t) {
+    (void)path; (void)t; return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_save_npy: built with NDE_NO_STDIO");
+}
+NDE_API nde_tensor *nde_load_npy(nde_ctx *ctx, const char *path) {
+    (void)path; nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_load_npy: built with NDE_NO_STDIO"); return NULL;
+}
+NDE_API nde_tensor *nde_load_idx(nde_ctx *ctx, const char *path) {
+    (void)path; nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_load_idx: built with NDE_NO_STDIO"); return NULL;
+}
+#else
+#include <errno.h>
+#include <float.h>
+#if defined(_WIN32)
+#include <process.h>
+#define NDE__GETPID() ((long)_getpid())
+#elif defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#define NDE__GETPID() ((long)getpid())
+#else
+#define NDE__GETPID() 0L
+#endif
+
+#define NDE__IO_CHUNK 8192                         /* bytes per read/write chunk */
+#define NDE__ST_MAX_HEADER ((uint64_t)100 << 20)    /* safetensors' own header limit */
+typedef unsigned long long nde__ull;
+
+/* ---- element types shared by the three formats. kind: 'f' IEEE float,
+   'i' signed, 'u' unsigned, 'b' bfloat16. */
+typedef struct nde__dtype { char kind; int size; int big_endian; } nde__dtype;
+
+static uint64_t nde__load_uint(const unsigned char *p, int n, int big_endian) {
+    uint64_t v = 0; int i;
+    for (i = 0; i < n; i++) v |= (uint64_t)p[big_endian ? n - 1 - i : i] << (8 * i);
+    return v;
+}
+static void nde__store_le(unsigned char *p, uint64_t v, int n) {
+    int i;
+    for (i = 0; i < n; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+/* IEEE 754 binary16 (sign, 5-bit exponent bias 15, 10-bit fraction). */
+static double nde__half_to_double(uint32_t h) {
+    int e = (int)((h >> 10) & 31u); double m = (double)(h & 1023u), v;
+    if (e == 0) v = ldexp(m, -24);
+    else if (e == 31) v = m == 0.0 ? HUGE_VAL : NAN;
+    else v = ldexp(m + 1024.0, e - 25);
+    return (h & 0x8000u) ? -v : v;
+}
+static double nde__decode(const unsigned char *p, nde__dtype t) {
+    uint64_t bits = nde__load_uint(p, t.size, t.big_endian);
+    switch (t.kind) {
+    case 'f':
+        if (t.size == 2) return nde__half_to_double((uint32_t)bits);
+        if (t.size == 4) { uint32_t b = (uint32_t)bits; float f; memcpy(&f, &b, 4); return (double)f; }
+        { double d; memcpy(&d, &bits, 8); return d; }
+    case 'b': { uint32_t b = (uint32_t)bits << 16; float f; memcpy(&f, &b, 4); return (double)f; }
+    case 'i':
+        if (t.size < 8 && (bits >> (8 * t.size - 1)) & 1u) return (double)bits - ldexp(1.0, 8 * t.size);
+        if (t.size == 8 && (bits >> 63)) return -(double)(~bits) - 1.0;
+        return (double)bits;
+    default: return (double)bits;
+    }
+}
+/* dst[i] = (nde_real)src bytes, checking that finite values fit nde_real. */
+static int nde__decode_reals(const unsigned char *src, nde__dtype t, int64_t n, nde_real *dst, double *bad) {
+    int64_t i;
+    (void)bad;
+    for (i = 0; i < n; i++) {
+        double d = nde__decode(src + i * t.size, t);
+#ifndef NDE_DOUBLE
+        if (d == d && fabs(d) > FLT_MAX && fabs(d) != HUGE_VAL) { *bad = d; return 0; }
+#endif
+        dst[i] = (nde_real)d;
+    }
+    return 1;
+}
+static void nde__encode_reals(const nde_real *src, int64_t n, unsigned char *dst) {
+    int64_t i;
+    for (i = 0; i < n; i++) {
+#ifdef NDE_DOUBLE
+        uint64_t b; memcpy(&b, &src[i], 8); nde__store_le(dst + i * 8, b, 8);
+#else
+        uint32_t b; memcpy(&b, &src[i], 4); nde__store_le(dst + i * 4, b, 4);
+#endif
+    }
+}
+/* a*b without overflow past INT64_MAX; 0 on overflow. */
+static int nde__mul_ok(int64_t a, int64_t b, int64_t *out) {
+    if (a < 0 || b < 0 || (a != 0 && b > INT64_MAX / a)) return 0;
+    *out = a * b; return 1;
+}
+static const char *nde__errno_str(int err) { return err ? strerror(err) : "unknown error"; }
+
+/* ---- reading: a file with its size, every read checked against it. */
+typedef struct nde__rfile { nde_ctx *ctx; FILE *f; const char *path, *who; uint64_t size, pos; } nde__rfile;
+
+static nde_status nde__ropen(nde_ctx *ctx, nde__rfile *r, const char *path, const char *who) {
+    long end;
+    memset(r, 0, sizeof *r);
+    r->ctx = ctx; r->path = path; r->who = who;
+    if (!path) return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL path", who);
+    errno = 0;
+    r->f = fopen(path, "rb");
+    if (!r->f) return nde_ctx_fail(ctx, NDE_ERR_IO, "%s: cannot open '%s': %s", who, path, nde__errno_str(errno));
+    if (fseek(r->f, 0, SEEK_END) != 0 || (end = ftell(r->f)) < 0 || fseek(r->f, 0, SEEK_SET) != 0) {
+        int err = errno;
+        fclose(r->f); r->f = NULL;
+        return nde_ctx_fail(ctx, NDE_ERR_IO, "%s: cannot determine the size of '%s': %s", who, path, nde__errno_str(err));
+    }
+    r->size = (uint64_t)end;
+    return NDE_OK;
+}
+static void nde__rclose(nde__rfile *r) { if (r->f) fclose(r->f); r->f = NULL; }
+static uint64_t nde__rleft(const nde__rfile *r) { return r->size - r->pos; }
+/* Reads exactly n bytes; what names them in the message. */
+static nde_status nde__rread(nde__rfile *r, void *buf, uint64_t n, const char *what) {
+    size_t got;
+    if (n > nde__rleft(r))
+        return nde_ctx_fail(r->ctx, NDE_ERR_FORMAT, "%s: '%s' is truncated: %s needs %llu bytes at offset %llu, the file has %llu",
+                            r->who, r->path, what, (nde__ull)n, (nde__ull)r->pos, (nde__ull)r->size);
+    errno = 0;
+    got = fread(buf, 1, (size_t)n, r->f);
+    r->pos += got;
+    if (got != (size_t)n) {
+        if (ferror(r->f))
+            return nde_ctx_fail(r->ctx, NDE_ERR_IO, "%s: reading %s from '%s' failed: %s", r->who, what, r->path,
+                                nde__errno_str(errno));
+        return nde_ctx_fail(r->ctx, NDE_ERR_FORMAT, "%s: '%s' ended early while reading %s (offset %llu)", r->who,
+                            r->path, what, (nde__ull)r->pos);
+    }
+    return NDE_OK;
+}
+/* Reads count elements of type t and converts them into host nde_reals. */
+static nde_status nde__rread_reals(nde__rfile *r, nde__dtype t, int64_t count, nde_real *dst, const char *what) {
+    unsigned char buf[NDE__IO_CHUNK];
+    int64_t per = NDE__IO_CHUNK / t.size, done = 0;
+    while (done < count) {
+        int64_t k = count - done < per ? count - done : per;
+        double bad = 0.0;
+        if (nde__rread(r, buf, (uint64_t)(k * t.size), what) != NDE_OK) return r->ctx->status;
+        if (!nde__decode_reals(buf, t, k, dst + done, &bad))
+            return nde_ctx_fail(r->ctx, NDE_ERR_FORMAT, "%s: '%s': %s holds the value %g, outside the range of float",
+                                r->who, r->path, what, bad);
+        done += k;
+    }
+    return NDE_OK;
+}
+
+/* ---- writing: temp file, then rename. */
+typedef struct nde__wfile { nde_ctx *ctx; FILE *f; char *tmp; const char *path, *who; int err, failed; } nde__wfile;
+
+static nde_status nde__wopen(nde_ctx *ctx, nde__wfile *w, const char *path, const char *who) {
+    size_t n;
+    memset(w, 0, sizeof *w);
+    w->ctx = ctx; w->path = path; w->who = who;
+    if (!path || !path[0]) return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: empty or NULL path", who);
+    n = strlen(path) + 64;
+    w->tmp = (char *)NDE_MALLOC(n);
+    if (!w->tmp) return nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory", who);
+    snprintf(w->tmp, n, "%s.tmp.%ld.%lx", path, NDE__GETPID(), (unsigned long)(uintptr_t)ctx);
+    errno = 0;
+    w->f = fopen(w->tmp, "wb");
+    if (!w->f) {
+        nde_status s = nde_ctx_fail(ctx, NDE_ERR_IO, "%s: cannot create '%s' (to save '%s'): %s", who, w->tmp, path,
+                                    nde__errno_str(errno));
+        NDE_FREE(w->tmp); w->tmp = NULL;
+        return s;
+    }
+    return NDE_OK;
+}
+static void nde__wwrite(nde__wfile *w, const void *p, size_t n) {
+    if (w->failed || n == 0) return;
+    errno = 0;
+    if (fwrite(p, 1, n, w->f) != n) { w->failed = 1; w->err = errno; }
+}
+/* Gives up: closes and removes the temp file. */
+static void nde__wabort(nde__wfile *w) {
+    if (w->f) fclose(w->f);
+    w->f = NULL;
+    if (w->tmp) { remove(w->tmp); NDE_FREE(w->tmp); }
+    w->tmp = NULL;
+}
+/* Flushes, closes and renames over path; on any failure removes the temp file. */
+static nde_status nde__wcommit(nde__wfile *w) {
+    const char *step = "writing";
+    if (!w->failed) { errno = 0; if (fflush(w->f) != 0) { w->failed = 1; w->err = errno; step = "flushing"; } }
+    if (!w->failed) {
+        FILE *f = w->f; w->f = NULL; errno = 0;
+        if (fclose(f) != 0) { w->failed = 1; w->err = errno; step = "closing"; }
+    }
+#ifdef _WIN32
+    if (!w->failed) remove(w->path);   /* rename does not replace on Windows (not atomic there) */
+#endif
+    if (!w->failed) { errno = 0; if (rename(w->tmp, w->path) != 0) { w->failed = 1; w->err = errno; step = "renaming"; } }
+    if (w->failed) {
+        int err = w->err;
+        nde__wabort(w);
+        return nde_ctx_fail(w->ctx, NDE_ERR_IO, "%s: %s '%s' failed: %s (the old file, if any, is untouched)", w->who,
+                            step, w->path, nde__errno_str(err));
+    }
+    NDE_FREE(w->tmp); w->tmp = NULL;
+    return NDE_OK;
+}
+/* Writes n nde_reals (host memory) as little-endian bytes. */
+static void nde__wwrite_reals(nde__wfile *w, const nde_real *x, int64_t n) {
+    unsigned char buf[NDE__IO_CHUNK];
+    int64_t per = NDE__IO_CHUNK / (int64_t)sizeof(nde_real), done = 0;
+    while (done < n && !w->failed) {
+        int64_t k = n - done < per ? n - done : per;
+        nde__encode_reals(x + done, k, buf);
+        nde__wwrite(w, buf, (size_t)k * sizeof(nde_real));
+        done += k;
+    }
+}
+/* Host view of n reals of backend memory: src itself on the CPU, else a copy
+   that the caller frees with nde__host_view_free. Failure: NULL and an error
+   in ctx (src itself may be NULL when n is 0). */
+static const nde_real *nde__host_view(nde_ctx *ctx, const nde_real *src, int64_t n, const char *who) {
+    nde_real *h;
+    if (!ctx->be->is_device) return src;
+    h = (nde_real *)NDE_MALLOC((size_t)(n ? n : 1) * sizeof(nde_real));
+    if (!h) { nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory for a host copy of %lld values", who, (long long)n); return NULL; }
+    if (n && ctx->be->copy(ctx->be->self, h, src, (size_t)n * sizeof(nde_real), NDE_COPY_TO_HOST) != NDE_OK) {
+        NDE_FREE(h);
+        nde_ctx_fail(ctx, NDE_ERR_BACKEND, "%s: copying %lld values to the host failed", who, (long long)n);
+        return NULL;
+    }
+    return h;
+}
+static void nde__host_view_free(nde_ctx *ctx, const nde_real *h, const nde_real *src) {
+    (void)ctx;
+    if (h && h != src) NDE_FREE((void *)(uintptr_t)h);
+}
+
+/* ---- a growable text buffer for headers */
+typedef struct nde__text { char *s; size_t len, cap; int oom; } nde__text;
+static void nde__text_put(nde__text *t, const char *s, size_t n) {
+    if (t->oom) return;
+    if (t->len + n + 1 > t->cap) {
+        size_t nc = t->cap ? t->cap : 256; char *ns;
+        while (nc < t->len + n + 1) nc *= 2;
+        ns = (char *)NDE_REALLOC(t->s, nc);
+        if (!ns) { t->oom = 1; return; }
+        t->s = ns; t->cap = nc;
+    }
+    memcpy(t->s + t->len, s, n);
+    t->len += n;
+    t->s[t->len] = 0;
+}
+static void nde__text_str(nde__text *t, const char *s) { nde__text_put(t, s, strlen(s)); }
+static void nde__text_int(nde__text *t, int64_t v) {
+    char b[32]; snprintf(b, sizeof b, "%lld", (long long)v); nde__text_str(t, b);
+}
+/* s as a JSON string literal. */
+static void nde__text_json_string(nde__text *t, const char *s) {
+    nde__text_put(t, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') { char e[2]; e[0] = '\\'; e[1] = (char)c; nde__text_put(t, e, 2); }
+        else if (c < 0x20) { char e[8]; snprintf(e, sizeof e, "\\u%04x", c); nde__text_put(t, e, 6); }
+        else nde__text_put(t, s, 1);
+    }
+    nde__text_put(t, "\"", 1);
+}
+
+/* ------------------------------------------------------------ safetensors
+   Layout (huggingface safetensors): u64 little-endian N; N bytes of JSON
+   {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
+    "__metadata__": {string: string}}; then the data section, offsets relative
+   to its start, tensors back to back (no holes, no overlap), row-major,
+   little-endian. */
+typedef struct nde__st_entry {
+    char *name; size_t name_len;
+    char *dtype_name; nde__dtype dtype; int dtype_ok;
+    int ndim; int64_t shape[NDE_MAX_DIMS]; int64_t numel;
+    uint64_t begin, end;
+} nde__st_entry;
+
+typedef struct nde__json { char *s; size_t n, i; const char *err; } nde__json;
+
+static void nde__json_ws(nde__json *j) {
+    while (j->i < j->n && (j->s[j->i] == ' ' || j->s[j->i] == '\t' || j->s[j->i] == '\n' || j->s[j->i] == '\r')) j->i++;
+}
+static int nde__json_fail(nde__json *j, const char *msg) { if (!j->err) j->err = msg; return 0; }
+static int nde__json_peek(nde__json *j) { nde__json_ws(j); return j->i < j->n ? (unsigned char)j->s[j->i] : -1; }
+static int nde__json_expect(nde__json *j, char c, const char *msg) {
+    if (nde__json_peek(j) != (unsigned char)c) return nde__json_fail(j, msg);
+    j->i++; return 1;
+}
+static int nde__json_hex4(nde__json *j, uint32_t *v) {
+    int k; *v = 0;
+    if (j->i + 4 > j->n) return nde__json_fail(j, "truncated \\u escape");
+    for (k = 0; k < 4; k++) {
+        char c = j->s[j->i++]; uint32_t d;
+        if (c >= '0' && c <= '9') d = (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f') d = (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') d = (uint32_t)(c - 'A' + 10);
+        else return nde__json_fail(j, "bad hex digit in a \\u escape");
+        *v = *v * 16 + d;
+    }
+    return 1;
+}
+/* Decodes a string literal in place (the decoded text is never longer) and
+   NUL-terminates it. */
+static int nde__json_string(nde__json *j, char **out, size_t *len) {
+    char *dst;
+    if (!nde__json_expect(j, '"', "expected a string")) return 0;
+    *out = dst = j->s + j->i;
+    for (;;) {
+        unsigned char c;
+        if (j->i >= j->n) return nde__json_fail(j, "unterminated string");
+        c = (unsigned char)j->s[j->i++];
+        if (c == '"') break;
+        if (c < 0x20) return nde__json_fail(j, "control character inside a string");
+        if (c != '\\') { *dst++ = (char)c; continue; }
+        if (j->i >= j->n) return nde__json_fail(j, "unterminated escape");
+        c = (unsigned char)j->s[j->i++];
+        switch (c) {
+        case '"': case '\\': case '/': *dst++ = (char)c; break;
+        case 'b': *dst++ = '\b'; break;
+        case 'f': *dst++ = '\f'; break;
+        case 'n': *dst++ = '\n'; break;
+        case 'r': *dst++ = '\r'; break;
+        case 't': *dst++ = '\t'; break;
+        case 'u': {
+            uint32_t cp, lo;
+            if (!nde__json_hex4(j, &cp)) return 0;
+            if (cp >= 0xDC00 && cp <= 0xDFFF) return nde__json_fail(j, "lone low surrogate in a \\u escape");
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (j->i + 2 > j->n || j->s[j->i] != '\\' || j->s[j->i + 1] != 'u')
+                    return nde__json_fail(j, "lone high surrogate in a \\u escape");
+                j->i += 2;
+                if (!nde__json_hex4(j, &lo)) return 0;
+                if (lo < 0xDC00 || lo > 0xDFFF) return nde__json_fail(j, "bad surrogate pair in a \\u escape");
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            }
+            if (cp == 0) return nde__json_fail(j, "\\u0000 inside a string");
+            if (cp < 0x80) *dst++ = (char)cp;
+            else if (cp < 0x800) { *dst++ = (char)(0xC0 | (cp >> 6)); *dst++ = (char)(0x80 | (cp & 63)); }
+            else if (cp < 0x10000) {
+                *dst++ = (char)(0xE0 | (cp >> 12)); *dst++ = (char)(0x80 | ((cp >> 6) & 63)); *dst++ = (char)(0x80 | (cp & 63));
+            } else {
+                *dst++ = (char)(0xF0 | (cp >> 18)); *dst++ = (char)(0x80 | ((cp >> 12) & 63));
+                *dst++ = (char)(0x80 | ((cp >> 6) & 63)); *dst++ = (char)(0x80 | (cp & 63));
+            }
+            break;
+        }
+        default: return nde__json_fail(j, "unknown escape in a string");
+        }
+    }
+    *len = (size_t)(dst - *out);
+    *dst = 0;   /* fits: at least the closing quote was consumed */
+    return 1;
+}
+/* A non-negative integer without sign, fraction or exponent, below 2^63. */
+static int nde__json_uint(nde__json *j, uint64_t *v) {
+    size_t start;
+    int c = nde__json_peek(j);
+    if (c == '-') return nde__json_fail(j, "negative number where a size or offset belongs");
+    if (c < '0' || c > '9') return nde__json_fail(j, "expected a non-negative integer");
+    start = j->i; *v = 0;
+    while (j->i < j->n && j->s[j->i] >= '0' && j->s[j->i] <= '9') {
+        uint64_t d = (uint64_t)(j->s[j->i] - '0');
+        if (*v > ((uint64_t)INT64_MAX - d) / 10) return nde__json_fail(j, "integer too large");
+        *v = *v * 10 + d; j->i++;
+    }
+    if (j->s[start] == '0' && j->i - start > 1) return nde__json_fail(j, "integer with a leading zero");
+    if (j->i < j->n && (j->s[j->i] == '.' || j->s[j->i] == 'e' || j->s[j->i] == 'E'))
+        return nde__json_fail(j, "expected an integer, found a fraction or exponent");
+    return 1;
+}
+/* "F32" etc.: dtype_ok 1 = loadable, 0 = a safetensors dtype nde does not load, -1 = unknown. */
+static void nde__st_dtype(nde__st_entry *e) {
+    static const char *const other[] = {"BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64",
+                                  "F8_E5M2", "F8_E4M3", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2", "C64"};
+    size_t k;
+    e->dtype.big_endian = 0;
+    e->dtype_ok = 1;
+    if (strcmp(e->dtype_name, "F32") == 0) { e->dtype.kind = 'f'; e->dtype.size = 4; return; }
+    if (strcmp(e->dtype_name, "F64") == 0) { e->dtype.kind = 'f'; e->dtype.size = 8; return; }
+    if (strcmp(e->dtype_name, "F16") == 0) { e->dtype.kind = 'f'; e->dtype.size = 2; return; }
+    if (strcmp(e->dtype_name, "BF16") == 0) { e->dtype.kind = 'b'; e->dtype.size = 2; return; }
+    e->dtype_ok = -1;
+    for (k = 0; k < sizeof other / sizeof other[0]; k++) if (strcmp(e->dtype_name, other[k]) == 0) e->dtype_ok = 0;
+}
+/* {"dtype": ..., "shape": [...], "data_offsets": [b, e]} */
+static int nde__st_parse_tensor(nde__json *j, nde__st_entry *e) {
+    int seen_dtype = 0, seen_shape = 0, seen_offsets = 0;
+    if (!nde__json_expect(j, '{', "a tensor entry must be an object")) return 0;
+    if (nde__json_peek(j) == '}') return nde__json_fail(j, "empty tensor entry");
+    for (;;) {
+        char *key; size_t klen;
+        if (!nde__json_string(j, &key, &klen) || !nde__json_expect(j, ':', "expected ':' after a key")) return 0;
+        if (strcmp(key, "dtype") == 0 && !seen_dtype) {
+            size_t dl;
+            seen_dtype = 1;
+            if (!nde__json_string(j, &e->dtype_name, &dl)) return 0;
+        } else if (strcmp(key, "shape") == 0 && !seen_shape) {
+            seen_shape = 1; e->ndim = 0; e->numel = 1;
+            if (!nde__json_expect(j, '[', "shape must be an array")) return 0;
+            if (nde__json_peek(j) == ']') j->i++;
+            else for (;;) {
+                uint64_t d;
+                if (!nde__json_uint(j, &d)) return 0;
+                if (!nde__mul_ok(e->numel, (int64_t)d, &e->numel)) return nde__json_fail(j, "shape has too many elements");
+                if (e->ndim < NDE_MAX_DIMS) e->shape[e->ndim] = (int64_t)d;
+                e->ndim++;
+                if (nde__json_peek(j) == ',') { j->i++; continue; }
+                if (!nde__json_expect(j, ']', "expected ',' or ']' in a shape")) return 0;
+                break;
+            }
+        } else if (strcmp(key, "data_offsets") == 0 && !seen_offsets) {
+            seen_offsets = 1;
+            if (!nde__json_expect(j, '[', "data_offsets must be an array") || !nde__json_uint(j, &e->begin) ||
+                !nde__json_expect(j, ',', "data_offsets needs two numbers") || !nde__json_uint(j, &e->end) ||
+                !nde__json_expect(j, ']', "data_offsets needs exactly two numbers"))
+                return 0;
+        } else if (strcmp(key, "dtype") == 0 || strcmp(key, "shape") == 0 || strcmp(key, "data_offsets") == 0) {
+            return nde__json_fail(j, "a key repeats inside a tensor entry");
+        } else {
+            return nde__json_fail(j, "unknown key in a tensor entry (expected dtype, shape, data_offsets)");
+        }
+        if (nde__json_peek(j) == ',') { j->i++; continue; }
+        if (!nde__json_expect(j, '}', "expected ',' or '}' in a tensor entry")) return 0;
+        break;
+    }
+    if (!seen_dtype || !seen_shape || !seen_offsets) return nde__json_fail(j, "a tensor entry lacks dtype, shape or data_offsets");
+    return 1;
+}
+/* {string: string, ...} */
+static int nde__st_parse_metadata(nde__json *j) {
+    if (!nde__json_expect(j, '{', "__metadata__ must be an object")) return 0;
+    if (nde__json_peek(j) == '}') { j->i++; return 1; }
+    for (;;) {
+        char *s; size_t l;
+        if (!nde__json_string(j, &s, &l) || !nde__json_expect(j, ':', "expected ':' after a key")) return 0;
+        if (nde__json_peek(j) != '"') return nde__json_fail(j, "__metadata__ values must be strings");
+        if (!nde__json_string(j, &s, &l)) return 0;
+        if (nde__json_peek(j) == ',') { j->i++; continue; }
+        return nde__json_expect(j, '}', "expected ',' or '}' in __metadata__");
+    }
+}
+/* The whole header; entries grow with NDE_REALLOC (the caller frees *out). */
+static int nde__st_parse_header(nde__json *j, nde__st_entry **out, int *count) {
+    int cap = 0, seen_meta = 0;
+    *out = NULL; *count = 0;
+    if (!nde__json_expect(j, '{', "the header must be a JSON object")) return 0;
+    if (nde__json_peek(j) == '}') j->i++;
+    else for (;;) {
+        char *key; size_t klen; int k;
+        if (!nde__json_string(j, &key, &klen) || !nde__json_expect(j, ':', "expected ':' after a key")) return 0;
+        if (strcmp(key, "__metadata__") == 0) {
+            if (seen_meta) return nde__json_fail(j, "__metadata__ appears twice");
+            seen_meta = 1;
+            if (!nde__st_parse_metadata(j)) return 0;
+        } else {
+            nde__st_entry *e;
+            for (k = 0; k < *count; k++)
+                if ((*out)[k].name_len == klen && memcmp((*out)[k].name, key, klen) == 0)
+                    return nde__json_fail(j, "a tensor name appears twice");
+            if (*count == cap) {
+                int nc = cap ? cap * 2 : 16;
+                nde__st_entry *ne = (nde__st_entry *)NDE_REALLOC(*out, (size_t)nc * sizeof *ne);
+                if (!ne) return nde__json_fail(j, "out of memory for the tensor list");
+                *out = ne; cap = nc;
+            }
+            e = &(*out)[*count];
+            memset(e, 0, sizeof *e);
+            e->name = key; e->name_len = klen;
+            (*count)++;
+            if (!nde__st_parse_tensor(j, e)) return 0;
+        }
+        if (nde__json_peek(j) == ',') { j->i++; continue; }
+        if (!nde__json_expect(j, '}', "expected ',' or '}' after a tensor entry")) return 0;
+        break;
+    }
+    if (nde__json_peek(j) != -1) return nde__json_fail(j, "text after the closing '}'");
+    return 1;
+}
+
+static int nde__st_by_begin_cmp(const void *a, const void *b) {
+    const nde__st_entry *x = *(const nde__st_entry *const *)a, *y = *(const nde__st_entry *const *)b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : (x->end > y->end);
+}
+
+/* Each entry against itself and the data section: dtype, byte count, bounds,
+   then all of them together: back to back from 0 to data_len. sorted receives
+   the entries in file order. */
+static nde_status nde__st_check_layout(nde__rfile *r, nde__st_entry *e, int count, uint64_t data_len, nde__st_entry **sorted) {
+    int k; uint64_t at = 0;
+    for (k = 0; k < count; k++) {
+        int64_t bytes = -1;   /* -1: the product overflows */
+        nde__st_dtype(&e[k]);
+        if (e[k].dtype_ok < 0)
+            return nde_ctx_fail(r->ctx, NDE_ERR_FORMAT, "%s: '%s': tensor '%s' has an unknown dtype '%s'", r->who, r->path,
+                                e[k].name, e[k].dtype_name);
+        if (e[k].dtype_ok == 0)
+            return nde_ctx_fail(r->ctx, NDE_ERR_FORMAT, "%s: '%s': tensor '%s' has dtype %s; nde loads F32, F64, F16 and BF16",
+                                r->who, r->path, e[k].name, e[k].dtype_name);
+        if (e[k].begin > e[k].end || e[k].end > data_len)
+            return nde_ctx_fail(r->ctx, NDE_ERR_FORMAT,
+                                "%s: '%s': tensor '%s' has data_offsets [%llu, %llu] outside the data section of %llu bytes",
+                                r->who, r->path, e[k].name, (nde__ull)e[k].begin, (nde__ull)e[k].end, (nde__ull)data_len);
+        if (!nde__mul_ok(e[k].numel, e[k].dtype.size, &bytes) || (uint64_t)bytes != e[k].end - e[k].begin)
+            return nde_ctx_fail(r->ctx, NDE_ERR_FORMAT,
+                                "%s: '%s': tensor '%s': %lld elements of %s need %lld bytes but data_offsets [%llu, %llu] give %llu",
+                                r->who, r->path, e[k].name, (long long)e[k].numel, e[k].dtype_name, (long long)bytes,
+                                (nde__ull)e[k].begin, (nde__ull)e[k].end, (nde__ull)(e[k].end - e[k].begin));
+        sorted[k] = &e[k];
+    }
+    qsort(sorted, (size_t)count, sizeof *sorted, nde__st_by_begin_cmp);
+    for (k = 0; k < count; k++) {
+        if (sorted[k]->begin < at)
+            return nde_ctx_fail(r->ctx, NDE_ERR_FORMAT, "%s: '%s': tensors '%s' and '%s' overlap (bytes %llu..%llu)", r->who,
+                                r->path, sorted[k - 1]->name, sorted[k]->name, (nde__ull)sorted[k]->begin, (nde__ull)at);
+        if (sorted[k]->begin > at)
+            return nde_ctx_fail(r->ctx, NDE_ERR_FORMAT, "%s: '%s': bytes %llu..%llu of the data section belong to no tensor",
+                                r->who, r->path, (nde__ull)at, (nde__ull)sorted[k]->begin);
+        at = sorted[k]->end;
+    }
+    if (at != data_len)
+        return nde_ctx_fail(r->ctx, NDE_ERR_FORMAT, "%s: '%s': %llu bytes after the last tensor belong to no tensor",
+                            r->who, r->path, (nde__ull)(data_len - at));
+    return NDE_OK;
+}
+
+/* Names and shapes against the model: every file tensor must be a parameter
+   of the same shape and every parameter must be in the file. index[k] = the
+   parameter of entry k. */
+static nde_status nde__st_match(nde__rfile *r, const nde__st_entry *e, int count, int *index) {
+    nde_ctx *ctx = r->ctx;
+    char extra[200] = "", missing[200] = "";
+    int k, p, num_extra = 0, num_missing = 0;
+    for (k = 0; k < count; k++) {
+        index[k] = -1;
+        for (p = 0; p < ctx->num_params; p++)
+            if (strlen(ctx->params[p].name) == e[k].name_len && memcmp(ctx->params[p].name, e[k].name, e[k].name_len) == 0) {
+                index[k] = p; break;
+            }
+        if (index[k] < 0 && num_extra++ < 3 && strlen(extra) + e[k].name_len + 4 < sizeof extra)
+            snprintf(extra + strlen(extra), sizeof extra - strlen(extra), "%s'%s'", num_extra > 1 ? ", " : "", e[k].name);
+    }
+    for (p = 0; p < ctx->num_params; p++) {
+        int found = 0;
+        for (k = 0; k < count && !found; k++) found = index[k] == p;
+        if (!found && num_missing++ < 3 && strlen(missing) + strlen(ctx->params[p].name) + 4 < sizeof missing)
+            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s'%s'", num_missing > 1 ? ", " : "",
+                     ctx->params[p].name);
+    }
+    if (num_missing)
+        return nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': %d parameter(s) missing from the file: %s%s%s%s", r->who,
+                            r->path, num_missing, missing, num_missing > 3 ? ", ..." : "",
+                            num_extra ? "; the file has other tensors: " : "", extra);
+    if (num_extra)
+        return nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': %d tensor(s) in the file are not parameters of the model: %s%s",
+                            r->who, r->path, num_extra, extra, num_extra > 3 ? ", ..." : "");
+    for (k = 0; k < count; k++) {
+        const nde_tensor *t = ctx->params[index[k]].tensor;
+        int same = e[k].ndim == t->ndim, d;
+        for (d = 0; same && d < t->ndim; d++) same = e[k].shape[d] == t->shape[d];
+        if (!same) {
+            char want[64], got[80]; size_t off = 0;
+            off += (size_t)snprintf(got, sizeof got, "(");
+            for (d = 0; d < e[k].ndim && d < NDE_MAX_DIMS && off < sizeof got; d++)
+                off += (size_t)snprintf(got + off, sizeof got - off, d ? ", %lld" : "%lld", (long long)e[k].shape[d]);
+            if (off < sizeof got) snprintf(got + off, sizeof got - off, e[k].ndim > NDE_MAX_DIMS ? ", ...)" : ")");
+            return nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': tensor '%s' has shape %s in the file but %s in the model",
+                                r->who, r->path, e[k].name, got, nde_shape_str(t, want, sizeof want));
+        }
+    }
+    return NDE_OK;
+}
+
+NDE_API nde_status nde_save_params(nde_ctx *ctx, const char *path) {
+    const char *who = "nde_save_params";
+    nde__text h; nde__wfile w; unsigned char len8[8];
+    const nde_real *host; int p, d; int64_t at = 0;
+    if (!ctx) return NDE_ERR_ARG;
+    if (ctx->status != NDE_OK) return ctx->status;
+    memset(&h, 0, sizeof h);
+    nde__text_str(&h, "{\"__metadata__\":{\"format\":\"pt\",\"nde_version\":\"" NDE_VERSION_STRING "\",\"nde_real_bytes\":\"");
+    nde__text_int(&h, (int64_t)sizeof(nde_real));
+    nde__text_str(&h, "\"}");
+    for (p = 0; p < ctx->num_params; p++) {
+        const nde_tensor *t = ctx->params[p].tensor;
+        nde__text_str(&h, ",");
+        nde__text_json_string(&h, ctx->params[p].name);
+        nde__text_str(&h, sizeof(nde_real) == 8 ? ":{\"dtype\":\"F64\",\"shape\":[" : ":{\"dtype\":\"F32\",\"shape\":[");
+        for (d = 0; d < t->ndim; d++) { if (d) nde__text_str(&h, ","); nde__text_int(&h, t->shape[d]); }
+        nde__text_str(&h, "],\"data_offsets\":[");
+        nde__text_int(&h, at);
+        at += t->size * (int64_t)sizeof(nde_real);
+        nde__text_str(&h, ",");
+        nde__text_int(&h, at);
+        nde__text_str(&h, "]}");
+    }
+    nde__text_str(&h, "}");
+    while (!h.oom && h.len % 8 != 0) nde__text_str(&h, " ");   /* the data section starts 8-aligned */
+    if (h.oom) { NDE_FREE(h.s); return nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory for the header", who); }
+    host = nde__host_view(ctx, ctx->param_data, ctx->param_count, who);
+    if (ctx->status != NDE_OK) { NDE_FREE(h.s); return ctx->status; }   /* host is NULL for an empty CPU store */
+    if (nde__wopen(ctx, &w, path, who) == NDE_OK) {
+        nde__store_le(len8, (uint64_t)h.len, 8);
+        nde__wwrite(&w, len8, 8);
+        nde__wwrite(&w, h.s, h.len);
+        /* parameters are contiguous in the flat store, in the order written */
+        nde__wwrite_reals(&w, host, ctx->param_count);
+        nde__wcommit(&w);
+    }
+    nde__host_view_free(ctx, host, ctx->param_data);
+    NDE_FREE(h.s);
+    return ctx->status;
+}
+
+NDE_API nde_status nde_load_params(nde_ctx *ctx, const char *path) {
+    const char *who = "nde_load_params";
+    nde__rfile r; unsigned char len8[8]; uint64_t hlen, data_len;
+    char *hdr = NULL; nde__st_entry *e = NULL, **sorted = NULL; int count = 0, k, *index = NULL;
+    nde_real *stage = NULL; nde__json j;
+    if (!ctx) return NDE_ERR_ARG;
+    if (ctx->status != NDE_OK) return ctx->status;
+    if (nde__ropen(ctx, &r, path, who) != NDE_OK) return ctx->status;
+    if (nde__rread(&r, len8, 8, "the header length") != NDE_OK) goto done;
+    hlen = nde__load_uint(len8, 8, 0);
+    if (hlen > nde__rleft(&r)) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': the header length %llu exceeds the %llu bytes after the length field",
+                     who, path, (nde__ull)hlen, (nde__ull)nde__rleft(&r));
+        goto done;
+    }
+    if (hlen < 2 || hlen > NDE__ST_MAX_HEADER) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': the header length %llu is outside 2..%llu", who, path,
+                     (nde__ull)hlen, (nde__ull)NDE__ST_MAX_HEADER);
+        goto done;
+    }
+    hdr = (char *)NDE_MALLOC((size_t)hlen + 1);
+    if (!hdr) { nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory for a %llu-byte header", who, (nde__ull)hlen); goto done; }
+    if (nde__rread(&r, hdr, hlen, "the JSON header") != NDE_OK) goto done;
+    hdr[hlen] = 0;
+    j.s = hdr; j.n = (size_t)hlen; j.i = 0; j.err = NULL;
+    if (!nde__st_parse_header(&j, &e, &count)) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': bad JSON header at byte %llu: %s", who, path, (nde__ull)j.i, j.err);
+        goto done;
+    }
+    data_len = nde__rleft(&r);
+    sorted = (nde__st_entry **)NDE_MALLOC((size_t)(count ? count : 1) * sizeof *sorted);
+    index = (int *)NDE_MALLOC((size_t)(count ? count : 1) * sizeof *index);
+    stage = (nde_real *)NDE_MALLOC((size_t)(ctx->param_count ? ctx->param_count : 1) * sizeof(nde_real));
+    if (!sorted || !index || !stage) { nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory", who); goto done; }
+    if (nde__st_check_layout(&r, e, count, data_len, sorted) != NDE_OK) goto done;
+    if (nde__st_match(&r, e, count, index) != NDE_OK) goto done;
+    /* sorted order is file order: one forward pass over the data section */
+    for (k = 0; k < count; k++) {
+        int p = index[sorted[k] - e];
+        char what[140];
+        snprintf(what, sizeof what, "tensor '%s'", sorted[k]->name);
+        if (nde__rread_reals(&r, sorted[k]->dtype, sorted[k]->numel, stage + ctx->params[p].offset, what) != NDE_OK) goto done;
+    }
+    /* everything read and checked: only now touch the model */
+    if (ctx->param_count) {
+        if (ctx->be->is_device) {
+            if (ctx->be->copy(ctx->be->self, ctx->param_data, stage, (size_t)ctx->param_count * sizeof(nde_real),
+                              NDE_COPY_TO_DEVICE) != NDE_OK)
+                nde_ctx_fail(ctx, NDE_ERR_BACKEND, "%s: copying the parameters to the device failed", who);
+        } else {
+            memcpy(ctx->param_data, stage, (size_t)ctx->param_count * sizeof(nde_real));
+        }
+    }
+done:
+    nde__rclose(&r);
+    NDE_FREE(hdr); NDE_FREE(e); NDE_FREE(sorted); NDE_FREE(index); NDE_FREE(stage);
+    return ctx->status;
+}
+
+/* ------------------------------------------------------------ .npy
+   NumPy format: "\x93NUMPY", major, minor, header length (u16 little-endian
+   in 1.0, u32 in 2.0/3.0), then a Python dict literal
+   {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } padded with
+   spaces and '\n' so that the data starts 64-aligned, then the data. */
+NDE_API nde_status nde_save_npy(nde_ctx *ctx, const char *path, const nde_tensor *t) {
+    const char *who = "nde_save_npy";
+    char dict[256]; size_t off, total; int d; unsigned char pre[10];
+    const nde_real *host; nde__wfile w;
+    if (!ctx) return NDE_ERR_ARG;
+    if (ctx->status != NDE_OK) return ctx->status;
+    if (!t) return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL tensor", who);
+    off = (size_t)snprintf(dict, sizeof dict, "{'descr': '<f%d', 'fortran_order': False, 'shape': (", (int)sizeof(nde_real));
+    for (d = 0; d < t->ndim; d++)
+        off += (size_t)snprintf(dict + off, sizeof dict - off, t->ndim == 1 ? "%lld," : (d ? ", %lld" : "%lld"),
+                                (long long)t->shape[d]);
+    off += (size_t)snprintf(dict + off, sizeof dict - off, "), }");
+    total = (10 + off + 1 + 63) / 64 * 64;           /* prefix + dict + '\n', 64-aligned */
+    memset(dict + off, ' ', total - 10 - off - 1);
+    dict[total - 10 - 1] = '\n';
+    memcpy(pre, "\x93NUMPY\x01\x00", 8);
+    nde__store_le(pre + 8, (uint64_t)(total - 10), 2);
+    host = nde__host_view(ctx, t->data, t->size, who);
+    if (ctx->status != NDE_OK) return ctx->status;
+    if (nde__wopen(ctx, &w, path, who) == NDE_OK) {
+        nde__wwrite(&w, pre, 10);
+        nde__wwrite(&w, dict, total - 10);
+        nde__wwrite_reals(&w, host, t->size);
+        nde__wcommit(&w);
+    }
+    nde__host_view_free(ctx, host, t->data);
+    return ctx->status;
+}
+
+/* Parses '<f4' and friends. */
+static int nde__npy_descr(const char *s, nde__dtype *t) {
+    int size;
+    if (strlen(s) < 3 || (s[0] != '<' && s[0] != '>' && s[0] != '|')) return 0;
+    size = atoi(s + 2);
+    if ((s[2] < '1' || s[2] > '9') || strlen(s) != (size >= 10 ? 4u : 3u)) return 0;
+    t->big_endian = s[0] == '>'; t->size = size; t->kind = s[1];
+    if (t->kind == 'f') return size == 2 || size == 4 || size == 8;
+    if (t->kind == 'i' || t->kind == 'u') return size == 1 || size == 2 || size == 4 || size == 8;
+    if (t->kind == 'b' && size == 1) { t->kind = 'u'; return 1; }   /* bool as 0/1 */
+    return 0;
+}
+typedef struct nde__npy_header { char descr[16]; int fortran, ndim; int64_t shape[NDE_MAX_DIMS], numel; } nde__npy_header;
+
+/* The dict literal (keys in any order, ' or " quotes, optional trailing commas). */
+static int nde__npy_parse(nde__json *j, nde__npy_header *h) {
+    int seen = 0;
+    h->ndim = -1; h->fortran = -1; h->descr[0] = 0; h->numel = 1;
+    if (!nde__json_expect(j, '{', "the header must start with '{'")) return 0;
+    while (nde__json_peek(j) != '}') {
+        char q, key[16]; size_t k = 0;
+        q = (char)nde__json_peek(j);
+        if (q != '\'' && q != '"') return nde__json_fail(j, "expected a quoted key");
+        j->i++;
+        while (j->i < j->n && j->s[j->i] != q && k + 1 < sizeof key) key[k++] = j->s[j->i++];
+        key[k] = 0;
+        if (j->i >= j->n || j->s[j->i] != q) return nde__json_fail(j, "unknown or unterminated key");
+        j->i++;
+        if (!nde__json_expect(j, ':', "expected ':' after a key")) return 0;
+        if (strcmp(key, "descr") == 0) {
+            q = (char)nde__json_peek(j); k = 0;
+            if (q != '\'' && q != '"') return nde__json_fail(j, "descr must be a quoted string");
+            j->i++;
+            while (j->i < j->n && j->s[j->i] != q && k + 1 < sizeof h->descr) h->descr[k++] = j->s[j->i++];
+            h->descr[k] = 0;
+            if (j->i >= j->n || j->s[j->i] != q) return nde__json_fail(j, "descr is not a simple type string (structured arrays are not supported)");
+            j->i++; seen |= 1;
+        } else if (strcmp(key, "fortran_order") == 0) {
+            nde__json_ws(j);
+            if (j->n - j->i >= 4 && memcmp(j->s + j->i, "True", 4) == 0) { h->fortran = 1; j->i += 4; }
+            else if (j->n - j->i >= 5 && memcmp(j->s + j->i, "False", 5) == 0) { h->fortran = 0; j->i += 5; }
+            else return nde__json_fail(j, "fortran_order must be True or False");
+            seen |= 2;
+        } else if (strcmp(key, "shape") == 0) {
+            if (!nde__json_expect(j, '(', "shape must be a tuple")) return 0;
+            h->ndim = 0;
+            while (nde__json_peek(j) != ')') {
+                uint64_t d;
+                if (!nde__json_uint(j, &d)) return 0;
+                if (h->ndim >= NDE_MAX_DIMS) return nde__json_fail(j, "more dimensions than NDE_MAX_DIMS");
+                if (!nde__mul_ok(h->numel, (int64_t)d, &h->numel)) return nde__json_fail(j, "shape has too many elements");
+                h->shape[h->ndim++] = (int64_t)d;
+                if (nde__json_peek(j) == ',') j->i++;
+                else if (nde__json_peek(j) != ')') return nde__json_fail(j, "expected ',' or ')' in shape");
+            }
+            j->i++; seen |= 4;
+        } else {
+            return nde__json_fail(j, "unknown key (expected descr, fortran_order, shape)");
+        }
+        if (nde__json_peek(j) == ',') j->i++;
+        else if (nde__json_peek(j) != '}') return nde__json_fail(j, "expected ',' or '}'");
+    }
+    j->i++;
+    if (seen != 7) return nde__json_fail(j, "the header lacks descr, fortran_order or shape");
+    if (nde__json_peek(j) != -1) return nde__json_fail(j, "text after the closing '}'");
+    return 1;
+}
+
+NDE_API nde_tensor *nde_load_npy(nde_ctx *ctx, const char *path) {
+    const char *who = "nde_load_npy";
+    nde__rfile r; unsigned char pre[12]; uint64_t hlen; int lenbytes;
+    char *hdr = NULL; nde__npy_header h; nde__dtype dt; nde__json j;
+    nde_tensor *t = NULL; nde_real *dst = NULL;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (nde__ropen(ctx, &r, path, who) != NDE_OK) return NULL;
+    if (nde__rread(&r, pre, 8, "the magic string and version") != NDE_OK) goto fail;
+    if (memcmp(pre, "\x93NUMPY", 6) != 0) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s' is not a .npy file (bad magic string)", who, path); goto fail;
+    }
+    if (pre[6] < 1 || pre[6] > 3) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': unsupported .npy version %d.%d", who, path, pre[6], pre[7]); goto fail;
+    }
+    lenbytes = pre[6] == 1 ? 2 : 4;
+    if (nde__rread(&r, pre + 8, (uint64_t)lenbytes, "the header length") != NDE_OK) goto fail;
+    hlen = nde__load_uint(pre + 8, lenbytes, 0);
+    if (hlen > nde__rleft(&r)) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': the header length %llu exceeds the %llu bytes left in the file", who,
+                     path, (nde__ull)hlen, (nde__ull)nde__rleft(&r));
+        goto fail;
+    }
+    hdr = (char *)NDE_MALLOC((size_t)hlen + 1);
+    if (!hdr) { nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory for the header", who); goto fail; }
+    if (nde__rread(&r, hdr, hlen, "the header") != NDE_OK) goto fail;
+    hdr[hlen] = 0;
+    j.s = hdr; j.n = (size_t)hlen; j.i = 0; j.err = NULL;
+    if (!nde__npy_parse(&j, &h)) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': bad header at byte %llu: %s", who, path, (nde__ull)j.i, j.err);
+        goto fail;
+    }
+    if (h.fortran) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': fortran_order is True; nde reads C-order arrays only "
+                     "(save np.ascontiguousarray(a))", who, path);
+        goto fail;
+    }
+    if (!nde__npy_descr(h.descr, &dt)) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': unsupported dtype '%s' (nde reads f2/f4/f8, i1..i8, u1..u8, b1)", who,
+                     path, h.descr);
+        goto fail;
+    }
+    if ((uint64_t)h.numel > nde__rleft(&r) / (uint64_t)dt.size || (uint64_t)h.numel * (uint64_t)dt.size != nde__rleft(&r)) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': shape holds %lld elements of %d bytes but %llu data bytes follow the header",
+                     who, path, (long long)h.numel, dt.size, (nde__ull)nde__rleft(&r));
+        goto fail;
+    }
+    if (h.ndim == 0) { h.ndim = 1; h.shape[0] = 1; }   /* a 0-d array becomes shape (1) */
+    t = nde__tensor_new(ctx, h.ndim, h.shape, who);
+    if (!t) goto fail;
+    dst = ctx->be->is_device ? (nde_real *)NDE_MALLOC((size_t)(t->size ? t->size : 1) * sizeof(nde_real)) : t->data;
+    if (!dst) { nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory", who); goto fail; }
+    if (nde__rread_reals(&r, dt, t->size, dst, "the array data") != NDE_OK) goto fail;
+    if (dst != t->data && nde_tensor_set_host(ctx, t, dst) != NDE_OK) goto fail;
+    if (dst != t->data) NDE_FREE(dst);
+    nde__rclose(&r); NDE_FREE(hdr);
+    return t;
+fail:
+    if (t && dst && dst != t->data) NDE_FREE(dst);
+    nde__rclose(&r); NDE_FREE(hdr);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ IDX
+   LeCun's MNIST format: 0x00 0x00 type ndims, ndims big-endian u32 sizes,
+   then big-endian data. type: 0x08 u8, 0x09 i8, 0x0B i16, 0x0C i32, 0x0D f32, 0x0E f64. */
+NDE_API nde_tensor *nde_load_idx(nde_ctx *ctx, const char *path) {
+    const char *who = "nde_load_idx";
+    nde__rfile r; unsigned char magic[4], dims[4 * NDE_MAX_DIMS];
+    int64_t shape[NDE_MAX_DIMS], numel = 1; int ndim, d;
+    nde__dtype dt; nde_tensor *t = NULL; nde_real *dst = NULL;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (nde__ropen(ctx, &r, path, who) != NDE_OK) return NULL;
+    if (nde__rread(&r, magic, 4, "the magic number") != NDE_OK) goto fail;
+    if (magic[0] == 0x1f && magic[1] == 0x8b) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s' is gzip-compressed; gunzip it first", who, path); goto fail;
+    }
+    dt.big_endian = 1;
+    switch (magic[2]) {
+    case 0x08: dt.kind = 'u'; dt.size = 1; break;
+    case 0x09: dt.kind = 'i'; dt.size = 1; break;
+    case 0x0B: dt.kind = 'i'; dt.size = 2; break;
+    case 0x0C: dt.kind = 'i'; dt.size = 4; break;
+    case 0x0D: dt.kind = 'f'; dt.size = 4; break;
+    case 0x0E: dt.kind = 'f'; dt.size = 8; break;
+    default: dt.kind = 0; dt.size = 0; break;
+    }
+    if (magic[0] != 0 || magic[1] != 0 || !dt.size) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': bad magic number %02x %02x %02x %02x (expected 00 00 <type> <ndims>)",
+                     who, path, magic[0], magic[1], magic[2], magic[3]);
+        goto fail;
+    }
+    ndim = magic[3];
+    if (ndim < 1 || ndim > NDE_MAX_DIMS) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': %d dimensions, nde supports 1..%d", who, path, ndim, NDE_MAX_DIMS);
+        goto fail;
+    }
+    if (nde__rread(&r, dims, (uint64_t)(4 * ndim), "the dimension sizes") != NDE_OK) goto fail;
+    for (d = 0; d < ndim; d++) {
+        shape[d] = (int64_t)nde__load_uint(dims + 4 * d, 4, 1);
+        if (!nde__mul_ok(numel, shape[d], &numel)) numel = INT64_MAX;
+    }
+    if ((uint64_t)numel > nde__rleft(&r) / (uint64_t)dt.size || (uint64_t)numel * (uint64_t)dt.size != nde__rleft(&r)) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': the dimensions hold %lld elements of %d bytes but %llu data bytes follow",
+                     who, path, (long long)numel, dt.size, (nde__ull)nde__rleft(&r));
+        goto fail;
+    }
+    t = nde__tensor_new(ctx, ndim, shape, who);
+    if (!t) goto fail;
+    dst = ctx->be->is_device ? (nde_real *)NDE_MALLOC((size_t)(t->size ? t->size : 1) * sizeof(nde_real)) : t->data;
+    if (!dst) { nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory", who); goto fail; }
+    if (nde__rread_reals(&r, dt, t->size, dst, "the data") != NDE_OK) goto fail;
+    if (dst != t->data && nde_tensor_set_host(ctx, t, dst) != NDE_OK) goto fail;
+    if (dst != t->data) NDE_FREE(dst);
+    nde__rclose(&r);
+    return t;
+fail:
+    if (t && dst && dst != t->data) NDE_FREE(dst);
+    nde__rclose(&r);
+    return NULL;
+}
+#endif /* NDE_NO_STDIO */
 
 /* ------------------------------------------------------------ CPU backend */
 static void *nde__cpu_alloc(void *self, size_t bytes) { (void)self; return NDE_MALLOC(bytes); }

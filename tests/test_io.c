@@ -622,6 +622,73 @@ static void test_atomic_writes(void) {
     nde_ctx_free(small); nde_ctx_free(big);
 }
 
+/* ---------------------------------------------------------------- device backends
+   A pretend device: the CPU kernels, but its memory holds every byte XOR 0xA5,
+   so I/O code that reads or writes backend memory directly instead of going
+   through be->copy sees (or leaves) garbage. */
+static void scramble(void *p, size_t n) {
+    unsigned char *b = (unsigned char *)p; size_t i;
+    for (i = 0; i < n; i++) b[i] ^= 0xA5;
+}
+static nde_status fake_copy(void *self, void *dst, const void *src, size_t bytes, nde_copy_kind kind) {
+    (void)self;
+    if (dst != src && bytes) memmove(dst, src, bytes);
+    if (kind != NDE_COPY_DEVICE) scramble(dst, bytes);
+    return NDE_OK;
+}
+static void fake_fill(void *self, int64_t n, nde_real v, nde_real *x) {
+    int64_t i; (void)self;
+    for (i = 0; i < n; i++) x[i] = v;
+    scramble(x, (size_t)n * sizeof(nde_real));
+}
+static void test_device_backend(void) {
+    nde_backend fake = *nde_cpu_backend();
+    nde_ctx_desc desc = nde_ctx_desc_default();
+    nde_ctx *dev, *cpu;
+    nde_real vals[14], back[14];
+    char path[512]; int i, k, ok;
+    fake.name = "fake-device"; fake.is_device = 1; fake.copy = fake_copy; fake.fill = fake_fill;
+    desc.backend = &fake;
+    dev = nde_ctx_new(desc);
+    cpu = nde_ctx_new(nde_ctx_desc_default());
+    make_small_model(dev);
+    make_small_model(cpu);
+    for (i = 0; i < 14; i++) vals[i] = (nde_real)(i * 0.75 - 4.0);
+    for (k = 0, i = 0; k < nde_params_num(dev); i += (int)nde_param_at(dev, k)->size, k++)
+        nde_tensor_set_host(dev, nde_param_at(dev, k), vals + i);
+    /* device -> file -> CPU */
+    scratch_path(path, sizeof path, "dev.safetensors");
+    CHECK(nde_save_params(dev, path) == NDE_OK);
+    CHECK(nde_load_params(cpu, path) == NDE_OK);
+    CHECK(memcmp(nde_params_data(cpu), vals, sizeof vals) == 0);
+    /* CPU -> file -> device */
+    for (i = 0; i < 14; i++) nde_params_data(cpu)[i] = (nde_real)(100 - i);
+    CHECK(nde_save_params(cpu, path) == NDE_OK);
+    CHECK(nde_load_params(dev, path) == NDE_OK);
+    for (ok = 1, k = 0, i = 0; k < nde_params_num(dev); i += (int)nde_param_at(dev, k)->size, k++) {
+        nde_tensor_to_host(dev, nde_param_at(dev, k), back + i);
+    }
+    for (i = 0; i < 14; i++) ok &= back[i] == (nde_real)(100 - i);
+    CHECK(ok);
+    /* .npy both ways, IDX into the device */
+    {
+        int64_t s[2] = {2, 7};
+        nde_tensor *t = nde_tensor_from(dev, 2, s, vals), *u;
+        scratch_path(path, sizeof path, "dev.npy");
+        CHECK(nde_save_npy(dev, path, t) == NDE_OK);
+        u = nde_load_npy(cpu, path);
+        CHECK(u && u->size == 14 && memcmp(u->data, vals, sizeof vals) == 0);
+        u = nde_load_npy(dev, path);
+        CHECK(u && u->size == 14 && nde_tensor_to_host(dev, u, back) == NDE_OK && memcmp(back, vals, sizeof vals) == 0);
+        data_path(path, sizeof path, "ref_images.idx3-ubyte");
+        u = nde_load_idx(dev, path);
+        CHECK(u && u->size == 12 && nde_tensor_to_host(dev, u, back) == NDE_OK && back[0] == NDE_R(0.0) && back[11] == NDE_R(255.0));
+    }
+    CHECK(nde_ctx_status(dev) == NDE_OK && nde_ctx_status(cpu) == NDE_OK);
+    if (nde_ctx_status(dev) != NDE_OK) fprintf(stderr, "  %s\n", nde_ctx_message(dev));
+    nde_ctx_free(dev); nde_ctx_free(cpu);
+}
+
 /* With NDE_IO_EXPORT_DIR set, writes files for tests/data/check_nde_files.py
    (the by-hand check that Python's safetensors and numpy read what nde writes). */
 static void export_for_python(void) {
@@ -658,6 +725,7 @@ int main(void) {
     test_npy_corrupt();
     test_idx();
     test_atomic_writes();
+    test_device_backend();
     export_for_python();
     remove_tree(scratch_dir);
     return nde_test_finish("test_io");

@@ -74,8 +74,8 @@ AUTODIFF
    and accumulates gradients: into tensor->grad for work tensors and into the
    flat gradient array for parameters. nde_set_grad_enabled(ctx, 0) turns
    recording off (no tape, no overhead). nde_vjp() evaluates a user function
-   and its vector-Jacobian product in one call; Jacobian-vector products use
-   Taylor-mode jets of order 1 (exact forward mode, see JETS).
+   and its vector-Jacobian product in one call. nde_jvp(): JVP by an order-1
+   jet, exact (forward mode through the Taylor-mode jets, see JETS).
 
 THREADS
    One context is used by one thread. With -fopenmp the large kernels (matmul)
@@ -386,6 +386,209 @@ NDE_API nde_status nde_init_uniform(nde_ctx *ctx, nde_tensor *t, nde_real lo, nd
 NDE_API nde_status nde_init_kaiming_uniform(nde_ctx *ctx, nde_tensor *t, nde_real a, uint64_t seed);
 NDE_API nde_status nde_init_kaiming_normal(nde_ctx *ctx, nde_tensor *t, nde_real a, uint64_t seed);
 
+/* ---------------------------------------------------------------- JETS
+   Taylor mode. A jet is a truncated Taylor series in one scalar variable s,
+
+       x(s) = c[0] + c[1] s + c[2] s^2 + ... + c[order] s^order,
+
+   stored as NORMALISED coefficients c[k] = x^(k)(0) / k! (the convention of
+   Griewank & Walther, "Evaluating Derivatives", 2nd ed. 2008, ch. 13; JAX's
+   jet stores x^(k)(0) instead). Every c[k] has the shape of c[0]. A NULL c[k]
+   (k >= 1) is an exact zero and costs nothing, so constants, parameters and
+   the time line t0 + s stay cheap. A jet whose `closed` flag is set is a
+   polynomial: every coefficient past `order` is zero (constants, parameters,
+   lines x0 + s v), so it can meet jets of any order. Otherwise the result of
+   an op has the smallest order of its open inputs.
+
+   The propagation rules below are written with the taped tensor ops of this
+   header, so reverse mode differentiates through any jet computation (TayNODE
+   regularisers, Taylor-Lagrange steps, Taylorized models train this way).
+   Rules (k >= 1, sums over j; G&W Table 13.1 and 13.2):
+     mul      v_k = sum_{j=0..k} a_j b_{k-j}                      (Cauchy product;
+              matmul, conv2d likewise: bilinear)
+     div      v_k = (a_k - sum_{j=1..k} b_j v_{k-j}) / b_0
+     exp      v_k = (1/k) sum_{j=1..k} j a_j v_{k-j}
+     log      v_k = (a_k - (1/k) sum_{j=1..k-1} j v_j a_{k-j}) / a_0
+     sqrt     v_k = (a_k - sum_{j=1..k-1} v_j v_{k-j}) / (2 v_0)
+     sin, cos s_k = (1/k) sum j a_j c_{k-j},  c_k = -(1/k) sum j a_j s_{k-j}  (coupled)
+     tanh     v' = w a', w = 1 - v^2;   sigmoid  v' = w a', w = v - v^2
+     softplus v' = sigmoid(a) a'
+     powi     repeated Cauchy products (n >= 0), 1 / a^|n| (n < 0)
+     relu, leaky_relu, abs: v_k = m a_k with the mask m = f'(a_0) (piecewise
+              linear; exact away from the kink, the kink takes f'(0) = 0 like
+              the backward pass); elu: identity where a_0 > 0, alpha e^a else
+     linear ops (add, sub, scale, sum, mean, reshape, transpose, slice, concat,
+              pooling): coefficient by coefficient
+     group_norm: composed from the rules above (mean, centring, variance,
+              1/sqrt), hence exact.
+   Cost: coefficient k of a nonlinear op costs O(k) tensor products, so a jet
+   of order K costs O(K^2) products per op; linear ops cost O(K).
+
+   Forward mode: nde_jvp() is a JVP by an order-1 jet, exact (no finite
+   differences): x(s) = x + s v gives f(x) in c[0] and J v in c[1].
+
+   Jet functions (nde_jet_fn, nde_jet_field) build their result with the
+   nde_jet_* ops only. nde_ode_taylor_coeffs() evaluates such a function once
+   at order 0 while recording the jet ops, then extends the recorded program
+   one order at a time (coefficient k of every op from coefficients < k), so
+   K ODE coefficients cost O(K^2) products per op: the classic recursive
+   Taylor-integration scheme, not K nested VJPs. A jet function may branch on
+   c[0] values (relu does); it must not read coefficients above 0 itself.
+
+   Jets live in the work arena like tensors (nde_ctx_reset releases them).
+   Functions returning nde_jet * return NULL on error (message in the context).
+*/
+#ifndef NDE_JET_MAX_ORDER
+#define NDE_JET_MAX_ORDER 16          /* every TU: it sizes nde_jet */
+#endif
+typedef struct nde_jet {
+    int order;                        /* coefficients 0..order are known        */
+    int closed;                       /* 1: coefficients past order are all 0   */
+    nde_tensor *c[NDE_JET_MAX_ORDER + 1];   /* c[k] = x^(k)/k!; NULL = 0 (k>=1) */
+} nde_jet;
+
+/* A function y = f(x) written with nde_jet_* ops. */
+typedef nde_jet *(*nde_jet_fn)(nde_ctx *ctx, nde_jet *x, void *user);
+/* An ODE right-hand side dz/dt = f(t, z) written with nde_jet_* ops. t is a jet
+   of shape (1), or (batch, 1) for per-sample times (Taylor-Lagrange midpoints):
+   write time dependence with broadcasting ops. */
+typedef nde_jet *(*nde_jet_field)(nde_ctx *ctx, nde_jet *t, nde_jet *z, void *user);
+
+/* Construction. nde_jet_new: coefficients coeffs[0..order] (coeffs[k >= 1] may
+   be NULL), an open jet. nde_jet_const: x with zero derivatives (closed).
+   nde_jet_line: x0 + s v (closed; v NULL = const). */
+NDE_API nde_jet *nde_jet_new(nde_ctx *ctx, int order, nde_tensor *const *coeffs);
+NDE_API nde_jet *nde_jet_const(nde_ctx *ctx, nde_tensor *x, int order);
+NDE_API nde_jet *nde_jet_line(nde_ctx *ctx, nde_tensor *x0, nde_tensor *v, int order);
+/* The jet of a parameter tensor: a constant, or theta0 + s (theta - theta0)
+   inside nde_taylorized_forward (see TAYLORIZED MODELS below). */
+NDE_API nde_jet *nde_jet_param(nde_ctx *ctx, nde_tensor *param, int order);
+/* c[k] as a tensor (zeros when it is an exact zero); k! c[k] = x^(k)(0). */
+NDE_API nde_tensor *nde_jet_coeff(nde_ctx *ctx, const nde_jet *x, int k);
+NDE_API nde_tensor *nde_jet_derivative(nde_ctx *ctx, const nde_jet *x, int k);
+/* sum_k c[k] s^k (differentiable in the coefficients). */
+NDE_API nde_tensor *nde_jet_eval(nde_ctx *ctx, const nde_jet *x, nde_real s);
+
+/* Linear ops (broadcasting as the tensor ops). */
+NDE_API nde_jet *nde_jet_add(nde_ctx *ctx, nde_jet *a, nde_jet *b);
+NDE_API nde_jet *nde_jet_sub(nde_ctx *ctx, nde_jet *a, nde_jet *b);
+NDE_API nde_jet *nde_jet_neg(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_scale(nde_ctx *ctx, nde_jet *x, nde_real s);
+NDE_API nde_jet *nde_jet_add_scalar(nde_ctx *ctx, nde_jet *x, nde_real s);
+NDE_API nde_jet *nde_jet_sum(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_mean(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_sum_axis(nde_ctx *ctx, nde_jet *x, int axis, int keepdim);
+NDE_API nde_jet *nde_jet_mean_axis(nde_ctx *ctx, nde_jet *x, int axis, int keepdim);
+NDE_API nde_jet *nde_jet_reshape(nde_ctx *ctx, nde_jet *x, int ndim, const int64_t *shape);
+NDE_API nde_jet *nde_jet_transpose(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_slice(nde_ctx *ctx, nde_jet *x, int axis, int64_t start, int64_t stop);
+NDE_API nde_jet *nde_jet_concat(nde_ctx *ctx, int count, nde_jet *const *xs, int axis);
+NDE_API nde_jet *nde_jet_avg_pool2d(nde_ctx *ctx, nde_jet *x, int kernel, int stride);
+NDE_API nde_jet *nde_jet_global_avg_pool(nde_ctx *ctx, nde_jet *x);
+/* Bilinear ops (Cauchy products). A constant operand: nde_jet_const / nde_jet_param. */
+NDE_API nde_jet *nde_jet_mul(nde_ctx *ctx, nde_jet *a, nde_jet *b);
+NDE_API nde_jet *nde_jet_matmul(nde_ctx *ctx, nde_jet *a, nde_jet *b, int trans_a, int trans_b);
+NDE_API nde_jet *nde_jet_conv2d(nde_ctx *ctx, nde_jet *x, nde_jet *w, nde_jet *bias, int stride, int padding);
+/* Nonlinear ops. */
+NDE_API nde_jet *nde_jet_div(nde_ctx *ctx, nde_jet *a, nde_jet *b);
+NDE_API nde_jet *nde_jet_square(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_powi(nde_ctx *ctx, nde_jet *x, int n);
+NDE_API nde_jet *nde_jet_exp(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_log(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_sqrt(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_sin(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_cos(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_tanh(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_sigmoid(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_softplus(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_relu(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_leaky_relu(nde_ctx *ctx, nde_jet *x, nde_real slope);
+NDE_API nde_jet *nde_jet_elu(nde_ctx *ctx, nde_jet *x, nde_real alpha);
+NDE_API nde_jet *nde_jet_abs(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_activate(nde_ctx *ctx, nde_jet *x, nde_activation act);
+/* x (N,C,...); gamma, beta: jets of shape (C) or NULL. Exact (see above). */
+NDE_API nde_jet *nde_jet_group_norm(nde_ctx *ctx, nde_jet *x, int groups, nde_jet *gamma, nde_jet *beta, nde_real eps);
+/* Layers on jets; their parameters enter through nde_jet_param. */
+NDE_API nde_jet *nde_jet_linear_forward(nde_ctx *ctx, const nde_linear *l, nde_jet *x);
+NDE_API nde_jet *nde_jet_mlp_forward(nde_ctx *ctx, const nde_mlp *m, nde_jet *x);
+NDE_API nde_jet *nde_jet_conv2d_forward(nde_ctx *ctx, const nde_conv2d_layer *l, nde_jet *x);
+
+/* Forward mode: y = f(x) and jv = J_f(x) v by one order-1 jet (exact). y and jv
+   keep their history on the tape (reverse-over-forward works). */
+NDE_API nde_status nde_jvp(nde_ctx *ctx, nde_jet_fn f, void *user, nde_tensor *x, nde_tensor *v,
+                           nde_tensor **y, nde_tensor **jv);
+
+/* ODE time derivatives. For dz/dt = f(t, z), the normalised Taylor coefficients
+   z_k = z^(k)(t)/k!, k = 0..order, of the solution through (t, z), by the
+   recursion z_{k+1} = [f(t + s, z(s))]_k / (k + 1): f is evaluated once, and
+   its recorded jet program is extended one order per step (O(order^2)).
+   Returns a jet of the given order (c[0] = z). */
+NDE_API nde_jet *nde_ode_taylor_coeffs(nde_ctx *ctx, nde_jet_field f, void *user, nde_real t, nde_tensor *z, int order);
+/* f on order-0 jets: the plain value f(t, z), for use with ordinary solvers. */
+NDE_API nde_tensor *nde_jet_field_eval(nde_ctx *ctx, nde_jet_field f, void *user, nde_real t, nde_tensor *z);
+
+/* TayNODE regulariser (Kelly, Bettencourt, Johnson, Duvenaud, "Learning
+   Differential Equations that are Easy to Solve", NeurIPS 2020):
+       R_K = integral over the solve of || d^K z / dt^K ||^2 dt,
+   normalised as the authors' code does: the squared norm is a mean over the
+   state's elements (per sample), then a mean over the batch. All three are
+   differentiable (shape (1)).
+   nde_taynode_integrand: mean((K! z_K)^2) from a coefficient jet of order >= K.
+   nde_taynode_reg: trapezoid rule over the solver's accepted points
+     (ts[i], zs[i]), i < count, with z_K at each point from nde_ode_taylor_coeffs.
+   nde_taynode_step_integral: the integral over [0, h] of the integrand of the
+     local Taylor polynomial sum_k z_k s^k (the Taylor solver's step), by
+     Gauss-Legendre with order - K + 1 nodes (exact for that polynomial). */
+NDE_API nde_tensor *nde_taynode_integrand(nde_ctx *ctx, const nde_jet *zc, int K);
+NDE_API nde_tensor *nde_taynode_reg(nde_ctx *ctx, nde_jet_field f, void *user, int K, int count,
+                                    const nde_real *ts, nde_tensor *const *zs);
+NDE_API nde_tensor *nde_taynode_step_integral(nde_ctx *ctx, const nde_jet *zc, int K, nde_real h);
+
+/* Taylor-Lagrange step (TayLaNets: Djeumou, Neary, Goubault, Putot, Topcu,
+   "Taylor-Lagrange Neural Ordinary Differential Equations", 2022). With
+   T = sum_{i<=K} h^i z_i (the truncated Taylor step from (t, z)),
+       z(t + h) = T + h^(K+1) z_{K+1}(t_m, xi),
+       xi  = z + Gamma * (T - z),  Gamma = sigmoid(midpoint(z)) in (0,1)^n,
+   the Lagrange form of the remainder at a learned point between z(t) and its
+   Taylor estimate of z(t + h). midpoint(z) returns (batch, n) logits for a state
+   z (batch, n), or (batch, n + 1): the last column then places the remainder's
+   time t_m = t + h sigmoid(.) per sample; without it t_m = t + h/2. (The
+   research code uses xi = z + Gamma f(z) with an unconstrained Gamma; for K = 1
+   that is our form with Gamma scaled by h and unbounded.) midpoint = NULL gives
+   the truncated Taylor step. remainder (optional) receives h^(K+1) z_{K+1}. */
+NDE_API nde_tensor *nde_tayla_step(nde_ctx *ctx, nde_jet_field f, void *user, nde_fn midpoint, void *midpoint_user,
+                                   nde_real t, nde_real h, nde_tensor *z, int K, nde_tensor **remainder);
+typedef struct nde_tayla_options {
+    int order;                 /* K, the research code's --order (>= 1)          */
+    int n_steps;               /* equal steps per interval (--n_steps, >= 1)     */
+    nde_fn midpoint;           /* midpoint network, NULL: truncated Taylor       */
+    void *midpoint_user;
+} nde_tayla_options;
+/* n_steps Taylor-Lagrange steps from (t0, z0) to t1. remainder_l1 (optional,
+   NULL without a midpoint) receives the penalty term of the research code:
+   the mean over steps and batch of sum_i |remainder_i| (shape (1)). */
+NDE_API nde_tensor *nde_tayla_solve(nde_ctx *ctx, nde_jet_field f, void *user, const nde_tayla_options *opt,
+                                    nde_real t0, nde_real t1, nde_tensor *z0, nde_tensor **remainder_l1);
+
+/* TAYLORIZED MODELS (Bai, Krause, Wang, Xiong, Socher, "Taylorized Training",
+   2020). For a network f(x; theta) written on jets, the order-k expansion in
+   the parameters around theta0:
+       f_k(x; theta) = sum_{j<=k} D^j_theta f(x; theta0)[theta - theta0]^j / j!,
+   computed by ONE jet in the parameter direction, theta(s) = theta0 + s (theta
+   - theta0), evaluated at s = 1 (k = 1 is the linearised / NTK model). Inside
+   nde_taylorized_forward every nde_jet_param (so every nde_jet_* layer) yields
+   that line, and gradients flow into the current parameters: train f_k with
+   the ordinary optimizers. theta0 is a snapshot of the flat parameter store. */
+typedef struct nde_taylorized {
+    int order;                 /* k, 1..NDE_JET_MAX_ORDER                        */
+    int64_t count;             /* parameters in the snapshot                     */
+    nde_real *theta0;          /* backend memory, owned                          */
+} nde_taylorized;
+NDE_API nde_status nde_taylorized_init(nde_ctx *ctx, nde_taylorized *tz, int order);  /* theta0 = now */
+NDE_API nde_status nde_taylorized_snapshot(nde_ctx *ctx, nde_taylorized *tz);         /* re-centre  */
+NDE_API void nde_taylorized_free(nde_ctx *ctx, nde_taylorized *tz);
+NDE_API nde_tensor *nde_taylorized_forward(nde_ctx *ctx, const nde_taylorized *tz, nde_jet_fn f, void *user, nde_tensor *x);
+
 /* ---------------------------------------------------------------- optimizers */
 typedef enum nde_optimizer_kind { NDE_OPT_SGD, NDE_OPT_RMSPROP, NDE_OPT_ADAM, NDE_OPT_ADAMW } nde_optimizer_kind;
 typedef enum nde_schedule_kind {
@@ -650,6 +853,7 @@ struct nde__node {
 };
 
 typedef struct nde__param_info { char name[96]; int64_t offset; int trainable; nde_tensor *tensor; } nde__param_info;
+typedef struct nde__jet_rec nde__jet_rec;   /* a recorded jet op (JETS section) */
 
 struct nde_ctx {
     const nde_backend *be;
@@ -662,6 +866,11 @@ struct nde_ctx {
     nde__param_info *params; int num_params, cap_params;
     int64_t param_count, param_cap;
     nde_real *param_data, *param_grad, *param_grad_own, *opt_m, *opt_v;
+    /* jets: the op list being recorded by nde_ode_taylor_coeffs, and the
+       parameter snapshot of an active Taylorized expansion (NULL: none) */
+    nde__jet_rec *jet_rec_head, *jet_rec_tail;
+    int jet_recording;
+    const nde_real *jet_theta0;
 };
 
 NDE_API const char *nde_strerror(nde_status s) {
@@ -2207,6 +2416,916 @@ NDE_API nde_status nde_conv2d_init(nde_ctx *ctx, nde_conv2d_layer *l, const char
 }
 NDE_API nde_tensor *nde_conv2d_forward(nde_ctx *ctx, const nde_conv2d_layer *l, nde_tensor *x) {
     return nde_conv2d(ctx, x, l->weight, l->bias, l->stride, l->padding);
+}
+
+/* ------------------------------------------------------------ JETS
+   Taylor-mode jets (conventions and rules: JETS at the top of this file).
+   Every jet op is a record {kernel, inputs, output, auxiliary jets}. The
+   kernel computes coefficient k of the output (and of its auxiliaries) from
+   coefficients <= k of the inputs and < k of the output, with taped tensor
+   ops. An eager op runs its kernel for k = 0..order. While
+   nde_ode_taylor_coeffs records a jet function, each record is also appended
+   to the context's list, and the list is replayed once per higher order. */
+typedef void (*nde__jet_kernel)(nde_ctx *ctx, nde__jet_rec *r, int k);
+struct nde__jet_rec {
+    nde__jet_kernel kernel;
+    nde_jet *out, *in[3], *aux[2];
+    int64_t iarg[4];
+    nde_real rarg[2];
+    void *extra;
+    const char *who;
+    nde__jet_rec *next;
+};
+enum { NDE__JET_NONLINEAR, NDE__JET_LINEAR, NDE__JET_BILINEAR };
+
+static nde_jet *nde__jet_alloc(nde_ctx *ctx, const char *who) {
+    nde_jet *j = (nde_jet *)nde__arena_alloc(ctx, &ctx->meta, sizeof(nde_jet), who);
+    if (j) memset(j, 0, sizeof *j);
+    return j;
+}
+/* Coefficient k, NULL when it is an exact zero (or past a closed jet's order). */
+static nde_tensor *nde__jc(const nde_jet *j, int k) { return (j && k <= j->order) ? j->c[k] : NULL; }
+/* Coefficient k of an input: an error if the jet does not know it yet. */
+static nde_tensor *nde__jet_in(nde_ctx *ctx, const nde_jet *j, int k, const char *who) {
+    if (!j) return NULL;
+    if (k > j->order && !j->closed) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: coefficient %d of a jet of order %d is needed: a jet expanded by "
+                     "nde_ode_taylor_coeffs must be built from its arguments with nde_jet_* ops", who, k, j->order);
+        return NULL;
+    }
+    return nde__jc(j, k);
+}
+static int nde__jet_degree(const nde_jet *j) {
+    int k = j->order;
+    while (k > 0 && !j->c[k]) k--;
+    return k;
+}
+static nde_real nde__factorial(int k) { nde_real f = NDE_R(1.0); int i; for (i = 2; i <= k; i++) f *= (nde_real)i; return f; }
+
+/* t broadcast to the shape of like (t may have fewer elements: a broadcast operand). */
+static nde_tensor *nde__jet_fit(nde_ctx *ctx, nde_tensor *t, const nde_tensor *like) {
+    if (!t || nde_tensor_same_shape(t, like)) return t;
+    if (t->size == like->size) return nde_reshape(ctx, t, like->ndim, like->shape);
+    return nde_add(ctx, nde_tensor_zeros_like(ctx, like), t);
+}
+/* wa a + wb b with NULL as zero (broadcasting); NULL when both are zero. */
+static nde_tensor *nde__jet_comb2(nde_ctx *ctx, nde_real wa, nde_tensor *a, nde_real wb, nde_tensor *b) {
+    if (!a && !b) return NULL;
+    if (!b) return wa == NDE_R(1.0) ? a : nde_scale(ctx, a, wa);
+    if (!a) return wb == NDE_R(1.0) ? b : nde_scale(ctx, b, wb);
+    if (nde_tensor_same_shape(a, b)) {
+        nde_real w[2]; nde_tensor *xs[2];
+        w[0] = wa; w[1] = wb; xs[0] = a; xs[1] = b;
+        return nde_lincomb(ctx, 2, w, xs);
+    }
+    return nde_add(ctx, wa == NDE_R(1.0) ? a : nde_scale(ctx, a, wa), wb == NDE_R(1.0) ? b : nde_scale(ctx, b, wb));
+}
+/* sum_i w[i] t[i] over the nonzero t[i] (all of one shape); NULL if none. */
+static nde_tensor *nde__jet_sum_terms(nde_ctx *ctx, int n, const nde_real *w, nde_tensor *const *t) {
+    nde_real wk[2 * NDE_JET_MAX_ORDER + 2]; nde_tensor *tk[2 * NDE_JET_MAX_ORDER + 2];
+    int i, m = 0;
+    for (i = 0; i < n; i++) if (t[i]) { wk[m] = w[i]; tk[m] = t[i]; m++; }
+    if (m == 0) return NULL;
+    if (m == 1) return wk[0] == NDE_R(1.0) ? tk[0] : nde_scale(ctx, tk[0], wk[0]);
+    return nde_lincomb(ctx, m, wk, tk);
+}
+/* sum_{j=lo..hi} w(j) x_j y_{k-j} with elementwise products; w(j) = (scale_j ? j : 1) * wscale. */
+static nde_tensor *nde__jet_cauchy(nde_ctx *ctx, const nde_jet *x, const nde_jet *y, int k, int lo, int hi,
+                                   int weight_by_j, nde_real wscale, const char *who) {
+    nde_real w[NDE_JET_MAX_ORDER + 1]; nde_tensor *t[NDE_JET_MAX_ORDER + 1];
+    int j, n = 0;
+    for (j = lo; j <= hi; j++) {
+        nde_tensor *a = nde__jet_in(ctx, x, j, who), *b = nde__jet_in(ctx, y, k - j, who);
+        if (ctx->status != NDE_OK) return NULL;
+        if (!a || !b) continue;
+        w[n] = (weight_by_j ? (nde_real)j : NDE_R(1.0)) * wscale;
+        t[n] = nde_mul(ctx, a, b);
+        n++;
+    }
+    return nde__jet_sum_terms(ctx, n, w, t);
+}
+/* wscale * sum_{j=lo..k-lo} v_j v_{k-j}, using the symmetry (half the products). */
+static nde_tensor *nde__jet_self_cauchy(nde_ctx *ctx, const nde_jet *v, int k, int lo, nde_real wscale) {
+    nde_real w[NDE_JET_MAX_ORDER + 1]; nde_tensor *t[NDE_JET_MAX_ORDER + 1];
+    int j, n = 0;
+    for (j = lo; 2 * j <= k; j++) {
+        nde_tensor *a = nde__jc(v, j), *b = nde__jc(v, k - j);
+        if (!a || !b) continue;
+        w[n] = (2 * j == k ? NDE_R(1.0) : NDE_R(2.0)) * wscale;
+        t[n] = (2 * j == k) ? nde_square(ctx, a) : nde_mul(ctx, a, b);
+        n++;
+    }
+    return nde__jet_sum_terms(ctx, n, w, t);
+}
+
+static nde__jet_rec *nde__jet_begin(nde_ctx *ctx, nde__jet_kernel kernel, nde_jet *a, nde_jet *b, nde_jet *c,
+                                    int naux, const char *who) {
+    nde__jet_rec *r; int i;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!a) { nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL jet", who); return NULL; }
+    r = (nde__jet_rec *)nde__arena_alloc(ctx, &ctx->meta, sizeof *r, who);
+    if (!r) return NULL;
+    memset(r, 0, sizeof *r);
+    r->kernel = kernel; r->in[0] = a; r->in[1] = b; r->in[2] = c; r->who = who;
+    r->out = nde__jet_alloc(ctx, who);
+    for (i = 0; i < naux; i++) r->aux[i] = nde__jet_alloc(ctx, who);
+    if (!r->out || (naux > 0 && !r->aux[0]) || (naux > 1 && !r->aux[1])) return NULL;
+    return r;
+}
+/* Order of the result: the smallest order of the open inputs; if every input is
+   closed, the largest order, and the result is closed when it is a polynomial
+   known in full (linear op; product whose degrees add up within the order;
+   any op of constants). */
+static nde_jet *nde__jet_finish(nde_ctx *ctx, nde__jet_rec *r, nde_jet *const *ins, int nins, int kind) {
+    int i, k, order = -1, all_closed = 1, closed_max = 0, deg_sum = 0, deg_max = 0;
+    if (!r) return NULL;
+    for (i = 0; i < nins; i++) {
+        const nde_jet *j = ins[i];
+        if (!j) continue;
+        if (!j->c[0] || j->order < 0) {
+            nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: input jet %d has no coefficient 0", r->who, i);
+            return NULL;
+        }
+        if (j->closed) {
+            int d = nde__jet_degree(j);
+            if (j->order > closed_max) closed_max = j->order;
+            deg_sum += d; if (d > deg_max) deg_max = d;
+        } else {
+            all_closed = 0;
+            if (order < 0 || j->order < order) order = j->order;
+        }
+    }
+    if (all_closed) order = closed_max;
+    for (k = 0; k <= order; k++) {
+        r->kernel(ctx, r, k);
+        if (ctx->status != NDE_OK) return NULL;
+        if (k == 0 && !r->out->c[0]) {
+            nde_ctx_fail(ctx, NDE_ERR_INTERNAL, "%s: no value computed", r->who);
+            return NULL;
+        }
+        r->out->order = k;
+        for (i = 0; i < 2; i++) if (r->aux[i]) r->aux[i]->order = k;
+    }
+    if (all_closed)
+        r->out->closed = kind == NDE__JET_LINEAR || deg_max == 0 || (kind == NDE__JET_BILINEAR && deg_sum <= order);
+    if (ctx->jet_recording && !r->out->closed) {
+        if (ctx->jet_rec_tail) ctx->jet_rec_tail->next = r; else ctx->jet_rec_head = r;
+        ctx->jet_rec_tail = r;
+    }
+    return r->out;
+}
+static nde_jet *nde__jet_run(nde_ctx *ctx, nde__jet_rec *r, int kind) {
+    return r ? nde__jet_finish(ctx, r, r->in, 3, kind) : NULL;
+}
+/* Extend every recorded op to coefficient k (its inputs are extended first:
+   records are in creation order). */
+static void nde__jet_replay(nde_ctx *ctx, nde__jet_rec *head, int k) {
+    nde__jet_rec *r; int i;
+    for (r = head; r && ctx->status == NDE_OK; r = r->next) {
+        if (r->out->order >= k) continue;
+        r->kernel(ctx, r, k);
+        if (ctx->status != NDE_OK) return;
+        r->out->order = k;
+        for (i = 0; i < 2; i++) if (r->aux[i]) r->aux[i]->order = k;
+    }
+}
+
+/* ---- construction */
+NDE_API nde_jet *nde_jet_new(nde_ctx *ctx, int order, nde_tensor *const *coeffs) {
+    nde_jet *j; int k; char s1[64], s2[64];
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (order < 0 || order > NDE_JET_MAX_ORDER || !coeffs || !coeffs[0]) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_new: order %d outside 0..%d or coefficient 0 missing", order, NDE_JET_MAX_ORDER);
+        return NULL;
+    }
+    for (k = 1; k <= order; k++)
+        if (coeffs[k] && !nde_tensor_same_shape(coeffs[k], coeffs[0])) {
+            nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_jet_new: coefficient %d is %s, coefficient 0 is %s", k,
+                         nde_shape_str(coeffs[k], s1, sizeof s1), nde_shape_str(coeffs[0], s2, sizeof s2));
+            return NULL;
+        }
+    j = nde__jet_alloc(ctx, "nde_jet_new");
+    if (!j) return NULL;
+    j->order = order;
+    for (k = 0; k <= order; k++) j->c[k] = coeffs[k];
+    return j;
+}
+NDE_API nde_jet *nde_jet_line(nde_ctx *ctx, nde_tensor *x0, nde_tensor *v, int order) {
+    nde_jet *j; char s1[64], s2[64];
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!x0 || order < 0 || order > NDE_JET_MAX_ORDER) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_line: NULL point or order %d outside 0..%d", order, NDE_JET_MAX_ORDER);
+        return NULL;
+    }
+    if (v && !nde_tensor_same_shape(v, x0)) {
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_jet_line: direction %s, point %s", nde_shape_str(v, s1, sizeof s1),
+                     nde_shape_str(x0, s2, sizeof s2));
+        return NULL;
+    }
+    j = nde__jet_alloc(ctx, "nde_jet_line");
+    if (!j) return NULL;
+    j->closed = 1; j->c[0] = x0;
+    j->order = order;
+    if (v) { if (j->order < 1) j->order = 1; j->c[1] = v; }
+    return j;
+}
+NDE_API nde_jet *nde_jet_const(nde_ctx *ctx, nde_tensor *x, int order) { return nde_jet_line(ctx, x, NULL, order); }
+
+/* A header viewing the snapshot of parameter p (no history, no gradient). */
+static nde_tensor *nde__theta0_view(nde_ctx *ctx, const nde_tensor *p) {
+    nde_tensor *v = (nde_tensor *)nde__arena_alloc(ctx, &ctx->meta, sizeof(nde_tensor), "nde_jet_param");
+    if (!v) return NULL;
+    *v = *p;
+    v->data = (nde_real *)ctx->jet_theta0 + ctx->params[p->param].offset;
+    v->grad = NULL; v->requires_grad = 0; v->node = -1; v->param = -1;
+    return v;
+}
+NDE_API nde_jet *nde_jet_param(nde_ctx *ctx, nde_tensor *p, int order) {
+    nde_tensor *t0;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!p) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_param: NULL parameter"); return NULL; }
+    if (!ctx->jet_theta0 || p->param < 0) return nde_jet_const(ctx, p, order);
+    /* theta(s) = theta0 + s (theta - theta0): Bai et al.'s expansion direction */
+    t0 = nde__theta0_view(ctx, p);
+    return nde_jet_line(ctx, t0, nde_sub(ctx, p, t0), order);
+}
+NDE_API nde_tensor *nde_jet_coeff(nde_ctx *ctx, const nde_jet *x, int k) {
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!x || !x->c[0] || k < 0 || k > NDE_JET_MAX_ORDER || (k > x->order && !x->closed)) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_coeff: coefficient %d of a jet of order %d", k, x ? x->order : -1);
+        return NULL;
+    }
+    return nde__jc(x, k) ? x->c[k] : nde_tensor_zeros_like(ctx, x->c[0]);
+}
+NDE_API nde_tensor *nde_jet_derivative(nde_ctx *ctx, const nde_jet *x, int k) {
+    nde_tensor *c = nde_jet_coeff(ctx, x, k);
+    return k < 2 ? c : nde_scale(ctx, c, nde__factorial(k));
+}
+NDE_API nde_tensor *nde_jet_eval(nde_ctx *ctx, const nde_jet *x, nde_real s) {
+    nde_real w[NDE_JET_MAX_ORDER + 1], p = NDE_R(1.0); int k;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!x || !x->c[0]) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_eval: NULL jet"); return NULL; }
+    for (k = 0; k <= x->order; k++) { w[k] = p; p *= s; }
+    return nde__jet_sum_terms(ctx, x->order + 1, w, x->c);
+}
+
+/* ---- linear ops: coefficient by coefficient */
+enum {
+    NDE__JL_SCALE, NDE__JL_ADD_SCALAR, NDE__JL_SUM, NDE__JL_MEAN, NDE__JL_SUM_AXIS, NDE__JL_MEAN_AXIS,
+    NDE__JL_RESHAPE, NDE__JL_TRANSPOSE, NDE__JL_SLICE, NDE__JL_AVG_POOL, NDE__JL_GAP
+};
+static void nde__jet_linear_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    nde_tensor *x = nde__jet_in(ctx, r->in[0], k, r->who), *y = NULL;
+    if (!x) { r->out->c[k] = NULL; return; }
+    switch (r->iarg[0]) {
+    case NDE__JL_SCALE: y = nde_scale(ctx, x, r->rarg[0]); break;
+    case NDE__JL_ADD_SCALAR: y = k == 0 ? nde_add_scalar(ctx, x, r->rarg[0]) : x; break;
+    case NDE__JL_SUM: y = nde_sum(ctx, x); break;
+    case NDE__JL_MEAN: y = nde_mean(ctx, x); break;
+    case NDE__JL_SUM_AXIS: y = nde_sum_axis(ctx, x, (int)r->iarg[1], (int)r->iarg[2]); break;
+    case NDE__JL_MEAN_AXIS: y = nde_mean_axis(ctx, x, (int)r->iarg[1], (int)r->iarg[2]); break;
+    case NDE__JL_RESHAPE: y = nde_reshape(ctx, x, (int)r->iarg[1], (const int64_t *)r->extra); break;
+    case NDE__JL_TRANSPOSE: y = nde_transpose(ctx, x); break;
+    case NDE__JL_SLICE: y = nde_slice(ctx, x, (int)r->iarg[1], r->iarg[2], r->iarg[3]); break;
+    case NDE__JL_AVG_POOL: y = nde_avg_pool2d(ctx, x, (int)r->iarg[1], (int)r->iarg[2]); break;
+    case NDE__JL_GAP: y = nde_global_avg_pool(ctx, x); break;
+    }
+    r->out->c[k] = y;
+}
+static nde_jet *nde__jet_linear(nde_ctx *ctx, nde_jet *x, int op, int64_t i1, int64_t i2, int64_t i3, nde_real s,
+                                const char *who) {
+    nde__jet_rec *r = nde__jet_begin(ctx, nde__jet_linear_kernel, x, NULL, NULL, 0, who);
+    if (!r) return NULL;
+    r->iarg[0] = op; r->iarg[1] = i1; r->iarg[2] = i2; r->iarg[3] = i3; r->rarg[0] = s;
+    return nde__jet_run(ctx, r, NDE__JET_LINEAR);
+}
+NDE_API nde_jet *nde_jet_scale(nde_ctx *ctx, nde_jet *x, nde_real s) { return nde__jet_linear(ctx, x, NDE__JL_SCALE, 0, 0, 0, s, "nde_jet_scale"); }
+NDE_API nde_jet *nde_jet_neg(nde_ctx *ctx, nde_jet *x) { return nde__jet_linear(ctx, x, NDE__JL_SCALE, 0, 0, 0, NDE_R(-1.0), "nde_jet_neg"); }
+NDE_API nde_jet *nde_jet_add_scalar(nde_ctx *ctx, nde_jet *x, nde_real s) { return nde__jet_linear(ctx, x, NDE__JL_ADD_SCALAR, 0, 0, 0, s, "nde_jet_add_scalar"); }
+NDE_API nde_jet *nde_jet_sum(nde_ctx *ctx, nde_jet *x) { return nde__jet_linear(ctx, x, NDE__JL_SUM, 0, 0, 0, 0, "nde_jet_sum"); }
+NDE_API nde_jet *nde_jet_mean(nde_ctx *ctx, nde_jet *x) { return nde__jet_linear(ctx, x, NDE__JL_MEAN, 0, 0, 0, 0, "nde_jet_mean"); }
+NDE_API nde_jet *nde_jet_sum_axis(nde_ctx *ctx, nde_jet *x, int axis, int keepdim) { return nde__jet_linear(ctx, x, NDE__JL_SUM_AXIS, axis, keepdim, 0, 0, "nde_jet_sum_axis"); }
+NDE_API nde_jet *nde_jet_mean_axis(nde_ctx *ctx, nde_jet *x, int axis, int keepdim) { return nde__jet_linear(ctx, x, NDE__JL_MEAN_AXIS, axis, keepdim, 0, 0, "nde_jet_mean_axis"); }
+NDE_API nde_jet *nde_jet_transpose(nde_ctx *ctx, nde_jet *x) { return nde__jet_linear(ctx, x, NDE__JL_TRANSPOSE, 0, 0, 0, 0, "nde_jet_transpose"); }
+NDE_API nde_jet *nde_jet_slice(nde_ctx *ctx, nde_jet *x, int axis, int64_t start, int64_t stop) { return nde__jet_linear(ctx, x, NDE__JL_SLICE, axis, start, stop, 0, "nde_jet_slice"); }
+NDE_API nde_jet *nde_jet_avg_pool2d(nde_ctx *ctx, nde_jet *x, int kernel, int stride) { return nde__jet_linear(ctx, x, NDE__JL_AVG_POOL, kernel, stride, 0, 0, "nde_jet_avg_pool2d"); }
+NDE_API nde_jet *nde_jet_global_avg_pool(nde_ctx *ctx, nde_jet *x) { return nde__jet_linear(ctx, x, NDE__JL_GAP, 0, 0, 0, 0, "nde_jet_global_avg_pool"); }
+NDE_API nde_jet *nde_jet_reshape(nde_ctx *ctx, nde_jet *x, int ndim, const int64_t *shape) {
+    nde__jet_rec *r = nde__jet_begin(ctx, nde__jet_linear_kernel, x, NULL, NULL, 0, "nde_jet_reshape");
+    int64_t *s;
+    if (!r) return NULL;
+    if (!shape || ndim < 1 || ndim > NDE_MAX_DIMS) {
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_jet_reshape: ndim %d outside 1..%d", ndim, NDE_MAX_DIMS);
+        return NULL;
+    }
+    s = (int64_t *)nde_ctx_alloc_host(ctx, (size_t)ndim * sizeof(int64_t));
+    if (!s) return NULL;
+    memcpy(s, shape, (size_t)ndim * sizeof(int64_t));
+    r->iarg[0] = NDE__JL_RESHAPE; r->iarg[1] = ndim; r->extra = s;
+    return nde__jet_run(ctx, r, NDE__JET_LINEAR);
+}
+
+static void nde__jet_addsub_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    nde_tensor *a = nde__jet_in(ctx, r->in[0], k, r->who), *b = nde__jet_in(ctx, r->in[1], k, r->who);
+    nde_real sb = r->rarg[0];
+    if (k == 0) { r->out->c[0] = sb > 0 ? nde_add(ctx, a, b) : nde_sub(ctx, a, b); return; }
+    if (a && b) r->out->c[k] = sb > 0 ? nde_add(ctx, a, b) : nde_sub(ctx, a, b);
+    else r->out->c[k] = nde__jet_fit(ctx, nde__jet_comb2(ctx, NDE_R(1.0), a, sb, b), r->out->c[0]);
+}
+static nde_jet *nde__jet_addsub(nde_ctx *ctx, nde_jet *a, nde_jet *b, nde_real sign, const char *who) {
+    nde__jet_rec *r;
+    if (ctx && ctx->status == NDE_OK && !b) { nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL jet", who); return NULL; }
+    r = nde__jet_begin(ctx, nde__jet_addsub_kernel, a, b, NULL, 0, who);
+    if (r) r->rarg[0] = sign;
+    return nde__jet_run(ctx, r, NDE__JET_LINEAR);
+}
+NDE_API nde_jet *nde_jet_add(nde_ctx *ctx, nde_jet *a, nde_jet *b) { return nde__jet_addsub(ctx, a, b, NDE_R(1.0), "nde_jet_add"); }
+NDE_API nde_jet *nde_jet_sub(nde_ctx *ctx, nde_jet *a, nde_jet *b) { return nde__jet_addsub(ctx, a, b, NDE_R(-1.0), "nde_jet_sub"); }
+
+static void nde__jet_concat_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    int count = (int)r->iarg[0], i, any = 0;
+    nde_jet **xs = (nde_jet **)r->extra;
+    nde_tensor *parts[64];
+    for (i = 0; i < count; i++) {
+        parts[i] = nde__jet_in(ctx, xs[i], k, r->who);
+        if (parts[i]) any = 1;
+    }
+    if (ctx->status != NDE_OK) return;
+    if (!any) { r->out->c[k] = NULL; return; }
+    for (i = 0; i < count; i++) if (!parts[i]) parts[i] = nde_tensor_zeros_like(ctx, xs[i]->c[0]);
+    r->out->c[k] = nde_concat(ctx, count, parts, (int)r->iarg[1]);
+}
+NDE_API nde_jet *nde_jet_concat(nde_ctx *ctx, int count, nde_jet *const *xs, int axis) {
+    nde__jet_rec *r; nde_jet **sv; int i;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (count < 1 || count > 64 || !xs) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_concat: count %d outside 1..64", count); return NULL; }
+    for (i = 0; i < count; i++) if (!xs[i]) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_concat: jet %d is NULL", i); return NULL; }
+    r = nde__jet_begin(ctx, nde__jet_concat_kernel, xs[0], NULL, NULL, 0, "nde_jet_concat");
+    sv = (nde_jet **)nde_ctx_alloc_host(ctx, (size_t)count * sizeof(nde_jet *));
+    if (!r || !sv) return NULL;
+    for (i = 0; i < count; i++) sv[i] = xs[i];
+    r->extra = sv; r->iarg[0] = count; r->iarg[1] = axis;
+    return nde__jet_finish(ctx, r, sv, count, NDE__JET_LINEAR);
+}
+
+/* ---- bilinear ops: Cauchy products */
+enum { NDE__JB_MUL, NDE__JB_MATMUL, NDE__JB_CONV };
+static nde_tensor *nde__jet_bilinear1(nde_ctx *ctx, const nde__jet_rec *r, nde_tensor *a, nde_tensor *b, nde_tensor *bias) {
+    switch (r->iarg[0]) {
+    case NDE__JB_MUL: return nde_mul(ctx, a, b);
+    case NDE__JB_MATMUL: return nde_matmul(ctx, a, b, (int)r->iarg[1], (int)r->iarg[2]);
+    default: return nde_conv2d(ctx, a, b, bias, (int)r->iarg[1], (int)r->iarg[2]);
+    }
+}
+static void nde__jet_bilinear_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    nde_real w[NDE_JET_MAX_ORDER + 1]; nde_tensor *t[NDE_JET_MAX_ORDER + 1], *bias, *sum;
+    int j, n = 0;
+    bias = nde__jet_in(ctx, r->in[2], k, r->who);
+    if (k == 0) {
+        r->out->c[0] = nde__jet_bilinear1(ctx, r, r->in[0]->c[0], r->in[1]->c[0], bias);
+        return;
+    }
+    for (j = 0; j <= k; j++) {
+        nde_tensor *a = nde__jet_in(ctx, r->in[0], j, r->who), *b = nde__jet_in(ctx, r->in[1], k - j, r->who);
+        if (ctx->status != NDE_OK) return;
+        if (!a || !b) continue;
+        w[n] = NDE_R(1.0); t[n] = nde__jet_bilinear1(ctx, r, a, b, NULL); n++;
+    }
+    sum = nde__jet_sum_terms(ctx, n, w, t);
+    if (bias) {   /* conv2d bias: (O) added per output channel of (N, O, OH, OW) */
+        int64_t bs[4]; bs[0] = 1; bs[1] = bias->size; bs[2] = 1; bs[3] = 1;
+        bias = nde_reshape(ctx, bias, 4, bs);
+        sum = sum ? nde_add(ctx, sum, bias) : nde__jet_fit(ctx, bias, r->out->c[0]);
+    }
+    r->out->c[k] = sum;
+}
+static nde_jet *nde__jet_bilinear(nde_ctx *ctx, int op, nde_jet *a, nde_jet *b, nde_jet *bias, int i1, int i2, const char *who) {
+    nde__jet_rec *r;
+    if (ctx && ctx->status == NDE_OK && !b) { nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL jet", who); return NULL; }
+    r = nde__jet_begin(ctx, nde__jet_bilinear_kernel, a, b, bias, 0, who);
+    if (!r) return NULL;
+    r->iarg[0] = op; r->iarg[1] = i1; r->iarg[2] = i2;
+    return nde__jet_run(ctx, r, NDE__JET_BILINEAR);
+}
+NDE_API nde_jet *nde_jet_mul(nde_ctx *ctx, nde_jet *a, nde_jet *b) { return nde__jet_bilinear(ctx, NDE__JB_MUL, a, b, NULL, 0, 0, "nde_jet_mul"); }
+NDE_API nde_jet *nde_jet_matmul(nde_ctx *ctx, nde_jet *a, nde_jet *b, int ta, int tb) { return nde__jet_bilinear(ctx, NDE__JB_MATMUL, a, b, NULL, ta, tb, "nde_jet_matmul"); }
+NDE_API nde_jet *nde_jet_conv2d(nde_ctx *ctx, nde_jet *x, nde_jet *w, nde_jet *bias, int stride, int padding) {
+    return nde__jet_bilinear(ctx, NDE__JB_CONV, x, w, bias, stride, padding, "nde_jet_conv2d");
+}
+
+/* ---- nonlinear ops: the recurrences of Griewank & Walther, Table 13.1/13.2 */
+static void nde__jet_square_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    if (k == 0) { r->out->c[0] = nde_square(ctx, r->in[0]->c[0]); return; }
+    if (!nde__jet_in(ctx, r->in[0], k, r->who) && ctx->status != NDE_OK) return;
+    r->out->c[k] = nde__jet_self_cauchy(ctx, r->in[0], k, 0, NDE_R(1.0));
+}
+NDE_API nde_jet *nde_jet_square(nde_ctx *ctx, nde_jet *x) {
+    return nde__jet_run(ctx, nde__jet_begin(ctx, nde__jet_square_kernel, x, NULL, NULL, 0, "nde_jet_square"), NDE__JET_NONLINEAR);
+}
+/* v = a / b: v_k = (a_k - sum_{j=1..k} b_j v_{k-j}) / b_0 */
+static void nde__jet_div_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    nde_tensor *ak, *s;
+    if (k == 0) { r->out->c[0] = nde_div(ctx, r->in[0]->c[0], r->in[1]->c[0]); return; }
+    ak = nde__jet_in(ctx, r->in[0], k, r->who);
+    s = nde__jet_cauchy(ctx, r->in[1], r->out, k, 1, k, 0, NDE_R(1.0), r->who);
+    s = nde__jet_comb2(ctx, NDE_R(1.0), ak, NDE_R(-1.0), s);
+    r->out->c[k] = s ? nde__jet_fit(ctx, nde_div(ctx, s, r->in[1]->c[0]), r->out->c[0]) : NULL;
+}
+NDE_API nde_jet *nde_jet_div(nde_ctx *ctx, nde_jet *a, nde_jet *b) {
+    if (ctx && ctx->status == NDE_OK && !b) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_div: NULL jet"); return NULL; }
+    return nde__jet_run(ctx, nde__jet_begin(ctx, nde__jet_div_kernel, a, b, NULL, 0, "nde_jet_div"), NDE__JET_NONLINEAR);
+}
+/* v = exp(a): v_k = (1/k) sum_{j=1..k} j a_j v_{k-j} */
+static void nde__jet_exp_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    if (k == 0) { r->out->c[0] = nde_exp(ctx, r->in[0]->c[0]); return; }
+    r->out->c[k] = nde__jet_cauchy(ctx, r->in[0], r->out, k, 1, k, 1, NDE_R(1.0) / (nde_real)k, r->who);
+}
+NDE_API nde_jet *nde_jet_exp(nde_ctx *ctx, nde_jet *x) {
+    return nde__jet_run(ctx, nde__jet_begin(ctx, nde__jet_exp_kernel, x, NULL, NULL, 0, "nde_jet_exp"), NDE__JET_NONLINEAR);
+}
+/* v = log(a): v_k = (a_k - (1/k) sum_{j=1..k-1} j v_j a_{k-j}) / a_0 */
+static void nde__jet_log_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    nde_tensor *ak, *s;
+    if (k == 0) { r->out->c[0] = nde_log(ctx, r->in[0]->c[0]); return; }
+    ak = nde__jet_in(ctx, r->in[0], k, r->who);
+    s = nde__jet_cauchy(ctx, r->out, r->in[0], k, 1, k - 1, 1, NDE_R(1.0) / (nde_real)k, r->who);
+    s = nde__jet_comb2(ctx, NDE_R(1.0), ak, NDE_R(-1.0), s);
+    r->out->c[k] = s ? nde_div(ctx, s, r->in[0]->c[0]) : NULL;
+}
+NDE_API nde_jet *nde_jet_log(nde_ctx *ctx, nde_jet *x) {
+    return nde__jet_run(ctx, nde__jet_begin(ctx, nde__jet_log_kernel, x, NULL, NULL, 0, "nde_jet_log"), NDE__JET_NONLINEAR);
+}
+/* v = sqrt(a): v_k = (a_k - sum_{j=1..k-1} v_j v_{k-j}) / (2 v_0) */
+static void nde__jet_sqrt_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    nde_tensor *ak, *s;
+    if (k == 0) { r->out->c[0] = nde_sqrt(ctx, r->in[0]->c[0]); return; }
+    ak = nde__jet_in(ctx, r->in[0], k, r->who);
+    s = nde__jet_comb2(ctx, NDE_R(0.5), ak, NDE_R(-0.5), nde__jet_self_cauchy(ctx, r->out, k, 1, NDE_R(1.0)));
+    r->out->c[k] = s ? nde_div(ctx, s, r->out->c[0]) : NULL;
+}
+NDE_API nde_jet *nde_jet_sqrt(nde_ctx *ctx, nde_jet *x) {
+    return nde__jet_run(ctx, nde__jet_begin(ctx, nde__jet_sqrt_kernel, x, NULL, NULL, 0, "nde_jet_sqrt"), NDE__JET_NONLINEAR);
+}
+/* s = sin(a), c = cos(a), computed together: s_k = (1/k) sum j a_j c_{k-j},
+   c_k = -(1/k) sum j a_j s_{k-j}. out is sin (iarg 0) or cos (iarg 1), aux the other. */
+static void nde__jet_sincos_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    nde_jet *sn = r->iarg[0] ? r->aux[0] : r->out, *cs = r->iarg[0] ? r->out : r->aux[0];
+    nde_tensor *snk, *csk;
+    if (k == 0) {
+        sn->c[0] = nde_sin(ctx, r->in[0]->c[0]);
+        cs->c[0] = nde_cos(ctx, r->in[0]->c[0]);
+        return;
+    }
+    snk = nde__jet_cauchy(ctx, r->in[0], cs, k, 1, k, 1, NDE_R(1.0) / (nde_real)k, r->who);
+    csk = nde__jet_cauchy(ctx, r->in[0], sn, k, 1, k, 1, NDE_R(-1.0) / (nde_real)k, r->who);
+    sn->c[k] = snk; cs->c[k] = csk;
+}
+static nde_jet *nde__jet_sincos(nde_ctx *ctx, nde_jet *x, int cosine, const char *who) {
+    nde__jet_rec *r = nde__jet_begin(ctx, nde__jet_sincos_kernel, x, NULL, NULL, 1, who);
+    if (r) r->iarg[0] = cosine;
+    return nde__jet_run(ctx, r, NDE__JET_NONLINEAR);
+}
+NDE_API nde_jet *nde_jet_sin(nde_ctx *ctx, nde_jet *x) { return nde__jet_sincos(ctx, x, 0, "nde_jet_sin"); }
+NDE_API nde_jet *nde_jet_cos(nde_ctx *ctx, nde_jet *x) { return nde__jet_sincos(ctx, x, 1, "nde_jet_cos"); }
+/* v' = w a' with an auxiliary w = 1 - v^2 (tanh, iarg 0) or w = v - v^2
+   (sigmoid, iarg 1): v_k = (1/k) sum_{j=1..k} j a_j w_{k-j}, then w_k from v. */
+static void nde__jet_tanh_sigmoid_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    int sigm = (int)r->iarg[0];
+    nde_jet *v = r->out, *w = r->aux[0];
+    if (k == 0) {
+        nde_tensor *v0 = sigm ? nde_sigmoid(ctx, r->in[0]->c[0]) : nde_tanh(ctx, r->in[0]->c[0]);
+        nde_tensor *sq = nde_square(ctx, v0);
+        v->c[0] = v0;
+        w->c[0] = sigm ? nde_sub(ctx, v0, sq) : nde_add_scalar(ctx, nde_neg(ctx, sq), NDE_R(1.0));
+        return;
+    }
+    v->c[k] = nde__jet_cauchy(ctx, r->in[0], w, k, 1, k, 1, NDE_R(1.0) / (nde_real)k, r->who);
+    v->order = k;   /* the square below reads v_k */
+    w->c[k] = nde__jet_comb2(ctx, NDE_R(1.0), sigm ? v->c[k] : NULL, NDE_R(-1.0), nde__jet_self_cauchy(ctx, v, k, 0, NDE_R(1.0)));
+}
+static nde_jet *nde__jet_tanh_sigmoid(nde_ctx *ctx, nde_jet *x, int sigm, const char *who) {
+    nde__jet_rec *r = nde__jet_begin(ctx, nde__jet_tanh_sigmoid_kernel, x, NULL, NULL, 1, who);
+    if (r) r->iarg[0] = sigm;
+    return nde__jet_run(ctx, r, NDE__JET_NONLINEAR);
+}
+NDE_API nde_jet *nde_jet_tanh(nde_ctx *ctx, nde_jet *x) { return nde__jet_tanh_sigmoid(ctx, x, 0, "nde_jet_tanh"); }
+NDE_API nde_jet *nde_jet_sigmoid(nde_ctx *ctx, nde_jet *x) { return nde__jet_tanh_sigmoid(ctx, x, 1, "nde_jet_sigmoid"); }
+/* softplus' = sigmoid: v_k = (1/k) sum_{j=1..k} j a_j sigma_{k-j}, sigma = in[1]. */
+static void nde__jet_softplus_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    if (k == 0) { r->out->c[0] = nde_softplus(ctx, r->in[0]->c[0]); return; }
+    r->out->c[k] = nde__jet_cauchy(ctx, r->in[0], r->in[1], k, 1, k, 1, NDE_R(1.0) / (nde_real)k, r->who);
+}
+NDE_API nde_jet *nde_jet_softplus(nde_ctx *ctx, nde_jet *x) {
+    nde_jet *sg = nde_jet_sigmoid(ctx, x);
+    return nde__jet_run(ctx, nde__jet_begin(ctx, nde__jet_softplus_kernel, x, sg, NULL, 0, "nde_jet_softplus"), NDE__JET_NONLINEAR);
+}
+/* f'(x) elementwise as a constant tensor, through the backend's backward map. */
+static nde_tensor *nde__jet_slope(nde_ctx *ctx, nde_unary_op op, nde_tensor *x, nde_real alpha) {
+    nde_tensor *one = nde_tensor_full(ctx, x->ndim, x->shape, NDE_R(1.0));
+    nde_tensor *m = nde_tensor_zeros(ctx, x->ndim, x->shape);
+    if (!one || !m) return NULL;
+    ctx->be->unary_backward(ctx->be->self, op, x->size, x->data, x->data, one->data, alpha, m->data);
+    return m;
+}
+/* Piecewise linear maps (relu, leaky_relu, abs): v_k = f'(a_0) a_k. elu:
+   v_k = m a_k + alpha (1 - m) e_k with m = [a_0 > 0] and e = exp(a) (in[1]).
+   The constant masks are kept in extra: {f'(a_0) or m, alpha (1 - m)}. */
+static void nde__jet_piecewise_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    nde_unary_op op = (nde_unary_op)r->iarg[0];
+    nde_tensor *a0 = r->in[0]->c[0], *ak, **mask = (nde_tensor **)r->extra;
+    if (k == 0) {
+        switch (op) {
+        case NDE_UNARY_RELU: r->out->c[0] = nde_relu(ctx, a0); break;
+        case NDE_UNARY_LEAKY_RELU: r->out->c[0] = nde_leaky_relu(ctx, a0, r->rarg[0]); break;
+        case NDE_UNARY_ELU: r->out->c[0] = nde_elu(ctx, a0, r->rarg[0]); break;
+        default: r->out->c[0] = nde_abs(ctx, a0); break;
+        }
+        mask[0] = nde__jet_slope(ctx, op == NDE_UNARY_ELU ? NDE_UNARY_RELU : op, a0, r->rarg[0]);
+        if (op == NDE_UNARY_ELU && mask[0]) {
+            mask[1] = nde_tensor_new(ctx, a0->ndim, a0->shape);
+            if (!mask[1]) return;
+            ctx->be->unary(ctx->be->self, NDE_UNARY_ADD_SCALAR, a0->size, mask[0]->data, NDE_R(-1.0), mask[1]->data);
+            ctx->be->unary(ctx->be->self, NDE_UNARY_SCALE, a0->size, mask[1]->data, -r->rarg[0], mask[1]->data);
+        }
+        return;
+    }
+    ak = nde__jet_in(ctx, r->in[0], k, r->who);
+    if (op != NDE_UNARY_ELU) { r->out->c[k] = ak ? nde_mul(ctx, ak, mask[0]) : NULL; return; }
+    {
+        nde_tensor *ek = nde__jet_in(ctx, r->in[1], k, r->who);
+        r->out->c[k] = nde__jet_comb2(ctx, NDE_R(1.0), ak ? nde_mul(ctx, ak, mask[0]) : NULL,
+                                      NDE_R(1.0), ek ? nde_mul(ctx, ek, mask[1]) : NULL);
+    }
+}
+static nde_jet *nde__jet_piecewise(nde_ctx *ctx, nde_jet *x, nde_unary_op op, nde_real alpha, const char *who) {
+    nde_jet *e = op == NDE_UNARY_ELU ? nde_jet_exp(ctx, x) : NULL;
+    nde__jet_rec *r = nde__jet_begin(ctx, nde__jet_piecewise_kernel, x, e, NULL, 0, who);
+    nde_tensor **mask = (nde_tensor **)nde_ctx_alloc_host(ctx, 2 * sizeof(nde_tensor *));
+    if (!r || !mask) return NULL;
+    mask[0] = mask[1] = NULL;
+    r->iarg[0] = op; r->rarg[0] = alpha; r->extra = mask;
+    return nde__jet_run(ctx, r, NDE__JET_NONLINEAR);
+}
+NDE_API nde_jet *nde_jet_relu(nde_ctx *ctx, nde_jet *x) { return nde__jet_piecewise(ctx, x, NDE_UNARY_RELU, 0, "nde_jet_relu"); }
+NDE_API nde_jet *nde_jet_leaky_relu(nde_ctx *ctx, nde_jet *x, nde_real slope) { return nde__jet_piecewise(ctx, x, NDE_UNARY_LEAKY_RELU, slope, "nde_jet_leaky_relu"); }
+NDE_API nde_jet *nde_jet_elu(nde_ctx *ctx, nde_jet *x, nde_real alpha) { return nde__jet_piecewise(ctx, x, NDE_UNARY_ELU, alpha, "nde_jet_elu"); }
+NDE_API nde_jet *nde_jet_abs(nde_ctx *ctx, nde_jet *x) { return nde__jet_piecewise(ctx, x, NDE_UNARY_ABS, 0, "nde_jet_abs"); }
+
+/* x^n: binary powering with Cauchy products; 1 / x^|n| for n < 0. */
+NDE_API nde_jet *nde_jet_powi(nde_ctx *ctx, nde_jet *x, int n) {
+    nde_jet *result = NULL, *base = x; int e = n < 0 ? -n : n;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!x || !x->c[0]) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_powi: NULL jet"); return NULL; }
+    if (e == 0) return nde_jet_const(ctx, nde_tensor_full(ctx, x->c[0]->ndim, x->c[0]->shape, NDE_R(1.0)), x->order);
+    while (e) {
+        if (e & 1) result = result ? nde_jet_mul(ctx, result, base) : base;
+        e >>= 1;
+        if (e) base = nde_jet_square(ctx, base);
+    }
+    if (n < 0) result = nde_jet_div(ctx, nde_jet_const(ctx, nde_tensor_scalar(ctx, NDE_R(1.0)), x->order), result);
+    return result;
+}
+NDE_API nde_jet *nde_jet_activate(nde_ctx *ctx, nde_jet *x, nde_activation act) {
+    switch (act) {
+    case NDE_ACT_NONE: return x;
+    case NDE_ACT_TANH: return nde_jet_tanh(ctx, x);
+    case NDE_ACT_RELU: return nde_jet_relu(ctx, x);
+    case NDE_ACT_SIGMOID: return nde_jet_sigmoid(ctx, x);
+    case NDE_ACT_SOFTPLUS: return nde_jet_softplus(ctx, x);
+    case NDE_ACT_ELU: return nde_jet_elu(ctx, x, NDE_R(1.0));
+    case NDE_ACT_LEAKY_RELU: return nde_jet_leaky_relu(ctx, x, NDE_R(0.01));
+    case NDE_ACT_SIN: return nde_jet_sin(ctx, x);
+    }
+    nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_activate: unknown activation %d", (int)act);
+    return NULL;
+}
+
+/* Group norm composed from the rules above: mean over each group, centring,
+   biased variance, 1/sqrt(var + eps) (as nde_group_norm), so it is exact. */
+NDE_API nde_jet *nde_jet_group_norm(nde_ctx *ctx, nde_jet *x, int groups, nde_jet *gamma, nde_jet *beta, nde_real eps) {
+    const nde_tensor *x0; int64_t s3[3], sc[NDE_MAX_DIMS], xs[NDE_MAX_DIMS]; int i;
+    nde_jet *xr, *mu, *d, *var, *rstd, *y;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    x0 = x ? x->c[0] : NULL;
+    if (!x0 || x0->ndim < 2 || groups < 1 || x0->shape[1] % groups != 0) {
+        char s1[64];
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_jet_group_norm: x %s needs (N,C,...) with C divisible by groups = %d",
+                     nde_shape_str(x0, s1, sizeof s1), groups);
+        return NULL;
+    }
+    for (i = 0; i < x0->ndim; i++) { xs[i] = x0->shape[i]; sc[i] = 1; }
+    sc[1] = x0->shape[1];
+    s3[0] = x0->shape[0]; s3[1] = groups; s3[2] = x0->size / (x0->shape[0] * groups);
+    xr = nde_jet_reshape(ctx, x, 3, s3);
+    mu = nde_jet_mean_axis(ctx, xr, 2, 1);
+    d = nde_jet_sub(ctx, xr, mu);
+    var = nde_jet_mean_axis(ctx, nde_jet_square(ctx, d), 2, 1);
+    rstd = nde_jet_powi(ctx, nde_jet_sqrt(ctx, nde_jet_add_scalar(ctx, var, eps)), -1);
+    y = nde_jet_reshape(ctx, nde_jet_mul(ctx, d, rstd), x0->ndim, xs);
+    if (gamma) y = nde_jet_mul(ctx, y, nde_jet_reshape(ctx, gamma, x0->ndim, sc));
+    if (beta) y = nde_jet_add(ctx, y, nde_jet_reshape(ctx, beta, x0->ndim, sc));
+    return y;
+}
+
+/* ---- layers on jets */
+NDE_API nde_jet *nde_jet_linear_forward(nde_ctx *ctx, const nde_linear *l, nde_jet *x) {
+    nde_jet *y;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!l || !x) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_linear_forward: NULL layer or jet"); return NULL; }
+    y = nde_jet_matmul(ctx, x, nde_jet_param(ctx, l->weight, x->order), 0, 1);
+    return l->bias ? nde_jet_add(ctx, y, nde_jet_param(ctx, l->bias, x->order)) : y;
+}
+NDE_API nde_jet *nde_jet_mlp_forward(nde_ctx *ctx, const nde_mlp *m, nde_jet *x) {
+    int i;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!m) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_mlp_forward: NULL network"); return NULL; }
+    for (i = 0; i < m->num_layers; i++) {
+        x = nde_jet_linear_forward(ctx, &m->layer[i], x);
+        if (i + 1 < m->num_layers) x = nde_jet_activate(ctx, x, m->act);
+    }
+    return x;
+}
+NDE_API nde_jet *nde_jet_conv2d_forward(nde_ctx *ctx, const nde_conv2d_layer *l, nde_jet *x) {
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!l || !x) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_conv2d_forward: NULL layer or jet"); return NULL; }
+    return nde_jet_conv2d(ctx, x, nde_jet_param(ctx, l->weight, x->order),
+                          l->bias ? nde_jet_param(ctx, l->bias, x->order) : NULL, l->stride, l->padding);
+}
+
+/* ---- forward mode */
+NDE_API nde_status nde_jvp(nde_ctx *ctx, nde_jet_fn f, void *user, nde_tensor *x, nde_tensor *v,
+                           nde_tensor **y, nde_tensor **jv) {
+    nde_tensor *c[2]; nde_jet *xj, *yj;
+    if (!ctx) return NDE_ERR_ARG;
+    if (ctx->status != NDE_OK) return ctx->status;
+    if (!f || !x || !v) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jvp: NULL function, point or direction");
+    c[0] = x; c[1] = v;
+    xj = nde_jet_new(ctx, 1, c);
+    if (!xj) return ctx->status;
+    yj = f(ctx, xj, user);
+    if (!yj) return ctx->status ? ctx->status : nde_ctx_fail(ctx, NDE_ERR_USER_FN, "nde_jvp: the function returned NULL");
+    if (y) *y = yj->c[0];
+    if (jv) *jv = nde_jet_coeff(ctx, yj, 1);
+    return ctx->status;
+}
+
+/* ---- ODE time derivatives */
+static nde_jet *nde__ode_coeffs(nde_ctx *ctx, nde_jet_field f, void *user, nde_tensor *t, nde_tensor *z, int order,
+                                const char *who) {
+    nde_jet *zj, *tj, *y; nde__jet_rec *head; nde_tensor *one; int k;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!f || !z || !t) { nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL field, time or state", who); return NULL; }
+    if (order < 0 || order > NDE_JET_MAX_ORDER) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: order %d outside 0..%d (NDE_JET_MAX_ORDER)", who, order, NDE_JET_MAX_ORDER);
+        return NULL;
+    }
+    if (ctx->jet_recording) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: called inside a jet field that is being expanded (nesting is not supported)", who);
+        return NULL;
+    }
+    zj = nde_jet_new(ctx, 0, &z);
+    tj = nde_jet_new(ctx, 0, &t);
+    one = nde_tensor_full(ctx, t->ndim, t->shape, NDE_R(1.0));
+    if (!zj || !tj || !one || order == 0) return zj;
+    /* evaluate f once at order 0, recording its jet ops */
+    ctx->jet_recording = 1; ctx->jet_rec_head = ctx->jet_rec_tail = NULL;
+    y = f(ctx, tj, zj, user);
+    head = ctx->jet_rec_head;
+    ctx->jet_recording = 0; ctx->jet_rec_head = ctx->jet_rec_tail = NULL;
+    if (!y) {
+        if (ctx->status == NDE_OK) nde_ctx_fail(ctx, NDE_ERR_USER_FN, "%s: the field returned NULL", who);
+        return NULL;
+    }
+    if (!y->c[0] || y->c[0]->size != z->size) {
+        char s1[64], s2[64];
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "%s: the field returned %s for a state %s", who,
+                     nde_shape_str(y->c[0], s1, sizeof s1), nde_shape_str(z, s2, sizeof s2));
+        return NULL;
+    }
+    /* z_{k+1} = [f(t + s, z(s))]_k / (k + 1), extending the recorded program one order at a time */
+    for (k = 0; k < order && ctx->status == NDE_OK; k++) {
+        nde_tensor *yk;
+        if (k > 0) nde__jet_replay(ctx, head, k);
+        yk = nde__jet_in(ctx, y, k, who);
+        if (ctx->status != NDE_OK) break;
+        if (yk && !nde_tensor_same_shape(yk, z)) yk = nde_reshape(ctx, yk, z->ndim, z->shape);
+        zj->c[k + 1] = yk ? nde_scale(ctx, yk, NDE_R(1.0) / (nde_real)(k + 1)) : NULL;
+        zj->order = k + 1;
+        tj->c[k + 1] = k == 0 ? one : NULL;
+        tj->order = k + 1;
+    }
+    return ctx->status == NDE_OK ? zj : NULL;
+}
+NDE_API nde_jet *nde_ode_taylor_coeffs(nde_ctx *ctx, nde_jet_field f, void *user, nde_real t, nde_tensor *z, int order) {
+    return nde__ode_coeffs(ctx, f, user, nde_tensor_scalar(ctx, t), z, order, "nde_ode_taylor_coeffs");
+}
+NDE_API nde_tensor *nde_jet_field_eval(nde_ctx *ctx, nde_jet_field f, void *user, nde_real t, nde_tensor *z) {
+    nde_jet *y;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!f || !z) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_field_eval: NULL field or state"); return NULL; }
+    y = f(ctx, nde_jet_const(ctx, nde_tensor_scalar(ctx, t), 0), nde_jet_new(ctx, 0, &z), user);
+    if (!y && ctx->status == NDE_OK) nde_ctx_fail(ctx, NDE_ERR_USER_FN, "nde_jet_field_eval: the field returned NULL");
+    return y ? y->c[0] : NULL;
+}
+
+/* ---- TayNODE regulariser (Kelly et al. 2020) */
+NDE_API nde_tensor *nde_taynode_integrand(nde_ctx *ctx, const nde_jet *zc, int K) {
+    nde_tensor *c;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!zc || !zc->c[0] || K < 0 || (K > zc->order && !zc->closed)) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taynode_integrand: K = %d needs a coefficient jet of order >= K (have %d)",
+                     K, zc ? zc->order : -1);
+        return NULL;
+    }
+    c = nde__jc(zc, K);
+    if (!c) return nde_tensor_scalar(ctx, NDE_R(0.0));
+    return nde_mean(ctx, nde_square(ctx, nde_scale(ctx, c, nde__factorial(K))));   /* mean((d^K z/dt^K)^2) */
+}
+NDE_API nde_tensor *nde_taynode_reg(nde_ctx *ctx, nde_jet_field f, void *user, int K, int count,
+                                    const nde_real *ts, nde_tensor *const *zs) {
+    nde_real w[2]; nde_tensor *g[2], *acc = NULL, *prev = NULL; int i;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (count < 2 || !ts || !zs || K < 1) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taynode_reg: need K >= 1 and at least 2 points (K = %d, count = %d)", K, count);
+        return NULL;
+    }
+    for (i = 0; i < count && ctx->status == NDE_OK; i++) {
+        nde_tensor *gi = nde_taynode_integrand(ctx, nde_ode_taylor_coeffs(ctx, f, user, ts[i], zs[i], K), K);
+        if (i > 0) {
+            /* trapezoid: (t_i - t_{i-1}) (g_{i-1} + g_i) / 2 */
+            nde_real h = ts[i] - ts[i - 1];
+            nde_tensor *piece;
+            w[0] = w[1] = NDE_R(0.5) * h; g[0] = prev; g[1] = gi;
+            piece = nde_lincomb(ctx, 2, w, g);
+            acc = acc ? nde_add(ctx, acc, piece) : piece;
+        }
+        prev = gi;
+    }
+    return ctx->status == NDE_OK ? acc : NULL;
+}
+/* Gauss-Legendre nodes and weights on [0, 1] (Newton on P_n, in double). */
+static void nde__gauss_legendre01(int n, double *x, double *w) {
+    int i, it;
+    for (i = 0; i < n; i++) {
+        double r = cos(3.141592653589793 * ((double)i + 0.75) / ((double)n + 0.5)), dp = 1.0;
+        for (it = 0; it < 100; it++) {
+            double p0 = 1.0, p1 = r, dr; int j;
+            for (j = 2; j <= n; j++) { double p2 = ((2.0 * j - 1.0) * r * p1 - (j - 1.0) * p0) / j; p0 = p1; p1 = p2; }
+            if (n == 1) { p1 = r; p0 = 1.0; }
+            dp = n * (r * p1 - p0) / (r * r - 1.0);
+            dr = p1 / dp;
+            r -= dr;
+            if (fabs(dr) < 1e-16) break;
+        }
+        {   /* recompute the derivative at the converged root */
+            double p0 = 1.0, p1 = r; int j;
+            for (j = 2; j <= n; j++) { double p2 = ((2.0 * j - 1.0) * r * p1 - (j - 1.0) * p0) / j; p0 = p1; p1 = p2; }
+            dp = n * (r * p1 - p0) / (r * r - 1.0);
+        }
+        x[i] = 0.5 * (1.0 + r);
+        w[i] = 1.0 / ((1.0 - r * r) * dp * dp);   /* 2/((1-r^2) P'^2) mapped to [0,1] */
+    }
+}
+NDE_API nde_tensor *nde_taynode_step_integral(nde_ctx *ctx, const nde_jet *zc, int K, nde_real h) {
+    double x[NDE_JET_MAX_ORDER + 1], wq[NDE_JET_MAX_ORDER + 1];
+    nde_real gw[NDE_JET_MAX_ORDER + 1];
+    nde_tensor *gs[NDE_JET_MAX_ORDER + 1];
+    int p, n, i, k;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!zc || !zc->c[0] || K < 0 || K > zc->order) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taynode_step_integral: K = %d needs a coefficient jet of order >= K (have %d)",
+                     K, zc ? zc->order : -1);
+        return NULL;
+    }
+    p = zc->order;
+    n = p - K + 1;   /* the integrand has degree 2 (p - K) <= 2n - 1 */
+    nde__gauss_legendre01(n, x, wq);
+    for (i = 0; i < n; i++) {
+        /* d^K/ds^K sum_k z_k s^k = sum_{k>=K} k!/(k-K)! z_k s^(k-K) at s = h x_i */
+        nde_real w[NDE_JET_MAX_ORDER + 1]; double s = (double)h * x[i], sp = 1.0;
+        for (k = K; k <= p; k++) {
+            w[k - K] = (nde_real)(sp * (double)nde__factorial(k) / (double)nde__factorial(k - K));
+            sp *= s;
+        }
+        {
+            nde_tensor *d = nde__jet_sum_terms(ctx, n, w, (nde_tensor *const *)(zc->c + K));
+            gs[i] = d ? nde_mean(ctx, nde_square(ctx, d)) : NULL;
+        }
+        gw[i] = (nde_real)(wq[i] * (double)h);
+    }
+    {
+        nde_tensor *r = nde__jet_sum_terms(ctx, n, gw, gs);
+        return r ? r : (ctx->status == NDE_OK ? nde_tensor_scalar(ctx, NDE_R(0.0)) : NULL);
+    }
+}
+
+/* ---- Taylor-Lagrange step (TayLaNets, Djeumou et al. 2022) */
+NDE_API nde_tensor *nde_tayla_step(nde_ctx *ctx, nde_jet_field f, void *user, nde_fn midpoint, void *midpoint_user,
+                                   nde_real t, nde_real h, nde_tensor *z, int K, nde_tensor **remainder) {
+    nde_jet *zc, *rc; nde_tensor *T, *logits, *gam, *tm, *xi, *R, *ck;
+    if (remainder) *remainder = NULL;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!z || K < 1 || K >= NDE_JET_MAX_ORDER) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tayla_step: NULL state or order K = %d outside 1..%d", K, NDE_JET_MAX_ORDER - 1);
+        return NULL;
+    }
+    zc = nde__ode_coeffs(ctx, f, user, nde_tensor_scalar(ctx, t), z, K, "nde_tayla_step");
+    T = zc ? nde_jet_eval(ctx, zc, h) : NULL;          /* sum_{i<=K} h^i z_i */
+    if (!T || !midpoint) return T;
+    logits = midpoint(ctx, z, midpoint_user);
+    if (!logits) {
+        if (ctx->status == NDE_OK) nde_ctx_fail(ctx, NDE_ERR_USER_FN, "nde_tayla_step: the midpoint function returned NULL");
+        return NULL;
+    }
+    if (logits->size == z->size) {
+        gam = nde_sigmoid(ctx, nde__jet_fit(ctx, logits, z));
+        tm = nde_tensor_scalar(ctx, t + NDE_R(0.5) * h);
+    } else if (z->ndim == 2 && logits->ndim == 2 && logits->shape[0] == z->shape[0] && logits->shape[1] == z->shape[1] + 1) {
+        gam = nde_sigmoid(ctx, nde_slice(ctx, logits, 1, 0, z->shape[1]));
+        tm = nde_add_scalar(ctx, nde_scale(ctx, nde_sigmoid(ctx, nde_slice(ctx, logits, 1, z->shape[1], z->shape[1] + 1)), h), t);
+    } else {
+        char s1[64], s2[64];
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_tayla_step: the midpoint returned %s for a state %s (need the state's "
+                     "shape, or (batch, n + 1) with a time column)", nde_shape_str(logits, s1, sizeof s1), nde_shape_str(z, s2, sizeof s2));
+        return NULL;
+    }
+    xi = nde_add(ctx, z, nde_mul(ctx, gam, nde_sub(ctx, T, z)));   /* between z(t) and its estimate of z(t+h) */
+    rc = nde__ode_coeffs(ctx, f, user, tm, xi, K + 1, "nde_tayla_step");
+    ck = rc ? nde_jet_coeff(ctx, rc, K + 1) : NULL;
+    R = ck ? nde_scale(ctx, ck, (nde_real)pow((double)h, (double)(K + 1))) : NULL;   /* h^(K+1) z_{K+1}(xi) */
+    if (!R) return NULL;
+    if (remainder) *remainder = R;
+    return nde_add(ctx, T, R);
+}
+NDE_API nde_tensor *nde_tayla_solve(nde_ctx *ctx, nde_jet_field f, void *user, const nde_tayla_options *o,
+                                    nde_real t0, nde_real t1, nde_tensor *z0, nde_tensor **remainder_l1) {
+    nde_tensor *z = z0, *acc = NULL; nde_real h; int i; int64_t batch;
+    if (remainder_l1) *remainder_l1 = NULL;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!o || !z0 || o->n_steps < 1 || o->order < 1) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tayla_solve: need options with order >= 1 and n_steps >= 1 (order %d, n_steps %d)",
+                     o ? o->order : -1, o ? o->n_steps : -1);
+        return NULL;
+    }
+    h = (t1 - t0) / (nde_real)o->n_steps;
+    batch = z0->ndim >= 2 ? z0->shape[0] : 1;
+    for (i = 0; i < o->n_steps && z; i++) {
+        nde_tensor *R = NULL;
+        z = nde_tayla_step(ctx, f, user, o->midpoint, o->midpoint_user, t0 + (nde_real)i * h, h, z, o->order,
+                           remainder_l1 ? &R : NULL);
+        if (R) { nde_tensor *s = nde_sum(ctx, nde_abs(ctx, R)); acc = acc ? nde_add(ctx, acc, s) : s; }
+    }
+    if (remainder_l1 && acc) *remainder_l1 = nde_scale(ctx, acc, NDE_R(1.0) / (nde_real)(batch * o->n_steps));
+    return ctx->status == NDE_OK ? z : NULL;
+}
+
+/* ---- Taylorized models (Bai et al. 2020) */
+NDE_API nde_status nde_taylorized_snapshot(nde_ctx *ctx, nde_taylorized *tz) {
+    if (!tz || !tz->theta0) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taylorized_snapshot: not initialised");
+    if (tz->count != ctx->param_count)
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taylorized_snapshot: %lld parameters now, %lld at nde_taylorized_init",
+                            (long long)ctx->param_count, (long long)tz->count);
+    if (tz->count) ctx->be->copy(ctx->be->self, tz->theta0, ctx->param_data, (size_t)tz->count * sizeof(nde_real), NDE_COPY_DEVICE);
+    return NDE_OK;
+}
+NDE_API nde_status nde_taylorized_init(nde_ctx *ctx, nde_taylorized *tz, int order) {
+    if (!ctx) return NDE_ERR_ARG;
+    if (!tz || order < 1 || order > NDE_JET_MAX_ORDER)
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taylorized_init: order %d outside 1..%d", order, NDE_JET_MAX_ORDER);
+    memset(tz, 0, sizeof *tz);
+    tz->order = order;
+    tz->count = ctx->param_count;
+    tz->theta0 = (nde_real *)ctx->be->alloc(ctx->be->self, (size_t)(tz->count ? tz->count : 1) * sizeof(nde_real));
+    if (!tz->theta0) return nde_ctx_fail(ctx, NDE_ERR_OOM, "nde_taylorized_init: out of memory for %lld parameters", (long long)tz->count);
+    return nde_taylorized_snapshot(ctx, tz);
+}
+NDE_API void nde_taylorized_free(nde_ctx *ctx, nde_taylorized *tz) {
+    if (!ctx || !tz) return;
+    if (tz->theta0) ctx->be->free(ctx->be->self, tz->theta0);
+    memset(tz, 0, sizeof *tz);
+}
+NDE_API nde_tensor *nde_taylorized_forward(nde_ctx *ctx, const nde_taylorized *tz, nde_jet_fn f, void *user, nde_tensor *x) {
+    const nde_real *prev; nde_jet *y;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!tz || !tz->theta0 || !f || !x) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taylorized_forward: NULL expansion, function or input"); return NULL; }
+    if (tz->count != ctx->param_count) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taylorized_forward: %lld parameters now, %lld in the snapshot",
+                     (long long)ctx->param_count, (long long)tz->count);
+        return NULL;
+    }
+    prev = ctx->jet_theta0;
+    ctx->jet_theta0 = tz->theta0;
+    y = f(ctx, nde_jet_const(ctx, x, tz->order), user);
+    ctx->jet_theta0 = prev;
+    if (!y) {
+        if (ctx->status == NDE_OK) nde_ctx_fail(ctx, NDE_ERR_USER_FN, "nde_taylorized_forward: the function returned NULL");
+        return NULL;
+    }
+    if (y->order < tz->order && !y->closed) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taylorized_forward: the function returned a jet of order %d < %d", y->order, tz->order);
+        return NULL;
+    }
+    return nde_jet_eval(ctx, y, NDE_R(1.0));   /* sum_j D^j f [dtheta]^j / j! */
 }
 
 /* ------------------------------------------------------------ optimizers */

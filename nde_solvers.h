@@ -84,10 +84,13 @@ METHODS (options.method, or nde_method_from_name)
    fehlberg2         2      1        Hermite cubic   Fehlberg RK1(2)
    dopri5            5      4        own quartic     Dormand-Prince, FSAL, Shampine dense output
    tsit5             5      4        own quartic     Tsitouras 2011, FSAL
-   dopri8            8      7        own degree 7    Prince-Dormand RK8(7)13M + FSAL stage
+   dopri8            8      7        own, degree 6   Prince-Dormand RK8(7)13M + FSAL stage (*)
    explicit_adams   <=8     -        Hermite cubic   Adams-Bashforth, fixed grid
    implicit_adams   <=8     -        Hermite cubic   AB predictor + Adams-Moulton corrector
    kvaerno5          5      4        Hermite cubic   ESDIRK, L-stable, stiffly accurate
+   (*) the free interpolant tabulated by torchdiffeq/diffrax: it meets the order
+   conditions of the bushy trees to order 5 exactly (6th-order defects ~1e-5);
+   measured dense-output convergence ~h^6.
    Methods with an error estimate step adaptively unless options.step_size or
    options.grid is set; the others (and the Adams methods) step on a fixed grid:
    options.grid, else steps of options.step_size (the last one shortened to land
@@ -1562,8 +1565,12 @@ static nde_status nde__loop_adaptive(nde__run *r) {
         if (r->ijump < r->njump && !nde__before(r, t1, r->jump_ts[r->ijump])) {
             t1 = r->jump_ts[r->ijump]; h_try = t1 - r->t; jump = 1; clipped = 1;
         }
-        if (t1 == r->t || fabs(h_try) <= 4.0 * DBL_EPSILON * fabs(r->t) || fabs(h_try) < DBL_MIN)
+        if (t1 == r->t || fabs(h_try) <= 4.0 * DBL_EPSILON * fabs(r->t) || fabs(h_try) < DBL_MIN) {
+            if (nonfinite)   /* the steps shrank because of NaN/Inf: say so */
+                return nde__fail_at(r, NDE_ERR_NONFINITE, h_try, "NaN or Inf in the vector field or the state "
+                                    "(rejected steps shrank to underflow)");
             return nde__fail_at(r, NDE_ERR_STEP_UNDERFLOW, h_try, "step size underflow");
+        }
         st = nde__ensure_f(r);
         if (st != NDE_OK) return st;
         m = nde_ctx_mark(r->ctx);
@@ -1583,8 +1590,8 @@ static nde_status nde__loop_adaptive(nde__run *r) {
             h = h_try * r->o.factor_min;
             continue;
         }
-        nonfinite = 0;
         accept = nde_step_controller_propose(&c, errn, h_try, &h_next);
+        if (accept) nonfinite = 0;
         if (accept) {
             st = nde__accept(r, h_try, t1, &a, jump);
             if (!r->taped) nde_ctx_reset(r->ctx, m);

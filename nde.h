@@ -2345,6 +2345,18 @@ NDE_API nde_status nde_init_kaiming_normal(nde_ctx *ctx, nde_tensor *t, nde_real
     return nde_tensor_fill_normal(ctx, t, &r, NDE_R(0.0), (nde_real)sqrt(2.0 / ((1.0 + (double)a * a) * (double)nde__fan_in(t))));
 }
 
+/* "prefix.suffix" into out (truncated to cap - 1 characters); avoids
+   snprintf("%s...") so that -O3 -Wformat-truncation stays quiet. */
+static void nde__join_name(char *out, size_t cap, const char *prefix, const char *suffix) {
+    size_t a = strlen(prefix), b = strlen(suffix);
+    if (a > cap - 2) a = cap - 2;
+    memcpy(out, prefix, a);
+    out[a] = '.';
+    if (b > cap - 2 - a) b = cap - 2 - a;
+    memcpy(out + a + 1, suffix, b);
+    out[a + 1 + b] = 0;
+}
+
 NDE_API nde_status nde_linear_init(nde_ctx *ctx, nde_linear *l, const char *name, int64_t in, int64_t out, int bias, uint64_t seed) {
     char nm[96]; int64_t ws[2]; double bound;
     if (!l || in < 1 || out < 1)
@@ -2352,14 +2364,14 @@ NDE_API nde_status nde_linear_init(nde_ctx *ctx, nde_linear *l, const char *name
     memset(l, 0, sizeof *l);
     l->in = in; l->out = out;
     ws[0] = out; ws[1] = in;
-    snprintf(nm, sizeof nm, "%s.weight", name);
+    nde__join_name(nm, sizeof nm, name, "weight");
     l->weight = nde_param_new(ctx, nm, 2, ws);
     if (!l->weight) return ctx->status;
     /* PyTorch Linear: kaiming_uniform_(a = sqrt(5)) gives bound 1/sqrt(in) */
     bound = 1.0 / sqrt((double)in);
     nde_init_uniform(ctx, l->weight, (nde_real)-bound, (nde_real)bound, seed);
     if (bias) {
-        snprintf(nm, sizeof nm, "%s.bias", name);
+        nde__join_name(nm, sizeof nm, name, "bias");
         l->bias = nde_param_new(ctx, nm, 1, &out);
         if (!l->bias) return ctx->status;
         nde_init_uniform(ctx, l->bias, (nde_real)-bound, (nde_real)bound, seed);
@@ -2377,7 +2389,9 @@ NDE_API nde_status nde_mlp_init(nde_ctx *ctx, nde_mlp *m, const char *name, int 
     memset(m, 0, sizeof *m);
     m->num_layers = nw - 1; m->act = act;
     for (i = 0; i < nw - 1; i++) {
-        snprintf(nm, sizeof nm, "%s.%d", name, i);
+        char idx[16];
+        snprintf(idx, sizeof idx, "%d", i);
+        nde__join_name(nm, sizeof nm, name, idx);
         if (nde_linear_init(ctx, &m->layer[i], nm, widths[i], widths[i + 1], 1, seed + (uint64_t)i * 7919u) != NDE_OK)
             return ctx->status;
     }
@@ -2401,13 +2415,13 @@ NDE_API nde_status nde_conv2d_init(nde_ctx *ctx, nde_conv2d_layer *l, const char
     memset(l, 0, sizeof *l);
     l->in = in; l->out = out; l->kernel = kernel; l->stride = stride; l->padding = padding;
     ws[0] = out; ws[1] = in; ws[2] = kernel; ws[3] = kernel;
-    snprintf(nm, sizeof nm, "%s.weight", name);
+    nde__join_name(nm, sizeof nm, name, "weight");
     l->weight = nde_param_new(ctx, nm, 4, ws);
     if (!l->weight) return ctx->status;
     bound = 1.0 / sqrt((double)(in * kernel * kernel));
     nde_init_uniform(ctx, l->weight, (nde_real)-bound, (nde_real)bound, seed);
     if (bias) {
-        snprintf(nm, sizeof nm, "%s.bias", name);
+        nde__join_name(nm, sizeof nm, name, "bias");
         l->bias = nde_param_new(ctx, nm, 1, &out);
         if (!l->bias) return ctx->status;
         nde_init_uniform(ctx, l->bias, (nde_real)-bound, (nde_real)bound, seed);
@@ -4234,6 +4248,7 @@ static int nde__npy_parse(nde__json *j, nde__npy_header *h) {
             while (nde__json_peek(j) != ')') {
                 uint64_t d;
                 if (!nde__json_uint(j, &d)) return 0;
+                if (j->i < j->n && j->s[j->i] == 'L') j->i++;   /* Python 2 long, as in old files */
                 if (h->ndim >= NDE_MAX_DIMS) return nde__json_fail(j, "more dimensions than NDE_MAX_DIMS");
                 if (!nde__mul_ok(h->numel, (int64_t)d, &h->numel)) return nde__json_fail(j, "shape has too many elements");
                 h->shape[h->ndim++] = (int64_t)d;

@@ -286,11 +286,15 @@ static void test_safetensors_handmade(void) {
         expect_st_error(good, d2, 32, NDE_ERR_FORMAT, "outside the range of float");
     }
 #endif
-    /* no such file */
+    /* no such file; a directory; no path */
     {
         nde_ctx *c = wb_model();
         scratch_path(path, sizeof path, "does-not-exist.safetensors");
         expect_error(c, nde_load_params(c, path), NDE_ERR_IO, "No such file");
+        expect_error(c, nde_load_params(c, scratch_dir), NDE_ERR_IO, "Is a directory");
+        expect_error(c, nde_load_params(c, NULL), NDE_ERR_ARG, "NULL path");
+        expect_error(c, nde_save_params(c, NULL), NDE_ERR_ARG, "NULL path");
+        CHECK(wb_untouched(c));
         nde_ctx_free(c);
     }
 }
@@ -481,10 +485,30 @@ static void test_npy_corrupt(void) {
     expect_npy_error(path, "more dimensions than NDE_MAX_DIMS");
     npy_write(path, "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), }\n", d, 4);
     expect_npy_error(path, "too many elements");
+    {   /* keys in another order, double quotes, Python 2 longs */
+        nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default()); nde_tensor *t;
+        npy_write(path, "{\"shape\": (1L, 2L), \"fortran_order\": False, \"descr\": \"|u1\"}\n", "\x07\x09", 2);
+        t = nde_load_npy(ctx, path);
+        CHECK(t && t->ndim == 2 && t->shape[1] == 2 && t->data[1] == NDE_R(9.0));
+        nde_ctx_free(ctx);
+    }
     npy_write(path, "{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,), }\n", d, 8);
     expect_npy_error(path, "True or False");
     npy_write(path, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}\n", d, 8);
     expect_npy_error(path, "unknown key");
+    {   /* version 3.0: a u32 header length, otherwise as 1.0 */
+        const char *dict = "{'descr': '<i2', 'fortran_order': False, 'shape': (2,), }\n";
+        unsigned char b[128]; size_t hl = strlen(dict);
+        nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default()); nde_tensor *t;
+        memcpy(b, "\x93NUMPY\x03\x00", 8);
+        b[8] = (unsigned char)hl; b[9] = b[10] = b[11] = 0;
+        memcpy(b + 12, dict, hl);
+        b[12 + hl] = 0xfe; b[13 + hl] = 0xff; b[14 + hl] = 0x00; b[15 + hl] = 0x01;   /* -2, 256 */
+        write_bytes(path, b, 16 + hl);
+        t = nde_load_npy(ctx, path);
+        CHECK(t && t->size == 2 && t->data[0] == NDE_R(-2.0) && t->data[1] == NDE_R(256.0));
+        nde_ctx_free(ctx);
+    }
     /* the real file cut anywhere fails cleanly */
     {
         unsigned char *b; size_t n, cut;

@@ -1,7 +1,122 @@
 /* nde_adjoint.h - v0.1.0 - differentiable ODE solves for nde, with every gradient mode
    License: MIT (see the end of nde.h).
 
-   (header documentation: see the block before the declarations below)
+USAGE
+   Include instead of nde.h / nde_solvers.h (it includes both). In exactly ONE C
+   file:
+       #define NDE_IMPLEMENTATION      (all of nde; or NDE_ADJOINT_IMPLEMENTATION for
+       #include "nde_adjoint.h"        this header alone next to the other two)
+
+QUICK START (this program runs in tests/test_adjoint.c as quickstart_adjoint)
+
+       #define NDE_IMPLEMENTATION
+       #include "nde_adjoint.h"
+       static nde_tensor *field(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *user) {
+           (void)t;
+           return nde_mlp_forward(ctx, (nde_mlp *)user, z);      // f(t, z) = MLP(z)
+       }
+       int main(void) {
+           nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default());
+           nde_mlp net;
+           int64_t widths[3] = {2, 16, 2}, zs[2] = {8, 2}, nt = 3;
+           nde_real tv[3] = {0.0f, 0.5f, 1.0f};
+           nde_mlp_init(ctx, &net, "f", 3, widths, NDE_ACT_TANH, 1);
+           nde_optimizer opt = nde_adam(1e-2);
+           nde_adjoint_options adj = nde_adjoint_options_default(NDE_GRAD_GAUSS);   // or DIRECT, BACKSOLVE, ...
+           for (int it = 0; it < 20; it++) {
+               nde_mark m = nde_ctx_mark(ctx);
+               nde_tensor *z0 = nde_tensor_randn(ctx, 2, zs, 3, 0);
+               nde_tensor *t = nde_tensor_from(ctx, 1, &nt, tv);
+               nde_tensor *z = nde_odeint_adjoint(ctx, field, &net, z0, t, NULL, &adj, NULL);  // (3, 8, 2)
+               nde_tensor *loss = nde_mean(ctx, nde_square(ctx, z));    // a loss on all three times
+               nde_zero_grad(ctx);
+               nde_backward(ctx, loss);                                 // runs the chosen gradient mode
+               nde_optimizer_step(ctx, &opt);
+               nde_ctx_reset(ctx, m);
+           }
+           int bad = nde_ctx_status(ctx) != NDE_OK;
+           nde_ctx_free(ctx);
+           return bad;
+       }
+
+THE DIFFERENTIABLE SOLVE
+   nde_odeint_adjoint(ctx, f, user, z0, t, &solve_options, &adjoint_options, &Q)
+   returns z at every time of the tensor t, stacked (len(t), ...z0.shape). It is
+   ONE node on the tape: the forward runs the solver with grad mode off and keeps
+   what the mode needs; nde_backward reaching it runs the mode's backward pass
+   and adds into z0's gradient, the parameters' gradient (whatever array
+   nde_params_grad points to, so nde_vjp redirection works) and t's gradient.
+   User code is the same whatever the mode. DIRECT is the exception that proves
+   the rule: its forward is the solver's own taped solve, with two thin nodes
+   around it for the time gradients.
+
+GRADIENT MODES (nde_adjoint_options.mode; names for nde_grad_mode_from_name)
+   mode         name        gradient                     memory              backward cost
+   DIRECT       direct      exact, of the discrete solve grows with steps    1 backward pass
+   CHECKPOINT   checkpoint  exact, identical to DIRECT   checkpoints states  p(l,s) recomputed steps
+   BACKSOLVE    adjoint     continuous adjoint           O(1)                solve of [z, a, theta]
+   INTERPOLATED interp      continuous adjoint           dense: grows;       solve of [a, theta]
+                                                         checkpoints: O(1)   (+ recomputed steps)
+   GAUSS        gq          continuous adjoint           O(1)                solve of [z, a] + VJPs
+                                                                             at the nodes
+   GAUSS_STEP   gq_step     continuous adjoint           O(1)                solve of [z, a] + VJPs
+                                                                             at the nodes
+   DIRECT: backpropagation through the solver's recorded operations (the step
+     sizes are not differentiated, as in diffrax and torchdiffeq's controller).
+   CHECKPOINT: the forward records only the accepted steps' (t0, h) (16 bytes a
+     step, host memory); the backward replays the explicit RK steps from
+     `checkpoints` stored states with the binomial schedule of Griewank & Walther
+     (nde_revolve), recording one step at a time. Explicit RK methods only.
+   BACKSOLVE: torchdiffeq's odeint_adjoint: [s, a, theta_bar] integrated from
+     t_i back to t_{i-1} with a' = -a^T df/dz, theta_bar' = -a^T df/dtheta; s is
+     reset to the stored forward value at each output time and dL/dz(t_i) added
+     to a there. Backward method, rtol, atol of their own (adjoint options; 0 =
+     the forward's); the step control uses the max of the RMS norms of the parts
+     (torchdiffeq's mixed norm), or with seminorm = 1 leaves theta_bar out.
+   INTERPOLATED: only [a, theta_bar] backwards; z(t) from the forward dense
+     output (checkpoints = 0, memory grows with the steps), or with checkpoints
+     > 0 from each forward step recomputed (revolve) and its interpolant
+     (memory flat; explicit RK only).
+   GAUSS: Norcliffe & Deisenroth, "Faster Training of Neural ODEs Using
+     Gauss-Legendre Quadrature" (TMLR 2023): [z, a] backwards per output
+     interval; theta_bar = sum_k w_k a(t_k)^T df/dtheta(t_k, z(t_k)) over
+     n = min(ceil(gtol NFE_forward |t_i - t_{i-1}| / |T - t_0|), 64) Gauss-Legendre
+     nodes (gtol = 0.1), read from the backward solve's interpolant.
+   GAUSS_STEP: SciMLSensitivity's GaussAdjoint: after each accepted step of the
+     [z, a] backward solve, floor((order+1)/2) nodes (gauss_nodes to override) of
+     that step's interpolant.
+   The [z, a] fields of GAUSS* skip the parameter part of their VJPs (the
+   parameters are frozen during those calls): that is what makes them fast for
+   small states and many parameters.
+   Gradients with respect to the times: dL/dt_i = dL/dz(t_i) . f(t_i, z(t_i)) for
+   i >= 1 and dL/dt_0 = -a(t_0) . f(t_0, z0), in every mode.
+
+RUNNING LOSS (torchdyn's integral loss)
+   adjoint_options.running_loss = l (same signature as a field, returning one
+   element): the solve also returns Q = integral over [t_0, T] of l(t, z(t)) dt
+   in *integral. The state becomes [z; q] with q' = l, so every mode handles it
+   (in the continuous adjoints the term dL/dQ dl/dz enters a' and no dense
+   storage is needed).
+
+METHODS AND MODES
+   DIRECT needs a solver that records its operations (not kvaerno5 here);
+   CHECKPOINT and INTERPOLATED with checkpoints need an explicit RK method; the
+   backward solves of BACKSOLVE, INTERPOLATED and GAUSS* cannot use kvaerno5
+   (its Newton iteration would need second derivatives of f): with a kvaerno5
+   forward solve set adjoint_options.method (e.g. NDE_DOPRI5). Other
+   combinations fail at the call with NDE_ERR_UNSUPPORTED and a message naming
+   the mode and the method. Events are not supported in differentiable solves.
+
+BUILDING BLOCKS
+   nde_gauss_legendre(n, x, w)   n-point rule on [-1, 1], n <= 64, full double precision
+   nde_revolve(steps, s, fn, u)  binomial checkpoint schedule (actions through fn)
+   nde_revolve_cost / nde_revolve_repetitions / nde_revolve_beta   its closed forms
+   nde_gauss_interval_nodes      the GAUSS node-count rule
+
+ADDED TO THE OTHER HEADERS FOR THIS ONE
+   nde.h: nde_tape_custom (a custom node on the tape); nde_vjp restores a
+   previous parameter-gradient redirection. nde_solvers.h: the on_step callback
+   in nde_solve_options (marked block).
 */
 #ifndef NDE_ADJOINT_H
 #define NDE_ADJOINT_H

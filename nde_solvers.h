@@ -68,8 +68,12 @@ GRAD MODES
    attempts are rolled back, so they cost no tape. Otherwise (grad mode off, or
    nothing requires gradients) the solver resets the work arena after every
    step: memory does not grow with the number of steps. The implicit method
-   (kvaerno5) refuses taped solves (NDE_ERR_UNSUPPORTED): differentiate it with
-   an adjoint mode of nde_adjoint.h.
+   (kvaerno5) iterates Newton off the tape and re-enters each converged stage
+   on the tape as one Newton step with the exact Jacobian at the stage (value
+   unchanged, derivative = the implicit-function-theorem derivative of the stage
+   equation), so its taped solves are exact too, at the price of one Jacobian
+   per stage. Output times are host doubles: d/dt_i is f(t_i, z(t_i)) . dL/dz_i
+   (nde_adjoint.h), not a tape gradient.
 
 METHODS (options.method, or nde_method_from_name)
    name            order  error est.  interpolant     note
@@ -88,6 +92,7 @@ METHODS (options.method, or nde_method_from_name)
    explicit_adams   <=8     -        Hermite cubic   Adams-Bashforth, fixed grid
    implicit_adams   <=8     -        Hermite cubic   AB predictor + Adams-Moulton corrector
    kvaerno5          5      4        Hermite cubic   ESDIRK, L-stable, stiffly accurate
+   taylor          <=16     -        outputs stepped to   Taylor series on jets, Jorba-Zou steps (see TAYLOR)
    (*) the free interpolant tabulated by torchdiffeq/diffrax: it meets the order
    conditions of the bushy trees to order 5 exactly (6th-order defects ~1e-5);
    measured dense-output convergence ~h^6.
@@ -145,8 +150,7 @@ ERRORS (status + a message naming the method, t and h)
    NDE_ERR_NONFINITE NaN or Inf in z0 or in f.
    NDE_ERR_MAX_STEPS more than options.max_num_steps step attempts.
    NDE_ERR_STEP_UNDERFLOW  the step size fell below the resolution of t.
-   NDE_ERR_UNSUPPORTED     a taped solve with the implicit method; a fixed-step
-                     implicit step whose Newton iteration fails.
+   NDE_ERR_UNSUPPORTED     a fixed-step implicit step whose Newton iteration fails.
    e.g. "nde_solve (dopri5): at t = 0.99999999999999967, h = 1.1e-16: step size underflow"
 
 BUILDING BLOCKS (for nde_adjoint.h and other code)
@@ -190,6 +194,7 @@ typedef enum nde_method {
     NDE_EULER = 0, NDE_MIDPOINT, NDE_HEUN, NDE_RALSTON, NDE_RK4, NDE_RK4_38,
     NDE_BOSH3, NDE_ADAPTIVE_HEUN, NDE_FEHLBERG2, NDE_DOPRI5, NDE_TSIT5, NDE_DOPRI8,
     NDE_EXPLICIT_ADAMS, NDE_IMPLICIT_ADAMS, NDE_KVAERNO5,
+    NDE_TAYLOR,                /* TAYLOR: the Taylor-series method */
     NDE_METHOD_COUNT
 } nde_method;
 
@@ -197,7 +202,8 @@ typedef enum nde_method_kind {
     NDE_KIND_ERK = 0,          /* explicit Runge-Kutta from a tableau        */
     NDE_KIND_ADAMS_EXPLICIT,   /* Adams-Bashforth                            */
     NDE_KIND_ADAMS_IMPLICIT,   /* Adams-Bashforth-Moulton predictor-corrector */
-    NDE_KIND_ESDIRK            /* diagonally implicit RK, explicit 1st stage  */
+    NDE_KIND_ESDIRK,           /* diagonally implicit RK, explicit 1st stage  */
+    NDE_KIND_TAYLOR            /* TAYLOR: Taylor series on jets (nde.h)       */
 } nde_method_kind;
 
 #define NDE_RK_MAX_STAGES 14
@@ -281,6 +287,7 @@ typedef struct nde_solve_options {
     nde_event_fn event; void *event_user;
     int event_direction;           /* 0 both, +1 rising, -1 falling                  */
     double event_tol;              /* 1e-12 (absolute, in t)                          */
+    int taylor_order;              /* TAYLOR: method order, 0 = from the tolerances   */
 } nde_solve_options;
 
 NDE_API nde_solve_options nde_solve_options_default(void);
@@ -386,6 +393,38 @@ NDE_API void nde_lu_solve(int64_t n, const double *lu, const int64_t *piv, doubl
 /* Weights w_j = integral over [a, b] of the Lagrange basis polynomial of node
    x_j (m distinct nodes, m <= 16). Used for the Adams coefficients. */
 NDE_API void nde_lagrange_weights(int m, const double *x, double a, double b, double *w);
+
+/* ---------------------------------------------------------------- TAYLOR
+   The Taylor-series method (method "taylor", NDE_TAYLOR; the jets of nde.h).
+   Each step computes the normalised Taylor coefficients z_0..z_p of the
+   solution at (t, z) with nde_ode_taylor_coeffs (the field's recorded jet
+   program extended one order at a time: O(p^2) products per op) and takes
+   z(t + h) = sum_k z_k h^k, evaluated in Horner-free form with one lincomb.
+   Order p: options.taylor_order, or 0 for the optimal order of Jorba & Zou
+   (2005, eq. 3.6 rounded up): p = ceil(-ln(tol) / 2 + 1), tol = the smaller
+   positive tolerance, clamped to 2..NDE_JET_MAX_ORDER.
+   Step size (adaptive, the default): from the last two coefficients,
+       h = exp(-0.7 / (p - 1)) * min over j in {p-1, p} of (eps / |z_j|_inf)^(1/j),
+       eps = max(atol, rtol |z|_inf),
+   (Jorba & Zou, "A software package for the numerical integration of ODEs by
+   means of high-order Taylor methods", Experimental Mathematics 14, 2005,
+   sec. 3.2, with their safety factor); no step is rejected. The step is also
+   clipped to the next output time, so outputs are Taylor values, not
+   interpolants; dtmax and step_ts apply, first_step is ignored. With
+   options.step_size or options.grid the steps are fixed.
+   The field must be written on jets: pass nde_jet_field_plain as the field
+   and an nde_jet_field_ref as its user data. The same pair serves every other
+   method (it evaluates the jet field at order 0). stats.nfe counts one
+   evaluation per Taylor coefficient (one extension of the recorded field).
+   Taped solves differentiate through the coefficients (direct mode). */
+typedef struct nde_jet_field_ref { nde_jet_field f; void *user; } nde_jet_field_ref;
+/* An nde_field_fn evaluating the jet field ((nde_jet_field_ref *)ref)->f at order 0. */
+NDE_API nde_tensor *nde_jet_field_plain(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *ref);
+/* TayNODE R_K (nde_taynode_reg) over a solution's accepted steps: the trapezoid
+   rule on the step points t_0 < t_1 < ... (sol from a solve with record_steps
+   or dense; in a taped solve the points carry their history, so R_K is
+   differentiable through the solve). */
+NDE_API nde_tensor *nde_taynode_reg_solution(nde_ctx *ctx, nde_jet_field f, void *user, int K, const nde_solution *sol);
 
 #ifdef __cplusplus
 }
@@ -621,7 +660,8 @@ static const nde_method_info nde__methods[NDE_METHOD_COUNT] = {
     {NDE_DOPRI8, "dopri8", NDE_KIND_ERK, &nde__tab_dopri8, 8, 8, 0},
     {NDE_EXPLICIT_ADAMS, "explicit_adams", NDE_KIND_ADAMS_EXPLICIT, NULL, 4, 0, 0},
     {NDE_IMPLICIT_ADAMS, "implicit_adams", NDE_KIND_ADAMS_IMPLICIT, NULL, 4, 0, 0},
-    {NDE_KVAERNO5, "kvaerno5", NDE_KIND_ESDIRK, &nde__tab_kvaerno5, 5, 5, 1}
+    {NDE_KVAERNO5, "kvaerno5", NDE_KIND_ESDIRK, &nde__tab_kvaerno5, 5, 5, 1},
+    {NDE_TAYLOR, "taylor", NDE_KIND_TAYLOR, NULL, 10, 10, 0}   /* TAYLOR: order set by taylor_order */
 };
 
 NDE_API const nde_method_info *nde_method_get(nde_method m) {
@@ -992,6 +1032,7 @@ NDE_API nde_status nde_jacobian(nde_ctx *ctx, nde_field_fn f, void *user, double
     nde__jac_user ju;
     nde_tensor *v;
     nde_real *e, *row, *scratch = NULL;
+    nde_real *grad_target = nde_params_grad(ctx);   /* nde_vjp resets a redirection: restore it */
     if (nde_ctx_status(ctx) != NDE_OK) return nde_ctx_status(ctx);
     if (!f || !z || !jac) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jacobian: NULL field, state or output");
     n = z->size;
@@ -1009,7 +1050,12 @@ NDE_API nde_status nde_jacobian(nde_ctx *ctx, nde_field_fn f, void *user, double
         e[i] = NDE_R(1.0);
         if (i > 0) e[i - 1] = NDE_R(0.0);
         nde_tensor_set_host(ctx, v, e);
-        if (nde_vjp(ctx, nde__jac_fn, &ju, z, v, &y, &xbar, scratch) != NDE_OK) { nde_ctx_reset(ctx, m0); return nde__ctx_err(ctx); }
+        if (nde_vjp(ctx, nde__jac_fn, &ju, z, v, &y, &xbar, scratch) != NDE_OK) {
+            if (scratch) nde_params_redirect_grad(ctx, grad_target);
+            nde_ctx_reset(ctx, m0);
+            return nde__ctx_err(ctx);
+        }
+        if (scratch) nde_params_redirect_grad(ctx, grad_target);
         if (!nde_tensor_same_shape(y, z)) {
             char s1[64], s2[64];
             nde_ctx_reset(ctx, m0);
@@ -1112,8 +1158,10 @@ typedef struct nde__run {
     int hist_len; double hist_t[NDE_ADAMS_MAX_ORDER];
     nde_tensor *hist_f[NDE_ADAMS_MAX_ORDER], *hist_buf[NDE_ADAMS_MAX_ORDER];
     /* implicit */
-    double *jac, *lu, *hvec; int64_t *piv; nde_real *hreal;
+    double *jac, *lu, *jac2, *lu2, *hvec; int64_t *piv, *piv2; nde_real *hreal;
     int jac_valid; double jac_t;
+    /* TAYLOR: the coefficients at (taylor_t, taylor_z), and where they were allocated */
+    nde_jet *taylor_c; nde_tensor *taylor_z; double taylor_t; nde_mark taylor_mark; int taylor_have_mark;
     /* step_ts / jump_ts sorted along the direction */
     double *step_ts, *jump_ts; int nstep, njump, istep, ijump;
 } nde__run;
@@ -1421,6 +1469,49 @@ static nde_status nde__newton_delta(nde__run *r, nde_tensor *res, nde_tensor *de
     return nde_tensor_set_host(r->ctx, delta, r->hreal);
 }
 
+/* Taped solves: the converged stage Y* (off the tape) re-enters the tape as one
+   Newton step with the exact Jacobian at Y*,
+       Y = Y* - (I - h gamma J(Y*))^{-1} (Y* - base - h gamma f(t_i, Y*)),
+   whose value is Y* (to the Newton tolerance) and whose derivative with respect
+   to base and the parameters is the implicit-function-theorem derivative of the
+   stage equation (the derivative with respect to the constant Y* vanishes). */
+static nde_status nde__ift_stage(nde__run *r, double ti, double hg, nde_tensor *base, nde_tensor *ystar, nde_tensor **y_out) {
+    nde_ctx *ctx = r->ctx;
+    int64_t n = ystar->size, i, j, shp[2];
+    nde_tensor *fy, *g, *minv_t, *corr, *xs[3];
+    nde_real co[3];
+    if (nde_jacobian(ctx, r->f, r->user, ti, ystar, r->jac2) != NDE_OK) return nde__ctx_err(ctx);
+    r->sol->stats.njev++; r->sol->stats.nfe += n;
+    for (i = 0; i < n; i++)
+        for (j = 0; j < n; j++) r->lu2[i * n + j] = (i == j ? 1.0 : 0.0) - hg * r->jac2[i * n + j];
+    r->sol->stats.nlu++;
+    if (nde_lu_factor(n, r->lu2, r->piv2) != 0)
+        return nde__fail_at(r, NDE_ERR_NONFINITE, hg, "singular Newton matrix at a converged stage");
+    /* minv_t[j][i] = (M^{-1})[i][j]: row j of minv_t is M^{-1} e_j */
+    shp[0] = n; shp[1] = n;
+    minv_t = nde_tensor_new(ctx, 2, shp);
+    if (!minv_t) return nde__ctx_err(ctx);
+    for (j = 0; j < n; j++) {
+        for (i = 0; i < n; i++) r->hvec[i] = i == j ? 1.0 : 0.0;
+        nde_lu_solve(n, r->lu2, r->piv2, r->hvec);
+        for (i = 0; i < n; i++) r->hreal[i] = (nde_real)r->hvec[i];
+        r->be->copy(r->be->self, minv_t->data + j * n, r->hreal, (size_t)n * sizeof(nde_real),
+                    r->be->is_device ? NDE_COPY_TO_DEVICE : NDE_COPY_DEVICE);
+    }
+    fy = nde__eval(ctx, r->f, r->user, ti, ystar, &r->sol->stats.nfe, r->who);
+    if (!fy) return nde__ctx_err(ctx);
+    xs[0] = ystar; xs[1] = base; xs[2] = fy;
+    co[0] = NDE_R(1.0); co[1] = NDE_R(-1.0); co[2] = (nde_real)(-hg);
+    g = nde_lincomb(ctx, 3, co, xs);
+    shp[0] = 1; shp[1] = n;
+    corr = nde_matmul(ctx, nde_reshape(ctx, g, 2, shp), minv_t, 0, 0);     /* g^T M^{-T} = (M^{-1} g)^T */
+    corr = nde_reshape(ctx, corr, ystar->ndim, ystar->shape);
+    if (!corr) return nde__ctx_err(ctx);
+    xs[0] = ystar; xs[1] = corr; co[0] = NDE_R(1.0); co[1] = NDE_R(-1.0);
+    *y_out = nde_lincomb(ctx, 2, co, xs);
+    return *y_out ? NDE_OK : nde__ctx_err(ctx);
+}
+
 static nde_status nde__esdirk_attempt(nde__run *r, double h, nde__attempt *a) {
     const nde_tableau *tab = r->mi->tableau;
     nde_ctx *ctx = r->ctx;
@@ -1444,7 +1535,7 @@ static nde_status nde__esdirk_attempt(nde__run *r, double h, nde__attempt *a) {
     for (st_i = 1; st_i < s; st_i++) {
         double ti = r->t + tab->c[st_i] * h, prev = 0.0;
         nde_tensor *base, *kg;
-        int converged = 0;
+        int converged = 0, was = nde_set_grad_enabled(ctx, 0);   /* Newton runs off the tape */
         /* base = z + h sum_{j<i} a_ij k_j; start from k_i ~ sum_j predictor_ij k_j */
         m = 0; xs[m] = r->z; co[m++] = NDE_R(1.0);
         for (j = 0; j < st_i; j++) if (tab->a[st_i][j] != 0.0) { xs[m] = a->k[j]; co[m++] = (nde_real)(h * tab->a[st_i][j]); }
@@ -1452,19 +1543,19 @@ static nde_status nde__esdirk_attempt(nde__run *r, double h, nde__attempt *a) {
         m = 0; xs[m] = base; co[m++] = NDE_R(1.0);
         for (j = 0; j < st_i; j++) if (tab->predictor[st_i][j] != 0.0) { xs[m] = a->k[j]; co[m++] = (nde_real)(hg * tab->predictor[st_i][j]); }
         Y = nde_lincomb(ctx, m, co, xs);
-        if (!base || !Y) return nde__ctx_err(ctx);
+        if (!base || !Y) { nde_set_grad_enabled(ctx, was); return nde__ctx_err(ctx); }
         for (it = 0; it < r->o.newton_max_iters; it++) {
             nde_tensor *fY = nde__eval(ctx, r->f, r->user, ti, Y, &r->sol->stats.nfe, r->who), *res;
             double dn, rate;
-            if (!fY) return nde__ctx_err(ctx);
+            if (!fY) { nde_set_grad_enabled(ctx, was); return nde__ctx_err(ctx); }
             /* residual of Y = base + h gamma f(Y); (I - h gamma J) delta = residual */
             xs[0] = base; xs[1] = fY; xs[2] = Y;
             co[0] = NDE_R(1.0); co[1] = (nde_real)hg; co[2] = NDE_R(-1.0);
             res = nde_lincomb(ctx, 3, co, xs);
-            if (!res || nde__newton_delta(r, res, delta) != NDE_OK) return nde__ctx_err(ctx);
+            if (!res || nde__newton_delta(r, res, delta) != NDE_OK) { nde_set_grad_enabled(ctx, was); return nde__ctx_err(ctx); }
             xs[0] = Y; xs[1] = delta; co[0] = NDE_R(1.0); co[1] = NDE_R(1.0);
             Y = nde_lincomb(ctx, 2, co, xs);
-            if (!Y) return nde__ctx_err(ctx);
+            if (!Y) { nde_set_grad_enabled(ctx, was); return nde__ctx_err(ctx); }
             dn = nde_error_norm(ctx, &r->o, delta, Y, Y);
             if (!(dn == dn) || isinf(dn)) break;
             if (dn == 0.0) { converged = 1; break; }
@@ -1475,7 +1566,17 @@ static nde_status nde__esdirk_attempt(nde__run *r, double h, nde__attempt *a) {
             } else if (dn <= 1e-2 * r->o.newton_kappa) { converged = 1; break; }
             prev = dn;
         }
+        nde_set_grad_enabled(ctx, was);
         if (!converged) { a->failed = 1; r->sol->stats.newton_failures++; return NDE_OK; }
+        if (r->taped) {
+            nde_status st;
+            m = 0; xs[m] = r->z; co[m++] = NDE_R(1.0);
+            for (j = 0; j < st_i; j++) if (tab->a[st_i][j] != 0.0) { xs[m] = a->k[j]; co[m++] = (nde_real)(h * tab->a[st_i][j]); }
+            base = m == 1 ? r->z : nde_lincomb(ctx, m, co, xs);
+            if (!base) return nde__ctx_err(ctx);
+            st = nde__ift_stage(r, ti, hg, base, Y, &Y);
+            if (st != NDE_OK) return st;
+        }
         /* k_i = (Y_i - base_i) / (h gamma) */
         xs[0] = Y; xs[1] = base; co[0] = (nde_real)(1.0 / hg); co[1] = (nde_real)(-1.0 / hg);
         kg = nde_lincomb(ctx, 2, co, xs);
@@ -1489,6 +1590,102 @@ static nde_status nde__esdirk_attempt(nde__run *r, double h, nde__attempt *a) {
     a->f1 = a->k[s - 1];
     a->num_k = 0;                                    /* Hermite interpolant */
     return a->err ? NDE_OK : nde__ctx_err(ctx);
+}
+
+/* ------------------------------------------------------------ TAYLOR
+   The Taylor-series method (documentation: TAYLOR in the declarations). */
+NDE_API nde_tensor *nde_jet_field_plain(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *ref) {
+    nde_jet_field_ref *r = (nde_jet_field_ref *)ref;
+    nde_jet *y;
+    if (!r || !r->f) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_field_plain: the user data must be an nde_jet_field_ref"); return NULL; }
+    y = r->f(ctx, nde_jet_const(ctx, t, 0), nde_jet_new(ctx, 0, &z), r->user);
+    if (!y && nde_ctx_status(ctx) == NDE_OK) nde_ctx_fail(ctx, NDE_ERR_USER_FN, "nde_jet_field_plain: the jet field returned NULL");
+    return y ? y->c[0] : NULL;
+}
+
+/* Order p: options.taylor_order or Jorba & Zou's optimal order for the tolerance. */
+static int nde__taylor_order(const nde__run *r) {
+    double tol = r->o.rtol > 0 && (r->o.atol <= 0 || r->o.rtol < r->o.atol) ? r->o.rtol : r->o.atol;
+    int p;
+    if (r->o.taylor_order > 0) return r->o.taylor_order;
+    p = tol > 0 ? (int)ceil(-0.5 * log(tol) + 1.0) : NDE_JET_MAX_ORDER;
+    return p < 2 ? 2 : (p > NDE_JET_MAX_ORDER ? NDE_JET_MAX_ORDER : p);
+}
+
+/* The coefficients at (r->t, r->z), computed once per point. */
+static nde_status nde__taylor_coeffs(nde__run *r) {
+    nde_jet_field_ref *ref = (nde_jet_field_ref *)r->user;
+    int p = nde__taylor_order(r);
+    if (r->taylor_c && r->taylor_z == r->z && r->taylor_t == r->t) return NDE_OK;
+    if (r->f != nde_jet_field_plain || !ref || !ref->f)
+        return nde_ctx_fail(r->ctx, NDE_ERR_ARG, "%s: the taylor method needs a field written on jets: pass "
+                            "nde_jet_field_plain as the field and an nde_jet_field_ref as its user data", r->who);
+    if (r->o.taylor_order < 0 || p < 1 || p > NDE_JET_MAX_ORDER)
+        return nde_ctx_fail(r->ctx, NDE_ERR_ARG, "%s: taylor_order = %d outside 1..%d (0: from the tolerances)", r->who,
+                            r->o.taylor_order, NDE_JET_MAX_ORDER);
+    r->taylor_c = nde_ode_taylor_coeffs(r->ctx, ref->f, ref->user, (nde_real)r->t, r->z, p);
+    if (!r->taylor_c) return nde__ctx_err(r->ctx);
+    r->taylor_z = r->z; r->taylor_t = r->t;
+    r->sol->stats.nfe += p;
+    return NDE_OK;
+}
+
+/* Adaptive stepping: release the last point's coefficients (untaped), compute
+   this point's, and the Jorba-Zou step from the last two (see TAYLOR). */
+static nde_status nde__taylor_step_size(nde__run *r, double *h) {
+    const nde_backend *be = r->be;
+    double zmax, eps, rho = HUGE_VAL, hh;
+    int p, j;
+    nde_status st;
+    if (!r->taped && r->taylor_have_mark) nde_ctx_reset(r->ctx, r->taylor_mark);
+    r->taylor_c = NULL;
+    r->taylor_mark = nde_ctx_mark(r->ctx); r->taylor_have_mark = 1;
+    st = nde__taylor_coeffs(r);
+    if (st != NDE_OK) return st;
+    p = r->taylor_c->order;
+    if (p < 2) return nde_ctx_fail(r->ctx, NDE_ERR_ARG, "%s: adaptive taylor steps need taylor_order >= 2 (it is %d); "
+                                   "use step_size for order 1", r->who, p);
+    zmax = be->max_abs(be->self, r->z->size, r->z->data);
+    eps = fmax(r->o.atol, r->o.rtol * zmax);
+    for (j = p - 1; j <= p; j++) {
+        nde_tensor *c = r->taylor_c->c[j];
+        double cm = c ? be->max_abs(be->self, c->size, c->data) : 0.0;
+        if (cm > 0) rho = fmin(rho, pow(eps / cm, 1.0 / (double)j));
+    }
+    hh = exp(-0.7 / (double)(p - 1)) * rho;   /* Jorba & Zou's safety factor */
+    if (r->o.dtmax > 0 && hh > r->o.dtmax) hh = r->o.dtmax;
+    if (r->next_out < r->num_ts && fabs(r->ts[r->next_out] - r->t) < hh) hh = fabs(r->ts[r->next_out] - r->t);
+    if (!(hh < HUGE_VAL)) hh = fabs(r->t_end - r->t);   /* a polynomial solution: no bound */
+    *h = r->dir * hh;
+    return NDE_OK;
+}
+
+static nde_status nde__taylor_attempt(nde__run *r, double h, nde__attempt *a) {
+    nde_status st = nde__taylor_coeffs(r);
+    if (st != NDE_OK) return st;
+    a->y1 = nde_jet_eval(r->ctx, r->taylor_c, (nde_real)h);   /* sum_k z_k h^k */
+    a->num_k = 0;                                             /* Hermite interpolant if one is needed */
+    return a->y1 ? NDE_OK : nde__ctx_err(r->ctx);
+}
+
+NDE_API nde_tensor *nde_taynode_reg_solution(nde_ctx *ctx, nde_jet_field f, void *user, int K, const nde_solution *sol) {
+    double *ts; nde_real *tr; nde_tensor **zs; int64_t i, n;
+    if (nde_ctx_status(ctx) != NDE_OK) return NULL;
+    if (!sol || !sol->steps || sol->num_steps < 1) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taynode_reg_solution: the solution has no recorded steps (solve with record_steps or dense)");
+        return NULL;
+    }
+    n = sol->num_steps + 1;
+    if (n > 0x7fffffff) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taynode_reg_solution: %lld steps", (long long)n); return NULL; }
+    ts = (double *)nde_ctx_alloc_host(ctx, (size_t)n * sizeof(double));
+    tr = (nde_real *)nde_ctx_alloc_host(ctx, (size_t)n * sizeof(nde_real));
+    zs = (nde_tensor **)nde_ctx_alloc_host(ctx, (size_t)n * sizeof(nde_tensor *));
+    if (!ts || !tr || !zs) return NULL;
+    for (i = 0; i < sol->num_steps; i++) { ts[i] = sol->steps[i].t0; zs[i] = sol->steps[i].y0; }
+    ts[n - 1] = sol->steps[n - 2].t0 + sol->steps[n - 2].h;
+    zs[n - 1] = sol->steps[n - 2].y1;
+    for (i = 0; i < n; i++) tr[i] = (nde_real)ts[i];
+    return nde_taynode_reg(ctx, f, user, K, (int)n, tr, zs);
 }
 
 /* One trial step of the method from (r->t, r->z, r->fz) with step h. */
@@ -1509,6 +1706,8 @@ static nde_status nde__try_step(nde__run *r, double h, int jump, nde__attempt *a
         return nde__adams_attempt(r, h, a);
     case NDE_KIND_ESDIRK:
         return nde__esdirk_attempt(r, h, a);
+    case NDE_KIND_TAYLOR:                            /* TAYLOR */
+        return nde__taylor_attempt(r, h, a);
     }
     return nde_ctx_fail(r->ctx, NDE_ERR_INTERNAL, "%s: unknown method kind %d", r->who, (int)r->mi->kind);
 }
@@ -1568,6 +1767,11 @@ static nde_status nde__loop_adaptive(nde__run *r) {
             return nde__fail_at(r, NDE_ERR_MAX_STEPS, h, what);
         }
         attempts++;
+        if (r->mi->kind == NDE_KIND_TAYLOR) {           /* TAYLOR: the Jorba-Zou step at this point */
+            st = nde__taylor_step_size(r, &h);
+            if (st != NDE_OK) return st;
+            h_try = h;
+        }
         if (r->o.dtmin > 0 && fabs(h_try) < r->o.dtmin) h_try = r->dir * r->o.dtmin;
         t1 = r->t + h_try;
         /* land on t_end exactly, and never leave a sliver behind */
@@ -1757,6 +1961,12 @@ static nde_status nde__setup_buffers(nde__run *r, nde_tensor *z0) {
         r->hvec = (double *)nde_ctx_alloc_host(ctx, (size_t)n * sizeof(double));
         r->piv = (int64_t *)nde_ctx_alloc_host(ctx, (size_t)n * sizeof(int64_t));
         r->hreal = (nde_real *)nde_ctx_alloc_host(ctx, (size_t)n * sizeof(nde_real));
+        if (r->taped) {
+            r->jac2 = (double *)nde_ctx_alloc_host(ctx, (size_t)(n * n) * sizeof(double));
+            r->lu2 = (double *)nde_ctx_alloc_host(ctx, (size_t)(n * n) * sizeof(double));
+            r->piv2 = (int64_t *)nde_ctx_alloc_host(ctx, (size_t)n * sizeof(int64_t));
+        }
+        if (nde_ctx_status(ctx) != NDE_OK) return nde_ctx_status(ctx);
     }
     if (r->o.event) {
         nde_status st = nde__eval_g(r, r->t, r->z, NULL);
@@ -1797,9 +2007,6 @@ static nde_status nde__solve(nde__run *r, nde_tensor *z0) {
     r->taped = nde_grad_enabled(ctx) && (z0->requires_grad || r->fz->requires_grad);
     sol->taped = r->taped;
     if (!r->taped) nde_set_grad_enabled(ctx, 0);
-    if (r->taped && r->mi->implicit)
-        return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "%s: a taped (direct) solve through the implicit method is not supported: "
-                            "use an adjoint gradient mode (nde_adjoint.h) or turn grad mode off", r->who);
     st = nde__setup_buffers(r, z0);
     if (st != NDE_OK) return st;
     r->next_out = 1;

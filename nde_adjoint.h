@@ -99,8 +99,9 @@ RUNNING LOSS (torchdyn's integral loss)
    storage is needed).
 
 METHODS AND MODES
-   DIRECT needs a solver that records its operations (not kvaerno5 here);
-   CHECKPOINT and INTERPOLATED with checkpoints need an explicit RK method; the
+   DIRECT works with every method (kvaerno5's taped solve differentiates its
+   stages by the implicit-function theorem, see nde_solvers.h); CHECKPOINT and
+   INTERPOLATED with checkpoints need an explicit RK method; the
    backward solves of BACKSOLVE, INTERPOLATED and GAUSS* cannot use kvaerno5
    (its Newton iteration would need second derivatives of f): with a kvaerno5
    forward solve set adjoint_options.method (e.g. NDE_DOPRI5). Other
@@ -1472,15 +1473,11 @@ static nde_status nde__adj_check_modes(nde_ctx *ctx, const nde_adjoint_options *
     const char *mode = nde_grad_mode_name(ad->mode);
     int backward_solve = ad->mode == NDE_GRAD_BACKSOLVE || ad->mode == NDE_GRAD_INTERPOLATED ||
                          ad->mode == NDE_GRAD_GAUSS || ad->mode == NDE_GRAD_GAUSS_STEP;
-    if (ad->mode == NDE_GRAD_DIRECT && mi->implicit)
-        return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_odeint_adjoint: gradient mode 'direct' records the solver's "
-                            "operations, which the implicit method %s does not support; use 'adjoint', 'interp', 'gq' or "
-                            "'gq_step'", mi->name);
     if ((ad->mode == NDE_GRAD_CHECKPOINT || (ad->mode == NDE_GRAD_INTERPOLATED && ad->checkpoints > 0)) &&
         mi->kind != NDE_KIND_ERK)
         return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_odeint_adjoint: gradient mode '%s' with checkpoints replays "
-                            "explicit Runge-Kutta steps; method %s is not one (use 'direct'%s, or 'interp' with "
-                            "checkpoints = 0)", mode, mi->name, mi->implicit ? " with an explicit method" : "");
+                            "explicit Runge-Kutta steps; method %s is not one (use 'direct', or 'interp' with "
+                            "checkpoints = 0)", mode, mi->name);
     if (backward_solve && bmi->implicit)
         return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_odeint_adjoint: the backward solve of mode '%s' cannot use "
                             "the implicit method %s (its Newton iteration would need second derivatives of f); set "

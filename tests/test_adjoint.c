@@ -353,7 +353,7 @@ static const method_cfg methods[] = {
 
 static int mode_supported(nde_grad_mode mode, nde_method method, int checkpoints) {
     int erk = method != NDE_EXPLICIT_ADAMS && method != NDE_IMPLICIT_ADAMS && method != NDE_KVAERNO5;
-    if (mode == NDE_GRAD_DIRECT) return method != NDE_KVAERNO5;
+    if (mode == NDE_GRAD_DIRECT) return 1;
     if (mode == NDE_GRAD_CHECKPOINT) return erk;
     if (mode == NDE_GRAD_INTERPOLATED && checkpoints > 0) return erk;
     return 1;
@@ -479,12 +479,18 @@ static void test_bad_input(void) {
     z4 = nde_tensor_zeros(ctx, 4, four);
     /* a gradient mode the method cannot support */
     opt.method = NDE_KVAERNO5;
-    adj.mode = NDE_GRAD_DIRECT;
+    adj.mode = NDE_GRAD_CHECKPOINT;
     CHECK(nde_odeint_adjoint(ctx, p->f, p, z0, t2, &opt, &adj, NULL) == NULL);
     CHECK(nde_ctx_status(ctx) == NDE_ERR_UNSUPPORTED);
-    CHECK_MSG(nde_ctx_message(ctx), "'direct'");
+    CHECK_MSG(nde_ctx_message(ctx), "'checkpoint'");
     CHECK_MSG(nde_ctx_message(ctx), "kvaerno5");
     nde_ctx_clear_error(ctx);
+    adj.mode = NDE_GRAD_INTERPOLATED;
+    adj.checkpoints = 2;
+    CHECK(nde_odeint_adjoint(ctx, p->f, p, z0, t2, &opt, &adj, NULL) == NULL);
+    CHECK(nde_ctx_status(ctx) == NDE_ERR_UNSUPPORTED);
+    nde_ctx_clear_error(ctx);
+    adj.checkpoints = 0;
     adj.mode = NDE_GRAD_BACKSOLVE;        /* backward solve defaults to kvaerno5 too */
     CHECK(nde_odeint_adjoint(ctx, p->f, p, z0, t2, &opt, &adj, NULL) == NULL);
     CHECK_MSG(nde_ctx_message(ctx), "nde_adjoint_options.method");

@@ -647,13 +647,69 @@ static void test_direct_gradients(void) {
         nde_set_grad_enabled(ctx, 1);
         CHECK_NEAR(g, (lp - lm) / (2 * eps), 1e-7, 1e-7);
     }
-    {   /* the implicit method refuses a taped solve */
+    {   /* the implicit method: taped through the implicit-function theorem */
         nde_solve_options k5 = nde_solve_options_default();
-        k5.method = NDE_KVAERNO5;
-        CHECK(nde_solve(ctx, f_param, a, z0, 3, ts, &k5, &sol) == NDE_ERR_UNSUPPORTED);
-        CHECK_MSG(nde_ctx_message(ctx), "adjoint");
+        nde_mark mk = nde_ctx_mark(ctx);
+        k5.method = NDE_KVAERNO5; k5.rtol = 1e-10; k5.atol = 1e-10;
+        aval = (nde_real)av;
+        nde_tensor_set_host(ctx, a, &aval);
+        nde_zero_grad(ctx);
+        z0->grad = NULL;
+        CHECK(nde_solve(ctx, f_param, a, z0, 3, ts, &k5, &sol) == NDE_OK);
+        CHECK(sol.taped == 1);
+        loss = nde_add(ctx, nde_sum(ctx, sol.ys[1]), nde_sum(ctx, sol.ys[2]));
+        CHECK(nde_backward(ctx, loss) == NDE_OK);
+        CHECK_NEAR(z0->grad ? z0->grad[0] : 0, exp(-av * 0.7) + exp(-av * 1.5), 1e-7, 0);
+        CHECK_NEAR(nde_params_grad(ctx)[0], -4.0 * (0.7 * exp(-av * 0.7) + 1.5 * exp(-av * 1.5)), 1e-7, 0);
         nde_solution_free(ctx, &sol);
-        nde_ctx_clear_error(ctx);
+        nde_ctx_reset(ctx, mk);
+        z0->grad = NULL;
+    }
+    {   /* the Jacobians of an untaped implicit solve leave parameter gradients and their redirection alone */
+        nde_real buf[1] = {0};
+        nde_solve_options k5 = nde_solve_options_default();
+        nde_mark mk = nde_ctx_mark(ctx);
+        k5.method = NDE_KVAERNO5;
+        nde_params_redirect_grad(ctx, buf);
+        nde_set_grad_enabled(ctx, 0);
+        CHECK(nde_solve(ctx, f_param, a, row(ctx, 2, v), 3, ts, &k5, &sol) == NDE_OK);
+        CHECK(sol.stats.njev > 0 && sol.taped == 0);
+        CHECK(nde_params_grad(ctx) == buf && buf[0] == 0);
+        nde_set_grad_enabled(ctx, 1);
+        nde_params_redirect_grad(ctx, NULL);
+        nde_solution_free(ctx, &sol);
+        nde_ctx_reset(ctx, mk);
+    }
+    {   /* nonlinear (Van der Pol, z0 gradient), fixed kvaerno5 steps: tape vs central differences */
+        double mu = 5.0, w[2] = {1.5, -0.5}, tt[2] = {0, 0.8}, eps = 1e-6, fd[2], gl[2];
+        nde_solve_options k5 = nde_solve_options_default();
+        nde_mark mk = nde_ctx_mark(ctx);
+        nde_tensor *zv = row(ctx, 2, w);
+        int k, c;
+        k5.method = NDE_KVAERNO5; k5.step_size = 0.1; k5.rtol = 1e-12; k5.atol = 1e-12;
+        zv->requires_grad = 1;
+        CHECK(nde_solve(ctx, f_vdp, &mu, zv, 2, tt, &k5, &sol) == NDE_OK);
+        CHECK(sol.taped == 1);
+        CHECK(nde_backward(ctx, nde_sum(ctx, nde_mul(ctx, sol.ys[1], sol.ys[1]))) == NDE_OK);
+        gl[0] = zv->grad ? zv->grad[0] : 0; gl[1] = zv->grad ? zv->grad[1] : 0;
+        nde_solution_free(ctx, &sol);
+        nde_ctx_reset(ctx, mk);
+        nde_set_grad_enabled(ctx, 0);
+        for (c = 0; c < 2; c++) {
+            double l[2];
+            for (k = 0; k < 2; k++) {
+                double ww[2] = {w[0], w[1]};
+                ww[c] += k ? -eps : eps;
+                CHECK(nde_solve(ctx, f_vdp, &mu, row(ctx, 2, ww), 2, tt, &k5, &sol) == NDE_OK);
+                l[k] = item(ctx, sol.ys[1], 0) * item(ctx, sol.ys[1], 0) + item(ctx, sol.ys[1], 1) * item(ctx, sol.ys[1], 1);
+                nde_solution_free(ctx, &sol);
+            }
+            fd[c] = (l[0] - l[1]) / (2 * eps);
+        }
+        nde_set_grad_enabled(ctx, 1);
+        nde_ctx_reset(ctx, mk);
+        CHECK_NEAR(gl[0], fd[0], 1e-6, 1e-6);
+        CHECK_NEAR(gl[1], fd[1], 1e-6, 1e-6);
     }
     nde_ctx_free(ctx);
 #endif

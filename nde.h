@@ -42,6 +42,8 @@ OPTIONS (define before including)
    NDE_STATIC            every TU: all functions static (one-TU programs).
    NDE_MALLOC/NDE_REALLOC/NDE_FREE   implementation TU: the allocator (define all or none).
    NDE_ASSERT(x)         implementation TU: internal invariants (default assert).
+   NDE_NO_STDIO          implementation TU: no file I/O (no fopen); the save/load
+                         functions return NDE_ERR_UNSUPPORTED.
    NDE_OMP_MIN_WORK      implementation TU: smallest flop count that opens an OpenMP
                          region (default 32768). Without -fopenmp nothing is threaded.
 
@@ -72,8 +74,8 @@ AUTODIFF
    and accumulates gradients: into tensor->grad for work tensors and into the
    flat gradient array for parameters. nde_set_grad_enabled(ctx, 0) turns
    recording off (no tape, no overhead). nde_vjp() evaluates a user function
-   and its vector-Jacobian product in one call; Jacobian-vector products use
-   Taylor-mode jets of order 1 (exact forward mode, see JETS).
+   and its vector-Jacobian product in one call. nde_jvp(): JVP by an order-1
+   jet, exact (forward mode through the Taylor-mode jets, see JETS).
 
 THREADS
    One context is used by one thread. With -fopenmp the large kernels (matmul)
@@ -387,6 +389,209 @@ NDE_API nde_status nde_init_uniform(nde_ctx *ctx, nde_tensor *t, nde_real lo, nd
 NDE_API nde_status nde_init_kaiming_uniform(nde_ctx *ctx, nde_tensor *t, nde_real a, uint64_t seed);
 NDE_API nde_status nde_init_kaiming_normal(nde_ctx *ctx, nde_tensor *t, nde_real a, uint64_t seed);
 
+/* ---------------------------------------------------------------- JETS
+   Taylor mode. A jet is a truncated Taylor series in one scalar variable s,
+
+       x(s) = c[0] + c[1] s + c[2] s^2 + ... + c[order] s^order,
+
+   stored as NORMALISED coefficients c[k] = x^(k)(0) / k! (the convention of
+   Griewank & Walther, "Evaluating Derivatives", 2nd ed. 2008, ch. 13; JAX's
+   jet stores x^(k)(0) instead). Every c[k] has the shape of c[0]. A NULL c[k]
+   (k >= 1) is an exact zero and costs nothing, so constants, parameters and
+   the time line t0 + s stay cheap. A jet whose `closed` flag is set is a
+   polynomial: every coefficient past `order` is zero (constants, parameters,
+   lines x0 + s v), so it can meet jets of any order. Otherwise the result of
+   an op has the smallest order of its open inputs.
+
+   The propagation rules below are written with the taped tensor ops of this
+   header, so reverse mode differentiates through any jet computation (TayNODE
+   regularisers, Taylor-Lagrange steps, Taylorized models train this way).
+   Rules (k >= 1, sums over j; G&W Table 13.1 and 13.2):
+     mul      v_k = sum_{j=0..k} a_j b_{k-j}                      (Cauchy product;
+              matmul, conv2d likewise: bilinear)
+     div      v_k = (a_k - sum_{j=1..k} b_j v_{k-j}) / b_0
+     exp      v_k = (1/k) sum_{j=1..k} j a_j v_{k-j}
+     log      v_k = (a_k - (1/k) sum_{j=1..k-1} j v_j a_{k-j}) / a_0
+     sqrt     v_k = (a_k - sum_{j=1..k-1} v_j v_{k-j}) / (2 v_0)
+     sin, cos s_k = (1/k) sum j a_j c_{k-j},  c_k = -(1/k) sum j a_j s_{k-j}  (coupled)
+     tanh     v' = w a', w = 1 - v^2;   sigmoid  v' = w a', w = v - v^2
+     softplus v' = sigmoid(a) a'
+     powi     repeated Cauchy products (n >= 0), 1 / a^|n| (n < 0)
+     relu, leaky_relu, abs: v_k = m a_k with the mask m = f'(a_0) (piecewise
+              linear; exact away from the kink, the kink takes f'(0) = 0 like
+              the backward pass); elu: identity where a_0 > 0, alpha e^a else
+     linear ops (add, sub, scale, sum, mean, reshape, transpose, slice, concat,
+              pooling): coefficient by coefficient
+     group_norm: composed from the rules above (mean, centring, variance,
+              1/sqrt), hence exact.
+   Cost: coefficient k of a nonlinear op costs O(k) tensor products, so a jet
+   of order K costs O(K^2) products per op; linear ops cost O(K).
+
+   Forward mode: nde_jvp() is a JVP by an order-1 jet, exact (no finite
+   differences): x(s) = x + s v gives f(x) in c[0] and J v in c[1].
+
+   Jet functions (nde_jet_fn, nde_jet_field) build their result with the
+   nde_jet_* ops only. nde_ode_taylor_coeffs() evaluates such a function once
+   at order 0 while recording the jet ops, then extends the recorded program
+   one order at a time (coefficient k of every op from coefficients < k), so
+   K ODE coefficients cost O(K^2) products per op: the classic recursive
+   Taylor-integration scheme, not K nested VJPs. A jet function may branch on
+   c[0] values (relu does); it must not read coefficients above 0 itself.
+
+   Jets live in the work arena like tensors (nde_ctx_reset releases them).
+   Functions returning nde_jet * return NULL on error (message in the context).
+*/
+#ifndef NDE_JET_MAX_ORDER
+#define NDE_JET_MAX_ORDER 16          /* every TU: it sizes nde_jet */
+#endif
+typedef struct nde_jet {
+    int order;                        /* coefficients 0..order are known        */
+    int closed;                       /* 1: coefficients past order are all 0   */
+    nde_tensor *c[NDE_JET_MAX_ORDER + 1];   /* c[k] = x^(k)/k!; NULL = 0 (k>=1) */
+} nde_jet;
+
+/* A function y = f(x) written with nde_jet_* ops. */
+typedef nde_jet *(*nde_jet_fn)(nde_ctx *ctx, nde_jet *x, void *user);
+/* An ODE right-hand side dz/dt = f(t, z) written with nde_jet_* ops. t is a jet
+   of shape (1), or (batch, 1) for per-sample times (Taylor-Lagrange midpoints):
+   write time dependence with broadcasting ops. */
+typedef nde_jet *(*nde_jet_field)(nde_ctx *ctx, nde_jet *t, nde_jet *z, void *user);
+
+/* Construction. nde_jet_new: coefficients coeffs[0..order] (coeffs[k >= 1] may
+   be NULL), an open jet. nde_jet_const: x with zero derivatives (closed).
+   nde_jet_line: x0 + s v (closed; v NULL = const). */
+NDE_API nde_jet *nde_jet_new(nde_ctx *ctx, int order, nde_tensor *const *coeffs);
+NDE_API nde_jet *nde_jet_const(nde_ctx *ctx, nde_tensor *x, int order);
+NDE_API nde_jet *nde_jet_line(nde_ctx *ctx, nde_tensor *x0, nde_tensor *v, int order);
+/* The jet of a parameter tensor: a constant, or theta0 + s (theta - theta0)
+   inside nde_taylorized_forward (see TAYLORIZED MODELS below). */
+NDE_API nde_jet *nde_jet_param(nde_ctx *ctx, nde_tensor *param, int order);
+/* c[k] as a tensor (zeros when it is an exact zero); k! c[k] = x^(k)(0). */
+NDE_API nde_tensor *nde_jet_coeff(nde_ctx *ctx, const nde_jet *x, int k);
+NDE_API nde_tensor *nde_jet_derivative(nde_ctx *ctx, const nde_jet *x, int k);
+/* sum_k c[k] s^k (differentiable in the coefficients). */
+NDE_API nde_tensor *nde_jet_eval(nde_ctx *ctx, const nde_jet *x, nde_real s);
+
+/* Linear ops (broadcasting as the tensor ops). */
+NDE_API nde_jet *nde_jet_add(nde_ctx *ctx, nde_jet *a, nde_jet *b);
+NDE_API nde_jet *nde_jet_sub(nde_ctx *ctx, nde_jet *a, nde_jet *b);
+NDE_API nde_jet *nde_jet_neg(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_scale(nde_ctx *ctx, nde_jet *x, nde_real s);
+NDE_API nde_jet *nde_jet_add_scalar(nde_ctx *ctx, nde_jet *x, nde_real s);
+NDE_API nde_jet *nde_jet_sum(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_mean(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_sum_axis(nde_ctx *ctx, nde_jet *x, int axis, int keepdim);
+NDE_API nde_jet *nde_jet_mean_axis(nde_ctx *ctx, nde_jet *x, int axis, int keepdim);
+NDE_API nde_jet *nde_jet_reshape(nde_ctx *ctx, nde_jet *x, int ndim, const int64_t *shape);
+NDE_API nde_jet *nde_jet_transpose(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_slice(nde_ctx *ctx, nde_jet *x, int axis, int64_t start, int64_t stop);
+NDE_API nde_jet *nde_jet_concat(nde_ctx *ctx, int count, nde_jet *const *xs, int axis);
+NDE_API nde_jet *nde_jet_avg_pool2d(nde_ctx *ctx, nde_jet *x, int kernel, int stride);
+NDE_API nde_jet *nde_jet_global_avg_pool(nde_ctx *ctx, nde_jet *x);
+/* Bilinear ops (Cauchy products). A constant operand: nde_jet_const / nde_jet_param. */
+NDE_API nde_jet *nde_jet_mul(nde_ctx *ctx, nde_jet *a, nde_jet *b);
+NDE_API nde_jet *nde_jet_matmul(nde_ctx *ctx, nde_jet *a, nde_jet *b, int trans_a, int trans_b);
+NDE_API nde_jet *nde_jet_conv2d(nde_ctx *ctx, nde_jet *x, nde_jet *w, nde_jet *bias, int stride, int padding);
+/* Nonlinear ops. */
+NDE_API nde_jet *nde_jet_div(nde_ctx *ctx, nde_jet *a, nde_jet *b);
+NDE_API nde_jet *nde_jet_square(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_powi(nde_ctx *ctx, nde_jet *x, int n);
+NDE_API nde_jet *nde_jet_exp(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_log(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_sqrt(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_sin(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_cos(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_tanh(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_sigmoid(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_softplus(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_relu(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_leaky_relu(nde_ctx *ctx, nde_jet *x, nde_real slope);
+NDE_API nde_jet *nde_jet_elu(nde_ctx *ctx, nde_jet *x, nde_real alpha);
+NDE_API nde_jet *nde_jet_abs(nde_ctx *ctx, nde_jet *x);
+NDE_API nde_jet *nde_jet_activate(nde_ctx *ctx, nde_jet *x, nde_activation act);
+/* x (N,C,...); gamma, beta: jets of shape (C) or NULL. Exact (see above). */
+NDE_API nde_jet *nde_jet_group_norm(nde_ctx *ctx, nde_jet *x, int groups, nde_jet *gamma, nde_jet *beta, nde_real eps);
+/* Layers on jets; their parameters enter through nde_jet_param. */
+NDE_API nde_jet *nde_jet_linear_forward(nde_ctx *ctx, const nde_linear *l, nde_jet *x);
+NDE_API nde_jet *nde_jet_mlp_forward(nde_ctx *ctx, const nde_mlp *m, nde_jet *x);
+NDE_API nde_jet *nde_jet_conv2d_forward(nde_ctx *ctx, const nde_conv2d_layer *l, nde_jet *x);
+
+/* Forward mode: y = f(x) and jv = J_f(x) v by one order-1 jet (exact). y and jv
+   keep their history on the tape (reverse-over-forward works). */
+NDE_API nde_status nde_jvp(nde_ctx *ctx, nde_jet_fn f, void *user, nde_tensor *x, nde_tensor *v,
+                           nde_tensor **y, nde_tensor **jv);
+
+/* ODE time derivatives. For dz/dt = f(t, z), the normalised Taylor coefficients
+   z_k = z^(k)(t)/k!, k = 0..order, of the solution through (t, z), by the
+   recursion z_{k+1} = [f(t + s, z(s))]_k / (k + 1): f is evaluated once, and
+   its recorded jet program is extended one order per step (O(order^2)).
+   Returns a jet of the given order (c[0] = z). */
+NDE_API nde_jet *nde_ode_taylor_coeffs(nde_ctx *ctx, nde_jet_field f, void *user, nde_real t, nde_tensor *z, int order);
+/* f on order-0 jets: the plain value f(t, z), for use with ordinary solvers. */
+NDE_API nde_tensor *nde_jet_field_eval(nde_ctx *ctx, nde_jet_field f, void *user, nde_real t, nde_tensor *z);
+
+/* TayNODE regulariser (Kelly, Bettencourt, Johnson, Duvenaud, "Learning
+   Differential Equations that are Easy to Solve", NeurIPS 2020):
+       R_K = integral over the solve of || d^K z / dt^K ||^2 dt,
+   normalised as the authors' code does: the squared norm is a mean over the
+   state's elements (per sample), then a mean over the batch. All three are
+   differentiable (shape (1)).
+   nde_taynode_integrand: mean((K! z_K)^2) from a coefficient jet of order >= K.
+   nde_taynode_reg: trapezoid rule over the solver's accepted points
+     (ts[i], zs[i]), i < count, with z_K at each point from nde_ode_taylor_coeffs.
+   nde_taynode_step_integral: the integral over [0, h] of the integrand of the
+     local Taylor polynomial sum_k z_k s^k (the Taylor solver's step), by
+     Gauss-Legendre with order - K + 1 nodes (exact for that polynomial). */
+NDE_API nde_tensor *nde_taynode_integrand(nde_ctx *ctx, const nde_jet *zc, int K);
+NDE_API nde_tensor *nde_taynode_reg(nde_ctx *ctx, nde_jet_field f, void *user, int K, int count,
+                                    const nde_real *ts, nde_tensor *const *zs);
+NDE_API nde_tensor *nde_taynode_step_integral(nde_ctx *ctx, const nde_jet *zc, int K, nde_real h);
+
+/* Taylor-Lagrange step (TayLaNets: Djeumou, Neary, Goubault, Putot, Topcu,
+   "Taylor-Lagrange Neural Ordinary Differential Equations", 2022). With
+   T = sum_{i<=K} h^i z_i (the truncated Taylor step from (t, z)),
+       z(t + h) = T + h^(K+1) z_{K+1}(t_m, xi),
+       xi  = z + Gamma * (T - z),  Gamma = sigmoid(midpoint(z)) in (0,1)^n,
+   the Lagrange form of the remainder at a learned point between z(t) and its
+   Taylor estimate of z(t + h). midpoint(z) returns (batch, n) logits for a state
+   z (batch, n), or (batch, n + 1): the last column then places the remainder's
+   time t_m = t + h sigmoid(.) per sample; without it t_m = t + h/2. (The
+   research code uses xi = z + Gamma f(z) with an unconstrained Gamma; for K = 1
+   that is our form with Gamma scaled by h and unbounded.) midpoint = NULL gives
+   the truncated Taylor step. remainder (optional) receives h^(K+1) z_{K+1}. */
+NDE_API nde_tensor *nde_tayla_step(nde_ctx *ctx, nde_jet_field f, void *user, nde_fn midpoint, void *midpoint_user,
+                                   nde_real t, nde_real h, nde_tensor *z, int K, nde_tensor **remainder);
+typedef struct nde_tayla_options {
+    int order;                 /* K, the research code's --order (>= 1)          */
+    int n_steps;               /* equal steps per interval (--n_steps, >= 1)     */
+    nde_fn midpoint;           /* midpoint network, NULL: truncated Taylor       */
+    void *midpoint_user;
+} nde_tayla_options;
+/* n_steps Taylor-Lagrange steps from (t0, z0) to t1. remainder_l1 (optional,
+   NULL without a midpoint) receives the penalty term of the research code:
+   the mean over steps and batch of sum_i |remainder_i| (shape (1)). */
+NDE_API nde_tensor *nde_tayla_solve(nde_ctx *ctx, nde_jet_field f, void *user, const nde_tayla_options *opt,
+                                    nde_real t0, nde_real t1, nde_tensor *z0, nde_tensor **remainder_l1);
+
+/* TAYLORIZED MODELS (Bai, Krause, Wang, Xiong, Socher, "Taylorized Training",
+   2020). For a network f(x; theta) written on jets, the order-k expansion in
+   the parameters around theta0:
+       f_k(x; theta) = sum_{j<=k} D^j_theta f(x; theta0)[theta - theta0]^j / j!,
+   computed by ONE jet in the parameter direction, theta(s) = theta0 + s (theta
+   - theta0), evaluated at s = 1 (k = 1 is the linearised / NTK model). Inside
+   nde_taylorized_forward every nde_jet_param (so every nde_jet_* layer) yields
+   that line, and gradients flow into the current parameters: train f_k with
+   the ordinary optimizers. theta0 is a snapshot of the flat parameter store. */
+typedef struct nde_taylorized {
+    int order;                 /* k, 1..NDE_JET_MAX_ORDER                        */
+    int64_t count;             /* parameters in the snapshot                     */
+    nde_real *theta0;          /* backend memory, owned                          */
+} nde_taylorized;
+NDE_API nde_status nde_taylorized_init(nde_ctx *ctx, nde_taylorized *tz, int order);  /* theta0 = now */
+NDE_API nde_status nde_taylorized_snapshot(nde_ctx *ctx, nde_taylorized *tz);         /* re-centre  */
+NDE_API void nde_taylorized_free(nde_ctx *ctx, nde_taylorized *tz);
+NDE_API nde_tensor *nde_taylorized_forward(nde_ctx *ctx, const nde_taylorized *tz, nde_jet_fn f, void *user, nde_tensor *x);
+
 /* ---------------------------------------------------------------- optimizers */
 typedef enum nde_optimizer_kind { NDE_OPT_SGD, NDE_OPT_RMSPROP, NDE_OPT_ADAM, NDE_OPT_ADAMW } nde_optimizer_kind;
 typedef enum nde_schedule_kind {
@@ -426,14 +631,27 @@ NDE_API double nde_grad_norm(nde_ctx *ctx);
 NDE_API double nde_clip_grad_norm(nde_ctx *ctx, double max_norm); /* returns the norm before */
 
 /* ---------------------------------------------------------------- I/O
-   Parameters as safetensors (F32 or F64 by nde_real; readable by PyTorch/JAX);
-   arrays as .npy; images/labels as IDX (MNIST). Writes are atomic (temp file +
-   rename); readers validate every size and offset. */
+   Parameters as safetensors. nde_save_params writes every parameter under its
+   name (F32, or F64 with NDE_DOUBLE; __metadata__ {"format": "pt",
+   "nde_version", "nde_real_bytes"}); Python's safetensors reads it.
+   nde_load_params fills the existing parameters from F32/F64 (also F16/BF16)
+   tensors of the same names and shapes, converting to nde_real. The file must
+   hold exactly the model's parameters: a parameter missing from the file, a
+   tensor the model lacks, or a shape that differs is NDE_ERR_FORMAT naming
+   them, and the model is changed only when the whole file read cleanly.
+   Arrays as .npy: writes v1.0 '<f4'/'<f8'; reads v1.0-3.0 with f2/f4/f8,
+   i1..i8, u1..u8, b1 in either byte order, C order only. IDX (MNIST,
+   uncompressed): u8, i8, i16, i32, f32, f64, 1..4 dimensions.
+   Writes are atomic: a temp file beside path, then rename(); on failure the
+   temp file is removed and an existing file is left as it was (NDE_ERR_IO
+   with the system's reason). Readers check every length and offset against
+   the file size: a truncated or corrupt file is NDE_ERR_FORMAT with a message
+   naming the file and the problem. */
 NDE_API nde_status nde_save_params(nde_ctx *ctx, const char *path);
 NDE_API nde_status nde_load_params(nde_ctx *ctx, const char *path);
 NDE_API nde_status nde_save_npy(nde_ctx *ctx, const char *path, const nde_tensor *t);
 NDE_API nde_tensor *nde_load_npy(nde_ctx *ctx, const char *path);
-/* IDX file (unsigned byte data) as a tensor of its dimensions, values 0..255. */
+/* IDX file as a tensor of its dimensions, values as stored (0..255 for MNIST images). */
 NDE_API nde_tensor *nde_load_idx(nde_ctx *ctx, const char *path);
 
 /* ---------------------------------------------------------------- backend
@@ -651,6 +869,7 @@ struct nde__node {
 };
 
 typedef struct nde__param_info { char name[96]; int64_t offset; int trainable; nde_tensor *tensor; } nde__param_info;
+typedef struct nde__jet_rec nde__jet_rec;   /* a recorded jet op (JETS section) */
 
 struct nde_ctx {
     const nde_backend *be;
@@ -663,6 +882,11 @@ struct nde_ctx {
     nde__param_info *params; int num_params, cap_params;
     int64_t param_count, param_cap;
     nde_real *param_data, *param_grad, *param_grad_own, *opt_m, *opt_v;
+    /* jets: the op list being recorded by nde_ode_taylor_coeffs, and the
+       parameter snapshot of an active Taylorized expansion (NULL: none) */
+    nde__jet_rec *jet_rec_head, *jet_rec_tail;
+    int jet_recording;
+    const nde_real *jet_theta0;
 };
 
 NDE_API const char *nde_strerror(nde_status s) {
@@ -1071,6 +1295,11 @@ NDE_API nde_status nde_backward_seed(nde_ctx *ctx, nde_tensor *out, const nde_te
         return nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_backward: output is %s but the seed is %s",
                             nde_shape_str(out, sa, sizeof sa), nde_shape_str(seed, sb, sizeof sb));
     if (!out->requires_grad) return NDE_OK;   /* nothing depends on a trainable input */
+    if (stop_at < 0) stop_at = 0;
+    /* Intermediate gradients start from zero on every pass, so calling backward
+       again over an overlapping graph does not re-send stale values; leaves
+       (inputs, parameters) accumulate, as in PyTorch. */
+    for (i = stop_at; i <= out->node; i++) ctx->tape[i].out->grad = NULL;
     {
         nde_real *g = nde_tensor_grad(ctx, out);
         nde_real one = NDE_R(1.0);
@@ -1082,7 +1311,6 @@ NDE_API nde_status nde_backward_seed(nde_ctx *ctx, nde_tensor *out, const nde_te
     {
         int was = ctx->grad_enabled;
         ctx->grad_enabled = 0;
-        if (stop_at < 0) stop_at = 0;
         for (i = out->node; i >= stop_at; i--) {
             nde__node *n = &ctx->tape[i];
             if (!n->out->grad) continue;
@@ -2039,11 +2267,15 @@ NDE_API nde_rng nde_rng_split(const nde_rng *r, uint64_t child) {
     return c;
 }
 /* Value number i of (seed, stream, kind): block i/4 of the counter space. */
+/* Uniforms are (k + 1/2) 2^-b with k the top b random bits: exactly
+   representable in nde_real (b = 23 for float, 52 for double), so strictly
+   inside (0, 1) after the conversion (with 24 or 53 bits the largest value
+   rounds up to 1). */
 #ifndef NDE_DOUBLE
-static double nde__u01(uint32_t x) { return ((double)(x >> 8) + 0.5) * (1.0 / 16777216.0); }
+static double nde__u01(uint32_t x) { return ((double)(x >> 9) + 0.5) * (1.0 / 8388608.0); }
 #endif
-static double nde__u01_53(uint32_t hi, uint32_t lo) {
-    return ((double)(((uint64_t)hi << 21) ^ (uint64_t)(lo >> 11)) + 0.5) * (1.0 / 9007199254740992.0);
+static double nde__u01_52(uint32_t hi, uint32_t lo) {
+    return ((double)(((uint64_t)hi << 20) | (uint64_t)(lo >> 12)) + 0.5) * (1.0 / 4503599627370496.0);
 }
 /* kind 0: uniform, 1: normal (Box-Muller on a pair of blocks), 2: rademacher. Value i
    depends only on (seed, stream, counter + i). */
@@ -2052,14 +2284,14 @@ static double nde__philox_value(int kind, uint64_t seed, uint64_t stream, uint64
     nde_philox4x32(seed, stream, idx, o);
     if (kind == 0) {
 #ifdef NDE_DOUBLE
-        return nde__u01_53(o[0], o[1]);
+        return nde__u01_52(o[0], o[1]);
 #else
         return nde__u01(o[0]);
 #endif
     }
     if (kind == 2) return (o[0] & 1u) ? 1.0 : -1.0;
     {
-        double u1 = nde__u01_53(o[0], o[1]), u2 = nde__u01_53(o[2], o[3]);
+        double u1 = nde__u01_52(o[0], o[1]), u2 = nde__u01_52(o[2], o[3]);
         return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
     }
 }
@@ -2076,7 +2308,7 @@ NDE_API void nde_rng_normal(nde_rng *r, int64_t n, nde_real *out) {
 NDE_API void nde_rng_rademacher(nde_rng *r, int64_t n, nde_real *out) {
     nde__cpu_philox_fill(NULL, 2, r->seed, r->stream, r->counter, n, out); r->counter += (uint64_t)n;
 }
-NDE_API double nde_rng_uniform1(nde_rng *r) { uint32_t o[4]; nde_philox4x32(r->seed, r->stream, r->counter++, o); return nde__u01_53(o[0], o[1]); }
+NDE_API double nde_rng_uniform1(nde_rng *r) { uint32_t o[4]; nde_philox4x32(r->seed, r->stream, r->counter++, o); return nde__u01_52(o[0], o[1]); }
 NDE_API double nde_rng_normal1(nde_rng *r) { return nde__philox_value(1, r->seed, r->stream, r->counter++); }
 
 static nde_status nde__fill_random(nde_ctx *ctx, nde_tensor *t, nde_rng *r, int kind, nde_real scale, nde_real shift, const char *who) {
@@ -2151,6 +2383,18 @@ NDE_API nde_status nde_init_kaiming_normal(nde_ctx *ctx, nde_tensor *t, nde_real
     return nde_tensor_fill_normal(ctx, t, &r, NDE_R(0.0), (nde_real)sqrt(2.0 / ((1.0 + (double)a * a) * (double)nde__fan_in(t))));
 }
 
+/* "prefix.suffix" into out (truncated to cap - 1 characters); avoids
+   snprintf("%s...") so that -O3 -Wformat-truncation stays quiet. */
+static void nde__join_name(char *out, size_t cap, const char *prefix, const char *suffix) {
+    size_t a = strlen(prefix), b = strlen(suffix);
+    if (a > cap - 2) a = cap - 2;
+    memcpy(out, prefix, a);
+    out[a] = '.';
+    if (b > cap - 2 - a) b = cap - 2 - a;
+    memcpy(out + a + 1, suffix, b);
+    out[a + 1 + b] = 0;
+}
+
 NDE_API nde_status nde_linear_init(nde_ctx *ctx, nde_linear *l, const char *name, int64_t in, int64_t out, int bias, uint64_t seed) {
     char nm[96]; int64_t ws[2]; double bound;
     if (!l || in < 1 || out < 1)
@@ -2158,14 +2402,14 @@ NDE_API nde_status nde_linear_init(nde_ctx *ctx, nde_linear *l, const char *name
     memset(l, 0, sizeof *l);
     l->in = in; l->out = out;
     ws[0] = out; ws[1] = in;
-    snprintf(nm, sizeof nm, "%s.weight", name);
+    nde__join_name(nm, sizeof nm, name, "weight");
     l->weight = nde_param_new(ctx, nm, 2, ws);
     if (!l->weight) return ctx->status;
     /* PyTorch Linear: kaiming_uniform_(a = sqrt(5)) gives bound 1/sqrt(in) */
     bound = 1.0 / sqrt((double)in);
     nde_init_uniform(ctx, l->weight, (nde_real)-bound, (nde_real)bound, seed);
     if (bias) {
-        snprintf(nm, sizeof nm, "%s.bias", name);
+        nde__join_name(nm, sizeof nm, name, "bias");
         l->bias = nde_param_new(ctx, nm, 1, &out);
         if (!l->bias) return ctx->status;
         nde_init_uniform(ctx, l->bias, (nde_real)-bound, (nde_real)bound, seed);
@@ -2183,7 +2427,9 @@ NDE_API nde_status nde_mlp_init(nde_ctx *ctx, nde_mlp *m, const char *name, int 
     memset(m, 0, sizeof *m);
     m->num_layers = nw - 1; m->act = act;
     for (i = 0; i < nw - 1; i++) {
-        snprintf(nm, sizeof nm, "%s.%d", name, i);
+        char idx[16];
+        snprintf(idx, sizeof idx, "%d", i);
+        nde__join_name(nm, sizeof nm, name, idx);
         if (nde_linear_init(ctx, &m->layer[i], nm, widths[i], widths[i + 1], 1, seed + (uint64_t)i * 7919u) != NDE_OK)
             return ctx->status;
     }
@@ -2207,13 +2453,13 @@ NDE_API nde_status nde_conv2d_init(nde_ctx *ctx, nde_conv2d_layer *l, const char
     memset(l, 0, sizeof *l);
     l->in = in; l->out = out; l->kernel = kernel; l->stride = stride; l->padding = padding;
     ws[0] = out; ws[1] = in; ws[2] = kernel; ws[3] = kernel;
-    snprintf(nm, sizeof nm, "%s.weight", name);
+    nde__join_name(nm, sizeof nm, name, "weight");
     l->weight = nde_param_new(ctx, nm, 4, ws);
     if (!l->weight) return ctx->status;
     bound = 1.0 / sqrt((double)(in * kernel * kernel));
     nde_init_uniform(ctx, l->weight, (nde_real)-bound, (nde_real)bound, seed);
     if (bias) {
-        snprintf(nm, sizeof nm, "%s.bias", name);
+        nde__join_name(nm, sizeof nm, name, "bias");
         l->bias = nde_param_new(ctx, nm, 1, &out);
         if (!l->bias) return ctx->status;
         nde_init_uniform(ctx, l->bias, (nde_real)-bound, (nde_real)bound, seed);
@@ -2222,6 +2468,916 @@ NDE_API nde_status nde_conv2d_init(nde_ctx *ctx, nde_conv2d_layer *l, const char
 }
 NDE_API nde_tensor *nde_conv2d_forward(nde_ctx *ctx, const nde_conv2d_layer *l, nde_tensor *x) {
     return nde_conv2d(ctx, x, l->weight, l->bias, l->stride, l->padding);
+}
+
+/* ------------------------------------------------------------ JETS
+   Taylor-mode jets (conventions and rules: JETS at the top of this file).
+   Every jet op is a record {kernel, inputs, output, auxiliary jets}. The
+   kernel computes coefficient k of the output (and of its auxiliaries) from
+   coefficients <= k of the inputs and < k of the output, with taped tensor
+   ops. An eager op runs its kernel for k = 0..order. While
+   nde_ode_taylor_coeffs records a jet function, each record is also appended
+   to the context's list, and the list is replayed once per higher order. */
+typedef void (*nde__jet_kernel)(nde_ctx *ctx, nde__jet_rec *r, int k);
+struct nde__jet_rec {
+    nde__jet_kernel kernel;
+    nde_jet *out, *in[3], *aux[2];
+    int64_t iarg[4];
+    nde_real rarg[2];
+    void *extra;
+    const char *who;
+    nde__jet_rec *next;
+};
+enum { NDE__JET_NONLINEAR, NDE__JET_LINEAR, NDE__JET_BILINEAR };
+
+static nde_jet *nde__jet_alloc(nde_ctx *ctx, const char *who) {
+    nde_jet *j = (nde_jet *)nde__arena_alloc(ctx, &ctx->meta, sizeof(nde_jet), who);
+    if (j) memset(j, 0, sizeof *j);
+    return j;
+}
+/* Coefficient k, NULL when it is an exact zero (or past a closed jet's order). */
+static nde_tensor *nde__jc(const nde_jet *j, int k) { return (j && k <= j->order) ? j->c[k] : NULL; }
+/* Coefficient k of an input: an error if the jet does not know it yet. */
+static nde_tensor *nde__jet_in(nde_ctx *ctx, const nde_jet *j, int k, const char *who) {
+    if (!j) return NULL;
+    if (k > j->order && !j->closed) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: coefficient %d of a jet of order %d is needed: a jet expanded by "
+                     "nde_ode_taylor_coeffs must be built from its arguments with nde_jet_* ops", who, k, j->order);
+        return NULL;
+    }
+    return nde__jc(j, k);
+}
+static int nde__jet_degree(const nde_jet *j) {
+    int k = j->order;
+    while (k > 0 && !j->c[k]) k--;
+    return k;
+}
+static nde_real nde__factorial(int k) { nde_real f = NDE_R(1.0); int i; for (i = 2; i <= k; i++) f *= (nde_real)i; return f; }
+
+/* t broadcast to the shape of like (t may have fewer elements: a broadcast operand). */
+static nde_tensor *nde__jet_fit(nde_ctx *ctx, nde_tensor *t, const nde_tensor *like) {
+    if (!t || nde_tensor_same_shape(t, like)) return t;
+    if (t->size == like->size) return nde_reshape(ctx, t, like->ndim, like->shape);
+    return nde_add(ctx, nde_tensor_zeros_like(ctx, like), t);
+}
+/* wa a + wb b with NULL as zero (broadcasting); NULL when both are zero. */
+static nde_tensor *nde__jet_comb2(nde_ctx *ctx, nde_real wa, nde_tensor *a, nde_real wb, nde_tensor *b) {
+    if (!a && !b) return NULL;
+    if (!b) return wa == NDE_R(1.0) ? a : nde_scale(ctx, a, wa);
+    if (!a) return wb == NDE_R(1.0) ? b : nde_scale(ctx, b, wb);
+    if (nde_tensor_same_shape(a, b)) {
+        nde_real w[2]; nde_tensor *xs[2];
+        w[0] = wa; w[1] = wb; xs[0] = a; xs[1] = b;
+        return nde_lincomb(ctx, 2, w, xs);
+    }
+    return nde_add(ctx, wa == NDE_R(1.0) ? a : nde_scale(ctx, a, wa), wb == NDE_R(1.0) ? b : nde_scale(ctx, b, wb));
+}
+/* sum_i w[i] t[i] over the nonzero t[i] (all of one shape); NULL if none. */
+static nde_tensor *nde__jet_sum_terms(nde_ctx *ctx, int n, const nde_real *w, nde_tensor *const *t) {
+    nde_real wk[2 * NDE_JET_MAX_ORDER + 2]; nde_tensor *tk[2 * NDE_JET_MAX_ORDER + 2];
+    int i, m = 0;
+    for (i = 0; i < n; i++) if (t[i]) { wk[m] = w[i]; tk[m] = t[i]; m++; }
+    if (m == 0) return NULL;
+    if (m == 1) return wk[0] == NDE_R(1.0) ? tk[0] : nde_scale(ctx, tk[0], wk[0]);
+    return nde_lincomb(ctx, m, wk, tk);
+}
+/* sum_{j=lo..hi} w(j) x_j y_{k-j} with elementwise products; w(j) = (scale_j ? j : 1) * wscale. */
+static nde_tensor *nde__jet_cauchy(nde_ctx *ctx, const nde_jet *x, const nde_jet *y, int k, int lo, int hi,
+                                   int weight_by_j, nde_real wscale, const char *who) {
+    nde_real w[NDE_JET_MAX_ORDER + 1]; nde_tensor *t[NDE_JET_MAX_ORDER + 1];
+    int j, n = 0;
+    for (j = lo; j <= hi; j++) {
+        nde_tensor *a = nde__jet_in(ctx, x, j, who), *b = nde__jet_in(ctx, y, k - j, who);
+        if (ctx->status != NDE_OK) return NULL;
+        if (!a || !b) continue;
+        w[n] = (weight_by_j ? (nde_real)j : NDE_R(1.0)) * wscale;
+        t[n] = nde_mul(ctx, a, b);
+        n++;
+    }
+    return nde__jet_sum_terms(ctx, n, w, t);
+}
+/* wscale * sum_{j=lo..k-lo} v_j v_{k-j}, using the symmetry (half the products). */
+static nde_tensor *nde__jet_self_cauchy(nde_ctx *ctx, const nde_jet *v, int k, int lo, nde_real wscale) {
+    nde_real w[NDE_JET_MAX_ORDER + 1]; nde_tensor *t[NDE_JET_MAX_ORDER + 1];
+    int j, n = 0;
+    for (j = lo; 2 * j <= k; j++) {
+        nde_tensor *a = nde__jc(v, j), *b = nde__jc(v, k - j);
+        if (!a || !b) continue;
+        w[n] = (2 * j == k ? NDE_R(1.0) : NDE_R(2.0)) * wscale;
+        t[n] = (2 * j == k) ? nde_square(ctx, a) : nde_mul(ctx, a, b);
+        n++;
+    }
+    return nde__jet_sum_terms(ctx, n, w, t);
+}
+
+static nde__jet_rec *nde__jet_begin(nde_ctx *ctx, nde__jet_kernel kernel, nde_jet *a, nde_jet *b, nde_jet *c,
+                                    int naux, const char *who) {
+    nde__jet_rec *r; int i;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!a) { nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL jet", who); return NULL; }
+    r = (nde__jet_rec *)nde__arena_alloc(ctx, &ctx->meta, sizeof *r, who);
+    if (!r) return NULL;
+    memset(r, 0, sizeof *r);
+    r->kernel = kernel; r->in[0] = a; r->in[1] = b; r->in[2] = c; r->who = who;
+    r->out = nde__jet_alloc(ctx, who);
+    for (i = 0; i < naux; i++) r->aux[i] = nde__jet_alloc(ctx, who);
+    if (!r->out || (naux > 0 && !r->aux[0]) || (naux > 1 && !r->aux[1])) return NULL;
+    return r;
+}
+/* Order of the result: the smallest order of the open inputs; if every input is
+   closed, the largest order, and the result is closed when it is a polynomial
+   known in full (linear op; product whose degrees add up within the order;
+   any op of constants). */
+static nde_jet *nde__jet_finish(nde_ctx *ctx, nde__jet_rec *r, nde_jet *const *ins, int nins, int kind) {
+    int i, k, order = -1, all_closed = 1, closed_max = 0, deg_sum = 0, deg_max = 0;
+    if (!r) return NULL;
+    for (i = 0; i < nins; i++) {
+        const nde_jet *j = ins[i];
+        if (!j) continue;
+        if (!j->c[0] || j->order < 0) {
+            nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: input jet %d has no coefficient 0", r->who, i);
+            return NULL;
+        }
+        if (j->closed) {
+            int d = nde__jet_degree(j);
+            if (j->order > closed_max) closed_max = j->order;
+            deg_sum += d; if (d > deg_max) deg_max = d;
+        } else {
+            all_closed = 0;
+            if (order < 0 || j->order < order) order = j->order;
+        }
+    }
+    if (all_closed) order = closed_max;
+    for (k = 0; k <= order; k++) {
+        r->kernel(ctx, r, k);
+        if (ctx->status != NDE_OK) return NULL;
+        if (k == 0 && !r->out->c[0]) {
+            nde_ctx_fail(ctx, NDE_ERR_INTERNAL, "%s: no value computed", r->who);
+            return NULL;
+        }
+        r->out->order = k;
+        for (i = 0; i < 2; i++) if (r->aux[i]) r->aux[i]->order = k;
+    }
+    if (all_closed)
+        r->out->closed = kind == NDE__JET_LINEAR || deg_max == 0 || (kind == NDE__JET_BILINEAR && deg_sum <= order);
+    if (ctx->jet_recording && !r->out->closed) {
+        if (ctx->jet_rec_tail) ctx->jet_rec_tail->next = r; else ctx->jet_rec_head = r;
+        ctx->jet_rec_tail = r;
+    }
+    return r->out;
+}
+static nde_jet *nde__jet_run(nde_ctx *ctx, nde__jet_rec *r, int kind) {
+    return r ? nde__jet_finish(ctx, r, r->in, 3, kind) : NULL;
+}
+/* Extend every recorded op to coefficient k (its inputs are extended first:
+   records are in creation order). */
+static void nde__jet_replay(nde_ctx *ctx, nde__jet_rec *head, int k) {
+    nde__jet_rec *r; int i;
+    for (r = head; r && ctx->status == NDE_OK; r = r->next) {
+        if (r->out->order >= k) continue;
+        r->kernel(ctx, r, k);
+        if (ctx->status != NDE_OK) return;
+        r->out->order = k;
+        for (i = 0; i < 2; i++) if (r->aux[i]) r->aux[i]->order = k;
+    }
+}
+
+/* ---- construction */
+NDE_API nde_jet *nde_jet_new(nde_ctx *ctx, int order, nde_tensor *const *coeffs) {
+    nde_jet *j; int k; char s1[64], s2[64];
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (order < 0 || order > NDE_JET_MAX_ORDER || !coeffs || !coeffs[0]) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_new: order %d outside 0..%d or coefficient 0 missing", order, NDE_JET_MAX_ORDER);
+        return NULL;
+    }
+    for (k = 1; k <= order; k++)
+        if (coeffs[k] && !nde_tensor_same_shape(coeffs[k], coeffs[0])) {
+            nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_jet_new: coefficient %d is %s, coefficient 0 is %s", k,
+                         nde_shape_str(coeffs[k], s1, sizeof s1), nde_shape_str(coeffs[0], s2, sizeof s2));
+            return NULL;
+        }
+    j = nde__jet_alloc(ctx, "nde_jet_new");
+    if (!j) return NULL;
+    j->order = order;
+    for (k = 0; k <= order; k++) j->c[k] = coeffs[k];
+    return j;
+}
+NDE_API nde_jet *nde_jet_line(nde_ctx *ctx, nde_tensor *x0, nde_tensor *v, int order) {
+    nde_jet *j; char s1[64], s2[64];
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!x0 || order < 0 || order > NDE_JET_MAX_ORDER) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_line: NULL point or order %d outside 0..%d", order, NDE_JET_MAX_ORDER);
+        return NULL;
+    }
+    if (v && !nde_tensor_same_shape(v, x0)) {
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_jet_line: direction %s, point %s", nde_shape_str(v, s1, sizeof s1),
+                     nde_shape_str(x0, s2, sizeof s2));
+        return NULL;
+    }
+    j = nde__jet_alloc(ctx, "nde_jet_line");
+    if (!j) return NULL;
+    j->closed = 1; j->c[0] = x0;
+    j->order = order;
+    if (v) { if (j->order < 1) j->order = 1; j->c[1] = v; }
+    return j;
+}
+NDE_API nde_jet *nde_jet_const(nde_ctx *ctx, nde_tensor *x, int order) { return nde_jet_line(ctx, x, NULL, order); }
+
+/* A header viewing the snapshot of parameter p (no history, no gradient). */
+static nde_tensor *nde__theta0_view(nde_ctx *ctx, const nde_tensor *p) {
+    nde_tensor *v = (nde_tensor *)nde__arena_alloc(ctx, &ctx->meta, sizeof(nde_tensor), "nde_jet_param");
+    if (!v) return NULL;
+    *v = *p;
+    v->data = (nde_real *)ctx->jet_theta0 + ctx->params[p->param].offset;
+    v->grad = NULL; v->requires_grad = 0; v->node = -1; v->param = -1;
+    return v;
+}
+NDE_API nde_jet *nde_jet_param(nde_ctx *ctx, nde_tensor *p, int order) {
+    nde_tensor *t0;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!p) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_param: NULL parameter"); return NULL; }
+    if (!ctx->jet_theta0 || p->param < 0) return nde_jet_const(ctx, p, order);
+    /* theta(s) = theta0 + s (theta - theta0): Bai et al.'s expansion direction */
+    t0 = nde__theta0_view(ctx, p);
+    return nde_jet_line(ctx, t0, nde_sub(ctx, p, t0), order);
+}
+NDE_API nde_tensor *nde_jet_coeff(nde_ctx *ctx, const nde_jet *x, int k) {
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!x || !x->c[0] || k < 0 || k > NDE_JET_MAX_ORDER || (k > x->order && !x->closed)) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_coeff: coefficient %d of a jet of order %d", k, x ? x->order : -1);
+        return NULL;
+    }
+    return nde__jc(x, k) ? x->c[k] : nde_tensor_zeros_like(ctx, x->c[0]);
+}
+NDE_API nde_tensor *nde_jet_derivative(nde_ctx *ctx, const nde_jet *x, int k) {
+    nde_tensor *c = nde_jet_coeff(ctx, x, k);
+    return k < 2 ? c : nde_scale(ctx, c, nde__factorial(k));
+}
+NDE_API nde_tensor *nde_jet_eval(nde_ctx *ctx, const nde_jet *x, nde_real s) {
+    nde_real w[NDE_JET_MAX_ORDER + 1], p = NDE_R(1.0); int k;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!x || !x->c[0]) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_eval: NULL jet"); return NULL; }
+    for (k = 0; k <= x->order; k++) { w[k] = p; p *= s; }
+    return nde__jet_sum_terms(ctx, x->order + 1, w, x->c);
+}
+
+/* ---- linear ops: coefficient by coefficient */
+enum {
+    NDE__JL_SCALE, NDE__JL_ADD_SCALAR, NDE__JL_SUM, NDE__JL_MEAN, NDE__JL_SUM_AXIS, NDE__JL_MEAN_AXIS,
+    NDE__JL_RESHAPE, NDE__JL_TRANSPOSE, NDE__JL_SLICE, NDE__JL_AVG_POOL, NDE__JL_GAP
+};
+static void nde__jet_linear_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    nde_tensor *x = nde__jet_in(ctx, r->in[0], k, r->who), *y = NULL;
+    if (!x) { r->out->c[k] = NULL; return; }
+    switch (r->iarg[0]) {
+    case NDE__JL_SCALE: y = nde_scale(ctx, x, r->rarg[0]); break;
+    case NDE__JL_ADD_SCALAR: y = k == 0 ? nde_add_scalar(ctx, x, r->rarg[0]) : x; break;
+    case NDE__JL_SUM: y = nde_sum(ctx, x); break;
+    case NDE__JL_MEAN: y = nde_mean(ctx, x); break;
+    case NDE__JL_SUM_AXIS: y = nde_sum_axis(ctx, x, (int)r->iarg[1], (int)r->iarg[2]); break;
+    case NDE__JL_MEAN_AXIS: y = nde_mean_axis(ctx, x, (int)r->iarg[1], (int)r->iarg[2]); break;
+    case NDE__JL_RESHAPE: y = nde_reshape(ctx, x, (int)r->iarg[1], (const int64_t *)r->extra); break;
+    case NDE__JL_TRANSPOSE: y = nde_transpose(ctx, x); break;
+    case NDE__JL_SLICE: y = nde_slice(ctx, x, (int)r->iarg[1], r->iarg[2], r->iarg[3]); break;
+    case NDE__JL_AVG_POOL: y = nde_avg_pool2d(ctx, x, (int)r->iarg[1], (int)r->iarg[2]); break;
+    case NDE__JL_GAP: y = nde_global_avg_pool(ctx, x); break;
+    }
+    r->out->c[k] = y;
+}
+static nde_jet *nde__jet_linear(nde_ctx *ctx, nde_jet *x, int op, int64_t i1, int64_t i2, int64_t i3, nde_real s,
+                                const char *who) {
+    nde__jet_rec *r = nde__jet_begin(ctx, nde__jet_linear_kernel, x, NULL, NULL, 0, who);
+    if (!r) return NULL;
+    r->iarg[0] = op; r->iarg[1] = i1; r->iarg[2] = i2; r->iarg[3] = i3; r->rarg[0] = s;
+    return nde__jet_run(ctx, r, NDE__JET_LINEAR);
+}
+NDE_API nde_jet *nde_jet_scale(nde_ctx *ctx, nde_jet *x, nde_real s) { return nde__jet_linear(ctx, x, NDE__JL_SCALE, 0, 0, 0, s, "nde_jet_scale"); }
+NDE_API nde_jet *nde_jet_neg(nde_ctx *ctx, nde_jet *x) { return nde__jet_linear(ctx, x, NDE__JL_SCALE, 0, 0, 0, NDE_R(-1.0), "nde_jet_neg"); }
+NDE_API nde_jet *nde_jet_add_scalar(nde_ctx *ctx, nde_jet *x, nde_real s) { return nde__jet_linear(ctx, x, NDE__JL_ADD_SCALAR, 0, 0, 0, s, "nde_jet_add_scalar"); }
+NDE_API nde_jet *nde_jet_sum(nde_ctx *ctx, nde_jet *x) { return nde__jet_linear(ctx, x, NDE__JL_SUM, 0, 0, 0, 0, "nde_jet_sum"); }
+NDE_API nde_jet *nde_jet_mean(nde_ctx *ctx, nde_jet *x) { return nde__jet_linear(ctx, x, NDE__JL_MEAN, 0, 0, 0, 0, "nde_jet_mean"); }
+NDE_API nde_jet *nde_jet_sum_axis(nde_ctx *ctx, nde_jet *x, int axis, int keepdim) { return nde__jet_linear(ctx, x, NDE__JL_SUM_AXIS, axis, keepdim, 0, 0, "nde_jet_sum_axis"); }
+NDE_API nde_jet *nde_jet_mean_axis(nde_ctx *ctx, nde_jet *x, int axis, int keepdim) { return nde__jet_linear(ctx, x, NDE__JL_MEAN_AXIS, axis, keepdim, 0, 0, "nde_jet_mean_axis"); }
+NDE_API nde_jet *nde_jet_transpose(nde_ctx *ctx, nde_jet *x) { return nde__jet_linear(ctx, x, NDE__JL_TRANSPOSE, 0, 0, 0, 0, "nde_jet_transpose"); }
+NDE_API nde_jet *nde_jet_slice(nde_ctx *ctx, nde_jet *x, int axis, int64_t start, int64_t stop) { return nde__jet_linear(ctx, x, NDE__JL_SLICE, axis, start, stop, 0, "nde_jet_slice"); }
+NDE_API nde_jet *nde_jet_avg_pool2d(nde_ctx *ctx, nde_jet *x, int kernel, int stride) { return nde__jet_linear(ctx, x, NDE__JL_AVG_POOL, kernel, stride, 0, 0, "nde_jet_avg_pool2d"); }
+NDE_API nde_jet *nde_jet_global_avg_pool(nde_ctx *ctx, nde_jet *x) { return nde__jet_linear(ctx, x, NDE__JL_GAP, 0, 0, 0, 0, "nde_jet_global_avg_pool"); }
+NDE_API nde_jet *nde_jet_reshape(nde_ctx *ctx, nde_jet *x, int ndim, const int64_t *shape) {
+    nde__jet_rec *r = nde__jet_begin(ctx, nde__jet_linear_kernel, x, NULL, NULL, 0, "nde_jet_reshape");
+    int64_t *s;
+    if (!r) return NULL;
+    if (!shape || ndim < 1 || ndim > NDE_MAX_DIMS) {
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_jet_reshape: ndim %d outside 1..%d", ndim, NDE_MAX_DIMS);
+        return NULL;
+    }
+    s = (int64_t *)nde_ctx_alloc_host(ctx, (size_t)ndim * sizeof(int64_t));
+    if (!s) return NULL;
+    memcpy(s, shape, (size_t)ndim * sizeof(int64_t));
+    r->iarg[0] = NDE__JL_RESHAPE; r->iarg[1] = ndim; r->extra = s;
+    return nde__jet_run(ctx, r, NDE__JET_LINEAR);
+}
+
+static void nde__jet_addsub_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    nde_tensor *a = nde__jet_in(ctx, r->in[0], k, r->who), *b = nde__jet_in(ctx, r->in[1], k, r->who);
+    nde_real sb = r->rarg[0];
+    if (k == 0) { r->out->c[0] = sb > 0 ? nde_add(ctx, a, b) : nde_sub(ctx, a, b); return; }
+    if (a && b) r->out->c[k] = sb > 0 ? nde_add(ctx, a, b) : nde_sub(ctx, a, b);
+    else r->out->c[k] = nde__jet_fit(ctx, nde__jet_comb2(ctx, NDE_R(1.0), a, sb, b), r->out->c[0]);
+}
+static nde_jet *nde__jet_addsub(nde_ctx *ctx, nde_jet *a, nde_jet *b, nde_real sign, const char *who) {
+    nde__jet_rec *r;
+    if (ctx && ctx->status == NDE_OK && !b) { nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL jet", who); return NULL; }
+    r = nde__jet_begin(ctx, nde__jet_addsub_kernel, a, b, NULL, 0, who);
+    if (r) r->rarg[0] = sign;
+    return nde__jet_run(ctx, r, NDE__JET_LINEAR);
+}
+NDE_API nde_jet *nde_jet_add(nde_ctx *ctx, nde_jet *a, nde_jet *b) { return nde__jet_addsub(ctx, a, b, NDE_R(1.0), "nde_jet_add"); }
+NDE_API nde_jet *nde_jet_sub(nde_ctx *ctx, nde_jet *a, nde_jet *b) { return nde__jet_addsub(ctx, a, b, NDE_R(-1.0), "nde_jet_sub"); }
+
+static void nde__jet_concat_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    int count = (int)r->iarg[0], i, any = 0;
+    nde_jet **xs = (nde_jet **)r->extra;
+    nde_tensor *parts[64];
+    for (i = 0; i < count; i++) {
+        parts[i] = nde__jet_in(ctx, xs[i], k, r->who);
+        if (parts[i]) any = 1;
+    }
+    if (ctx->status != NDE_OK) return;
+    if (!any) { r->out->c[k] = NULL; return; }
+    for (i = 0; i < count; i++) if (!parts[i]) parts[i] = nde_tensor_zeros_like(ctx, xs[i]->c[0]);
+    r->out->c[k] = nde_concat(ctx, count, parts, (int)r->iarg[1]);
+}
+NDE_API nde_jet *nde_jet_concat(nde_ctx *ctx, int count, nde_jet *const *xs, int axis) {
+    nde__jet_rec *r; nde_jet **sv; int i;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (count < 1 || count > 64 || !xs) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_concat: count %d outside 1..64", count); return NULL; }
+    for (i = 0; i < count; i++) if (!xs[i]) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_concat: jet %d is NULL", i); return NULL; }
+    r = nde__jet_begin(ctx, nde__jet_concat_kernel, xs[0], NULL, NULL, 0, "nde_jet_concat");
+    sv = (nde_jet **)nde_ctx_alloc_host(ctx, (size_t)count * sizeof(nde_jet *));
+    if (!r || !sv) return NULL;
+    for (i = 0; i < count; i++) sv[i] = xs[i];
+    r->extra = sv; r->iarg[0] = count; r->iarg[1] = axis;
+    return nde__jet_finish(ctx, r, sv, count, NDE__JET_LINEAR);
+}
+
+/* ---- bilinear ops: Cauchy products */
+enum { NDE__JB_MUL, NDE__JB_MATMUL, NDE__JB_CONV };
+static nde_tensor *nde__jet_bilinear1(nde_ctx *ctx, const nde__jet_rec *r, nde_tensor *a, nde_tensor *b, nde_tensor *bias) {
+    switch (r->iarg[0]) {
+    case NDE__JB_MUL: return nde_mul(ctx, a, b);
+    case NDE__JB_MATMUL: return nde_matmul(ctx, a, b, (int)r->iarg[1], (int)r->iarg[2]);
+    default: return nde_conv2d(ctx, a, b, bias, (int)r->iarg[1], (int)r->iarg[2]);
+    }
+}
+static void nde__jet_bilinear_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    nde_real w[NDE_JET_MAX_ORDER + 1]; nde_tensor *t[NDE_JET_MAX_ORDER + 1], *bias, *sum;
+    int j, n = 0;
+    bias = nde__jet_in(ctx, r->in[2], k, r->who);
+    if (k == 0) {
+        r->out->c[0] = nde__jet_bilinear1(ctx, r, r->in[0]->c[0], r->in[1]->c[0], bias);
+        return;
+    }
+    for (j = 0; j <= k; j++) {
+        nde_tensor *a = nde__jet_in(ctx, r->in[0], j, r->who), *b = nde__jet_in(ctx, r->in[1], k - j, r->who);
+        if (ctx->status != NDE_OK) return;
+        if (!a || !b) continue;
+        w[n] = NDE_R(1.0); t[n] = nde__jet_bilinear1(ctx, r, a, b, NULL); n++;
+    }
+    sum = nde__jet_sum_terms(ctx, n, w, t);
+    if (bias) {   /* conv2d bias: (O) added per output channel of (N, O, OH, OW) */
+        int64_t bs[4]; bs[0] = 1; bs[1] = bias->size; bs[2] = 1; bs[3] = 1;
+        bias = nde_reshape(ctx, bias, 4, bs);
+        sum = sum ? nde_add(ctx, sum, bias) : nde__jet_fit(ctx, bias, r->out->c[0]);
+    }
+    r->out->c[k] = sum;
+}
+static nde_jet *nde__jet_bilinear(nde_ctx *ctx, int op, nde_jet *a, nde_jet *b, nde_jet *bias, int i1, int i2, const char *who) {
+    nde__jet_rec *r;
+    if (ctx && ctx->status == NDE_OK && !b) { nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL jet", who); return NULL; }
+    r = nde__jet_begin(ctx, nde__jet_bilinear_kernel, a, b, bias, 0, who);
+    if (!r) return NULL;
+    r->iarg[0] = op; r->iarg[1] = i1; r->iarg[2] = i2;
+    return nde__jet_run(ctx, r, NDE__JET_BILINEAR);
+}
+NDE_API nde_jet *nde_jet_mul(nde_ctx *ctx, nde_jet *a, nde_jet *b) { return nde__jet_bilinear(ctx, NDE__JB_MUL, a, b, NULL, 0, 0, "nde_jet_mul"); }
+NDE_API nde_jet *nde_jet_matmul(nde_ctx *ctx, nde_jet *a, nde_jet *b, int ta, int tb) { return nde__jet_bilinear(ctx, NDE__JB_MATMUL, a, b, NULL, ta, tb, "nde_jet_matmul"); }
+NDE_API nde_jet *nde_jet_conv2d(nde_ctx *ctx, nde_jet *x, nde_jet *w, nde_jet *bias, int stride, int padding) {
+    return nde__jet_bilinear(ctx, NDE__JB_CONV, x, w, bias, stride, padding, "nde_jet_conv2d");
+}
+
+/* ---- nonlinear ops: the recurrences of Griewank & Walther, Table 13.1/13.2 */
+static void nde__jet_square_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    if (k == 0) { r->out->c[0] = nde_square(ctx, r->in[0]->c[0]); return; }
+    if (!nde__jet_in(ctx, r->in[0], k, r->who) && ctx->status != NDE_OK) return;
+    r->out->c[k] = nde__jet_self_cauchy(ctx, r->in[0], k, 0, NDE_R(1.0));
+}
+NDE_API nde_jet *nde_jet_square(nde_ctx *ctx, nde_jet *x) {
+    return nde__jet_run(ctx, nde__jet_begin(ctx, nde__jet_square_kernel, x, NULL, NULL, 0, "nde_jet_square"), NDE__JET_NONLINEAR);
+}
+/* v = a / b: v_k = (a_k - sum_{j=1..k} b_j v_{k-j}) / b_0 */
+static void nde__jet_div_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    nde_tensor *ak, *s;
+    if (k == 0) { r->out->c[0] = nde_div(ctx, r->in[0]->c[0], r->in[1]->c[0]); return; }
+    ak = nde__jet_in(ctx, r->in[0], k, r->who);
+    s = nde__jet_cauchy(ctx, r->in[1], r->out, k, 1, k, 0, NDE_R(1.0), r->who);
+    s = nde__jet_comb2(ctx, NDE_R(1.0), ak, NDE_R(-1.0), s);
+    r->out->c[k] = s ? nde__jet_fit(ctx, nde_div(ctx, s, r->in[1]->c[0]), r->out->c[0]) : NULL;
+}
+NDE_API nde_jet *nde_jet_div(nde_ctx *ctx, nde_jet *a, nde_jet *b) {
+    if (ctx && ctx->status == NDE_OK && !b) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_div: NULL jet"); return NULL; }
+    return nde__jet_run(ctx, nde__jet_begin(ctx, nde__jet_div_kernel, a, b, NULL, 0, "nde_jet_div"), NDE__JET_NONLINEAR);
+}
+/* v = exp(a): v_k = (1/k) sum_{j=1..k} j a_j v_{k-j} */
+static void nde__jet_exp_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    if (k == 0) { r->out->c[0] = nde_exp(ctx, r->in[0]->c[0]); return; }
+    r->out->c[k] = nde__jet_cauchy(ctx, r->in[0], r->out, k, 1, k, 1, NDE_R(1.0) / (nde_real)k, r->who);
+}
+NDE_API nde_jet *nde_jet_exp(nde_ctx *ctx, nde_jet *x) {
+    return nde__jet_run(ctx, nde__jet_begin(ctx, nde__jet_exp_kernel, x, NULL, NULL, 0, "nde_jet_exp"), NDE__JET_NONLINEAR);
+}
+/* v = log(a): v_k = (a_k - (1/k) sum_{j=1..k-1} j v_j a_{k-j}) / a_0 */
+static void nde__jet_log_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    nde_tensor *ak, *s;
+    if (k == 0) { r->out->c[0] = nde_log(ctx, r->in[0]->c[0]); return; }
+    ak = nde__jet_in(ctx, r->in[0], k, r->who);
+    s = nde__jet_cauchy(ctx, r->out, r->in[0], k, 1, k - 1, 1, NDE_R(1.0) / (nde_real)k, r->who);
+    s = nde__jet_comb2(ctx, NDE_R(1.0), ak, NDE_R(-1.0), s);
+    r->out->c[k] = s ? nde_div(ctx, s, r->in[0]->c[0]) : NULL;
+}
+NDE_API nde_jet *nde_jet_log(nde_ctx *ctx, nde_jet *x) {
+    return nde__jet_run(ctx, nde__jet_begin(ctx, nde__jet_log_kernel, x, NULL, NULL, 0, "nde_jet_log"), NDE__JET_NONLINEAR);
+}
+/* v = sqrt(a): v_k = (a_k - sum_{j=1..k-1} v_j v_{k-j}) / (2 v_0) */
+static void nde__jet_sqrt_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    nde_tensor *ak, *s;
+    if (k == 0) { r->out->c[0] = nde_sqrt(ctx, r->in[0]->c[0]); return; }
+    ak = nde__jet_in(ctx, r->in[0], k, r->who);
+    s = nde__jet_comb2(ctx, NDE_R(0.5), ak, NDE_R(-0.5), nde__jet_self_cauchy(ctx, r->out, k, 1, NDE_R(1.0)));
+    r->out->c[k] = s ? nde_div(ctx, s, r->out->c[0]) : NULL;
+}
+NDE_API nde_jet *nde_jet_sqrt(nde_ctx *ctx, nde_jet *x) {
+    return nde__jet_run(ctx, nde__jet_begin(ctx, nde__jet_sqrt_kernel, x, NULL, NULL, 0, "nde_jet_sqrt"), NDE__JET_NONLINEAR);
+}
+/* s = sin(a), c = cos(a), computed together: s_k = (1/k) sum j a_j c_{k-j},
+   c_k = -(1/k) sum j a_j s_{k-j}. out is sin (iarg 0) or cos (iarg 1), aux the other. */
+static void nde__jet_sincos_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    nde_jet *sn = r->iarg[0] ? r->aux[0] : r->out, *cs = r->iarg[0] ? r->out : r->aux[0];
+    nde_tensor *snk, *csk;
+    if (k == 0) {
+        sn->c[0] = nde_sin(ctx, r->in[0]->c[0]);
+        cs->c[0] = nde_cos(ctx, r->in[0]->c[0]);
+        return;
+    }
+    snk = nde__jet_cauchy(ctx, r->in[0], cs, k, 1, k, 1, NDE_R(1.0) / (nde_real)k, r->who);
+    csk = nde__jet_cauchy(ctx, r->in[0], sn, k, 1, k, 1, NDE_R(-1.0) / (nde_real)k, r->who);
+    sn->c[k] = snk; cs->c[k] = csk;
+}
+static nde_jet *nde__jet_sincos(nde_ctx *ctx, nde_jet *x, int cosine, const char *who) {
+    nde__jet_rec *r = nde__jet_begin(ctx, nde__jet_sincos_kernel, x, NULL, NULL, 1, who);
+    if (r) r->iarg[0] = cosine;
+    return nde__jet_run(ctx, r, NDE__JET_NONLINEAR);
+}
+NDE_API nde_jet *nde_jet_sin(nde_ctx *ctx, nde_jet *x) { return nde__jet_sincos(ctx, x, 0, "nde_jet_sin"); }
+NDE_API nde_jet *nde_jet_cos(nde_ctx *ctx, nde_jet *x) { return nde__jet_sincos(ctx, x, 1, "nde_jet_cos"); }
+/* v' = w a' with an auxiliary w = 1 - v^2 (tanh, iarg 0) or w = v - v^2
+   (sigmoid, iarg 1): v_k = (1/k) sum_{j=1..k} j a_j w_{k-j}, then w_k from v. */
+static void nde__jet_tanh_sigmoid_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    int sigm = (int)r->iarg[0];
+    nde_jet *v = r->out, *w = r->aux[0];
+    if (k == 0) {
+        nde_tensor *v0 = sigm ? nde_sigmoid(ctx, r->in[0]->c[0]) : nde_tanh(ctx, r->in[0]->c[0]);
+        nde_tensor *sq = nde_square(ctx, v0);
+        v->c[0] = v0;
+        w->c[0] = sigm ? nde_sub(ctx, v0, sq) : nde_add_scalar(ctx, nde_neg(ctx, sq), NDE_R(1.0));
+        return;
+    }
+    v->c[k] = nde__jet_cauchy(ctx, r->in[0], w, k, 1, k, 1, NDE_R(1.0) / (nde_real)k, r->who);
+    v->order = k;   /* the square below reads v_k */
+    w->c[k] = nde__jet_comb2(ctx, NDE_R(1.0), sigm ? v->c[k] : NULL, NDE_R(-1.0), nde__jet_self_cauchy(ctx, v, k, 0, NDE_R(1.0)));
+}
+static nde_jet *nde__jet_tanh_sigmoid(nde_ctx *ctx, nde_jet *x, int sigm, const char *who) {
+    nde__jet_rec *r = nde__jet_begin(ctx, nde__jet_tanh_sigmoid_kernel, x, NULL, NULL, 1, who);
+    if (r) r->iarg[0] = sigm;
+    return nde__jet_run(ctx, r, NDE__JET_NONLINEAR);
+}
+NDE_API nde_jet *nde_jet_tanh(nde_ctx *ctx, nde_jet *x) { return nde__jet_tanh_sigmoid(ctx, x, 0, "nde_jet_tanh"); }
+NDE_API nde_jet *nde_jet_sigmoid(nde_ctx *ctx, nde_jet *x) { return nde__jet_tanh_sigmoid(ctx, x, 1, "nde_jet_sigmoid"); }
+/* softplus' = sigmoid: v_k = (1/k) sum_{j=1..k} j a_j sigma_{k-j}, sigma = in[1]. */
+static void nde__jet_softplus_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    if (k == 0) { r->out->c[0] = nde_softplus(ctx, r->in[0]->c[0]); return; }
+    r->out->c[k] = nde__jet_cauchy(ctx, r->in[0], r->in[1], k, 1, k, 1, NDE_R(1.0) / (nde_real)k, r->who);
+}
+NDE_API nde_jet *nde_jet_softplus(nde_ctx *ctx, nde_jet *x) {
+    nde_jet *sg = nde_jet_sigmoid(ctx, x);
+    return nde__jet_run(ctx, nde__jet_begin(ctx, nde__jet_softplus_kernel, x, sg, NULL, 0, "nde_jet_softplus"), NDE__JET_NONLINEAR);
+}
+/* f'(x) elementwise as a constant tensor, through the backend's backward map. */
+static nde_tensor *nde__jet_slope(nde_ctx *ctx, nde_unary_op op, nde_tensor *x, nde_real alpha) {
+    nde_tensor *one = nde_tensor_full(ctx, x->ndim, x->shape, NDE_R(1.0));
+    nde_tensor *m = nde_tensor_zeros(ctx, x->ndim, x->shape);
+    if (!one || !m) return NULL;
+    ctx->be->unary_backward(ctx->be->self, op, x->size, x->data, x->data, one->data, alpha, m->data);
+    return m;
+}
+/* Piecewise linear maps (relu, leaky_relu, abs): v_k = f'(a_0) a_k. elu:
+   v_k = m a_k + alpha (1 - m) e_k with m = [a_0 > 0] and e = exp(a) (in[1]).
+   The constant masks are kept in extra: {f'(a_0) or m, alpha (1 - m)}. */
+static void nde__jet_piecewise_kernel(nde_ctx *ctx, nde__jet_rec *r, int k) {
+    nde_unary_op op = (nde_unary_op)r->iarg[0];
+    nde_tensor *a0 = r->in[0]->c[0], *ak, **mask = (nde_tensor **)r->extra;
+    if (k == 0) {
+        switch (op) {
+        case NDE_UNARY_RELU: r->out->c[0] = nde_relu(ctx, a0); break;
+        case NDE_UNARY_LEAKY_RELU: r->out->c[0] = nde_leaky_relu(ctx, a0, r->rarg[0]); break;
+        case NDE_UNARY_ELU: r->out->c[0] = nde_elu(ctx, a0, r->rarg[0]); break;
+        default: r->out->c[0] = nde_abs(ctx, a0); break;
+        }
+        mask[0] = nde__jet_slope(ctx, op == NDE_UNARY_ELU ? NDE_UNARY_RELU : op, a0, r->rarg[0]);
+        if (op == NDE_UNARY_ELU && mask[0]) {
+            mask[1] = nde_tensor_new(ctx, a0->ndim, a0->shape);
+            if (!mask[1]) return;
+            ctx->be->unary(ctx->be->self, NDE_UNARY_ADD_SCALAR, a0->size, mask[0]->data, NDE_R(-1.0), mask[1]->data);
+            ctx->be->unary(ctx->be->self, NDE_UNARY_SCALE, a0->size, mask[1]->data, -r->rarg[0], mask[1]->data);
+        }
+        return;
+    }
+    ak = nde__jet_in(ctx, r->in[0], k, r->who);
+    if (op != NDE_UNARY_ELU) { r->out->c[k] = ak ? nde_mul(ctx, ak, mask[0]) : NULL; return; }
+    {
+        nde_tensor *ek = nde__jet_in(ctx, r->in[1], k, r->who);
+        r->out->c[k] = nde__jet_comb2(ctx, NDE_R(1.0), ak ? nde_mul(ctx, ak, mask[0]) : NULL,
+                                      NDE_R(1.0), ek ? nde_mul(ctx, ek, mask[1]) : NULL);
+    }
+}
+static nde_jet *nde__jet_piecewise(nde_ctx *ctx, nde_jet *x, nde_unary_op op, nde_real alpha, const char *who) {
+    nde_jet *e = op == NDE_UNARY_ELU ? nde_jet_exp(ctx, x) : NULL;
+    nde__jet_rec *r = nde__jet_begin(ctx, nde__jet_piecewise_kernel, x, e, NULL, 0, who);
+    nde_tensor **mask = (nde_tensor **)nde_ctx_alloc_host(ctx, 2 * sizeof(nde_tensor *));
+    if (!r || !mask) return NULL;
+    mask[0] = mask[1] = NULL;
+    r->iarg[0] = op; r->rarg[0] = alpha; r->extra = mask;
+    return nde__jet_run(ctx, r, NDE__JET_NONLINEAR);
+}
+NDE_API nde_jet *nde_jet_relu(nde_ctx *ctx, nde_jet *x) { return nde__jet_piecewise(ctx, x, NDE_UNARY_RELU, 0, "nde_jet_relu"); }
+NDE_API nde_jet *nde_jet_leaky_relu(nde_ctx *ctx, nde_jet *x, nde_real slope) { return nde__jet_piecewise(ctx, x, NDE_UNARY_LEAKY_RELU, slope, "nde_jet_leaky_relu"); }
+NDE_API nde_jet *nde_jet_elu(nde_ctx *ctx, nde_jet *x, nde_real alpha) { return nde__jet_piecewise(ctx, x, NDE_UNARY_ELU, alpha, "nde_jet_elu"); }
+NDE_API nde_jet *nde_jet_abs(nde_ctx *ctx, nde_jet *x) { return nde__jet_piecewise(ctx, x, NDE_UNARY_ABS, 0, "nde_jet_abs"); }
+
+/* x^n: binary powering with Cauchy products; 1 / x^|n| for n < 0. */
+NDE_API nde_jet *nde_jet_powi(nde_ctx *ctx, nde_jet *x, int n) {
+    nde_jet *result = NULL, *base = x; int e = n < 0 ? -n : n;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!x || !x->c[0]) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_powi: NULL jet"); return NULL; }
+    if (e == 0) return nde_jet_const(ctx, nde_tensor_full(ctx, x->c[0]->ndim, x->c[0]->shape, NDE_R(1.0)), x->order);
+    while (e) {
+        if (e & 1) result = result ? nde_jet_mul(ctx, result, base) : base;
+        e >>= 1;
+        if (e) base = nde_jet_square(ctx, base);
+    }
+    if (n < 0) result = nde_jet_div(ctx, nde_jet_const(ctx, nde_tensor_scalar(ctx, NDE_R(1.0)), x->order), result);
+    return result;
+}
+NDE_API nde_jet *nde_jet_activate(nde_ctx *ctx, nde_jet *x, nde_activation act) {
+    switch (act) {
+    case NDE_ACT_NONE: return x;
+    case NDE_ACT_TANH: return nde_jet_tanh(ctx, x);
+    case NDE_ACT_RELU: return nde_jet_relu(ctx, x);
+    case NDE_ACT_SIGMOID: return nde_jet_sigmoid(ctx, x);
+    case NDE_ACT_SOFTPLUS: return nde_jet_softplus(ctx, x);
+    case NDE_ACT_ELU: return nde_jet_elu(ctx, x, NDE_R(1.0));
+    case NDE_ACT_LEAKY_RELU: return nde_jet_leaky_relu(ctx, x, NDE_R(0.01));
+    case NDE_ACT_SIN: return nde_jet_sin(ctx, x);
+    }
+    nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_activate: unknown activation %d", (int)act);
+    return NULL;
+}
+
+/* Group norm composed from the rules above: mean over each group, centring,
+   biased variance, 1/sqrt(var + eps) (as nde_group_norm), so it is exact. */
+NDE_API nde_jet *nde_jet_group_norm(nde_ctx *ctx, nde_jet *x, int groups, nde_jet *gamma, nde_jet *beta, nde_real eps) {
+    const nde_tensor *x0; int64_t s3[3], sc[NDE_MAX_DIMS], xs[NDE_MAX_DIMS]; int i;
+    nde_jet *xr, *mu, *d, *var, *rstd, *y;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    x0 = x ? x->c[0] : NULL;
+    if (!x0 || x0->ndim < 2 || groups < 1 || x0->shape[1] % groups != 0) {
+        char s1[64];
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_jet_group_norm: x %s needs (N,C,...) with C divisible by groups = %d",
+                     nde_shape_str(x0, s1, sizeof s1), groups);
+        return NULL;
+    }
+    for (i = 0; i < x0->ndim; i++) { xs[i] = x0->shape[i]; sc[i] = 1; }
+    sc[1] = x0->shape[1];
+    s3[0] = x0->shape[0]; s3[1] = groups; s3[2] = x0->size / (x0->shape[0] * groups);
+    xr = nde_jet_reshape(ctx, x, 3, s3);
+    mu = nde_jet_mean_axis(ctx, xr, 2, 1);
+    d = nde_jet_sub(ctx, xr, mu);
+    var = nde_jet_mean_axis(ctx, nde_jet_square(ctx, d), 2, 1);
+    rstd = nde_jet_powi(ctx, nde_jet_sqrt(ctx, nde_jet_add_scalar(ctx, var, eps)), -1);
+    y = nde_jet_reshape(ctx, nde_jet_mul(ctx, d, rstd), x0->ndim, xs);
+    if (gamma) y = nde_jet_mul(ctx, y, nde_jet_reshape(ctx, gamma, x0->ndim, sc));
+    if (beta) y = nde_jet_add(ctx, y, nde_jet_reshape(ctx, beta, x0->ndim, sc));
+    return y;
+}
+
+/* ---- layers on jets */
+NDE_API nde_jet *nde_jet_linear_forward(nde_ctx *ctx, const nde_linear *l, nde_jet *x) {
+    nde_jet *y;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!l || !x) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_linear_forward: NULL layer or jet"); return NULL; }
+    y = nde_jet_matmul(ctx, x, nde_jet_param(ctx, l->weight, x->order), 0, 1);
+    return l->bias ? nde_jet_add(ctx, y, nde_jet_param(ctx, l->bias, x->order)) : y;
+}
+NDE_API nde_jet *nde_jet_mlp_forward(nde_ctx *ctx, const nde_mlp *m, nde_jet *x) {
+    int i;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!m) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_mlp_forward: NULL network"); return NULL; }
+    for (i = 0; i < m->num_layers; i++) {
+        x = nde_jet_linear_forward(ctx, &m->layer[i], x);
+        if (i + 1 < m->num_layers) x = nde_jet_activate(ctx, x, m->act);
+    }
+    return x;
+}
+NDE_API nde_jet *nde_jet_conv2d_forward(nde_ctx *ctx, const nde_conv2d_layer *l, nde_jet *x) {
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!l || !x) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_conv2d_forward: NULL layer or jet"); return NULL; }
+    return nde_jet_conv2d(ctx, x, nde_jet_param(ctx, l->weight, x->order),
+                          l->bias ? nde_jet_param(ctx, l->bias, x->order) : NULL, l->stride, l->padding);
+}
+
+/* ---- forward mode */
+NDE_API nde_status nde_jvp(nde_ctx *ctx, nde_jet_fn f, void *user, nde_tensor *x, nde_tensor *v,
+                           nde_tensor **y, nde_tensor **jv) {
+    nde_tensor *c[2]; nde_jet *xj, *yj;
+    if (!ctx) return NDE_ERR_ARG;
+    if (ctx->status != NDE_OK) return ctx->status;
+    if (!f || !x || !v) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jvp: NULL function, point or direction");
+    c[0] = x; c[1] = v;
+    xj = nde_jet_new(ctx, 1, c);
+    if (!xj) return ctx->status;
+    yj = f(ctx, xj, user);
+    if (!yj) return ctx->status ? ctx->status : nde_ctx_fail(ctx, NDE_ERR_USER_FN, "nde_jvp: the function returned NULL");
+    if (y) *y = yj->c[0];
+    if (jv) *jv = nde_jet_coeff(ctx, yj, 1);
+    return ctx->status;
+}
+
+/* ---- ODE time derivatives */
+static nde_jet *nde__ode_coeffs(nde_ctx *ctx, nde_jet_field f, void *user, nde_tensor *t, nde_tensor *z, int order,
+                                const char *who) {
+    nde_jet *zj, *tj, *y; nde__jet_rec *head; nde_tensor *one; int k;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!f || !z || !t) { nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL field, time or state", who); return NULL; }
+    if (order < 0 || order > NDE_JET_MAX_ORDER) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: order %d outside 0..%d (NDE_JET_MAX_ORDER)", who, order, NDE_JET_MAX_ORDER);
+        return NULL;
+    }
+    if (ctx->jet_recording) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: called inside a jet field that is being expanded (nesting is not supported)", who);
+        return NULL;
+    }
+    zj = nde_jet_new(ctx, 0, &z);
+    tj = nde_jet_new(ctx, 0, &t);
+    one = nde_tensor_full(ctx, t->ndim, t->shape, NDE_R(1.0));
+    if (!zj || !tj || !one || order == 0) return zj;
+    /* evaluate f once at order 0, recording its jet ops */
+    ctx->jet_recording = 1; ctx->jet_rec_head = ctx->jet_rec_tail = NULL;
+    y = f(ctx, tj, zj, user);
+    head = ctx->jet_rec_head;
+    ctx->jet_recording = 0; ctx->jet_rec_head = ctx->jet_rec_tail = NULL;
+    if (!y) {
+        if (ctx->status == NDE_OK) nde_ctx_fail(ctx, NDE_ERR_USER_FN, "%s: the field returned NULL", who);
+        return NULL;
+    }
+    if (!y->c[0] || y->c[0]->size != z->size) {
+        char s1[64], s2[64];
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "%s: the field returned %s for a state %s", who,
+                     nde_shape_str(y->c[0], s1, sizeof s1), nde_shape_str(z, s2, sizeof s2));
+        return NULL;
+    }
+    /* z_{k+1} = [f(t + s, z(s))]_k / (k + 1), extending the recorded program one order at a time */
+    for (k = 0; k < order && ctx->status == NDE_OK; k++) {
+        nde_tensor *yk;
+        if (k > 0) nde__jet_replay(ctx, head, k);
+        yk = nde__jet_in(ctx, y, k, who);
+        if (ctx->status != NDE_OK) break;
+        if (yk && !nde_tensor_same_shape(yk, z)) yk = nde_reshape(ctx, yk, z->ndim, z->shape);
+        zj->c[k + 1] = yk ? nde_scale(ctx, yk, NDE_R(1.0) / (nde_real)(k + 1)) : NULL;
+        zj->order = k + 1;
+        tj->c[k + 1] = k == 0 ? one : NULL;
+        tj->order = k + 1;
+    }
+    return ctx->status == NDE_OK ? zj : NULL;
+}
+NDE_API nde_jet *nde_ode_taylor_coeffs(nde_ctx *ctx, nde_jet_field f, void *user, nde_real t, nde_tensor *z, int order) {
+    return nde__ode_coeffs(ctx, f, user, nde_tensor_scalar(ctx, t), z, order, "nde_ode_taylor_coeffs");
+}
+NDE_API nde_tensor *nde_jet_field_eval(nde_ctx *ctx, nde_jet_field f, void *user, nde_real t, nde_tensor *z) {
+    nde_jet *y;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!f || !z) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_field_eval: NULL field or state"); return NULL; }
+    y = f(ctx, nde_jet_const(ctx, nde_tensor_scalar(ctx, t), 0), nde_jet_new(ctx, 0, &z), user);
+    if (!y && ctx->status == NDE_OK) nde_ctx_fail(ctx, NDE_ERR_USER_FN, "nde_jet_field_eval: the field returned NULL");
+    return y ? y->c[0] : NULL;
+}
+
+/* ---- TayNODE regulariser (Kelly et al. 2020) */
+NDE_API nde_tensor *nde_taynode_integrand(nde_ctx *ctx, const nde_jet *zc, int K) {
+    nde_tensor *c;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!zc || !zc->c[0] || K < 0 || (K > zc->order && !zc->closed)) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taynode_integrand: K = %d needs a coefficient jet of order >= K (have %d)",
+                     K, zc ? zc->order : -1);
+        return NULL;
+    }
+    c = nde__jc(zc, K);
+    if (!c) return nde_tensor_scalar(ctx, NDE_R(0.0));
+    return nde_mean(ctx, nde_square(ctx, nde_scale(ctx, c, nde__factorial(K))));   /* mean((d^K z/dt^K)^2) */
+}
+NDE_API nde_tensor *nde_taynode_reg(nde_ctx *ctx, nde_jet_field f, void *user, int K, int count,
+                                    const nde_real *ts, nde_tensor *const *zs) {
+    nde_real w[2]; nde_tensor *g[2], *acc = NULL, *prev = NULL; int i;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (count < 2 || !ts || !zs || K < 1) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taynode_reg: need K >= 1 and at least 2 points (K = %d, count = %d)", K, count);
+        return NULL;
+    }
+    for (i = 0; i < count && ctx->status == NDE_OK; i++) {
+        nde_tensor *gi = nde_taynode_integrand(ctx, nde_ode_taylor_coeffs(ctx, f, user, ts[i], zs[i], K), K);
+        if (i > 0) {
+            /* trapezoid: (t_i - t_{i-1}) (g_{i-1} + g_i) / 2 */
+            nde_real h = ts[i] - ts[i - 1];
+            nde_tensor *piece;
+            w[0] = w[1] = NDE_R(0.5) * h; g[0] = prev; g[1] = gi;
+            piece = nde_lincomb(ctx, 2, w, g);
+            acc = acc ? nde_add(ctx, acc, piece) : piece;
+        }
+        prev = gi;
+    }
+    return ctx->status == NDE_OK ? acc : NULL;
+}
+/* Gauss-Legendre nodes and weights on [0, 1] (Newton on P_n, in double). */
+static void nde__gauss_legendre01(int n, double *x, double *w) {
+    int i, it;
+    for (i = 0; i < n; i++) {
+        double r = cos(3.141592653589793 * ((double)i + 0.75) / ((double)n + 0.5)), dp = 1.0;
+        for (it = 0; it < 100; it++) {
+            double p0 = 1.0, p1 = r, dr; int j;
+            for (j = 2; j <= n; j++) { double p2 = ((2.0 * j - 1.0) * r * p1 - (j - 1.0) * p0) / j; p0 = p1; p1 = p2; }
+            if (n == 1) { p1 = r; p0 = 1.0; }
+            dp = n * (r * p1 - p0) / (r * r - 1.0);
+            dr = p1 / dp;
+            r -= dr;
+            if (fabs(dr) < 1e-16) break;
+        }
+        {   /* recompute the derivative at the converged root */
+            double p0 = 1.0, p1 = r; int j;
+            for (j = 2; j <= n; j++) { double p2 = ((2.0 * j - 1.0) * r * p1 - (j - 1.0) * p0) / j; p0 = p1; p1 = p2; }
+            dp = n * (r * p1 - p0) / (r * r - 1.0);
+        }
+        x[i] = 0.5 * (1.0 + r);
+        w[i] = 1.0 / ((1.0 - r * r) * dp * dp);   /* 2/((1-r^2) P'^2) mapped to [0,1] */
+    }
+}
+NDE_API nde_tensor *nde_taynode_step_integral(nde_ctx *ctx, const nde_jet *zc, int K, nde_real h) {
+    double x[NDE_JET_MAX_ORDER + 1], wq[NDE_JET_MAX_ORDER + 1];
+    nde_real gw[NDE_JET_MAX_ORDER + 1];
+    nde_tensor *gs[NDE_JET_MAX_ORDER + 1];
+    int p, n, i, k;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!zc || !zc->c[0] || K < 0 || K > zc->order) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taynode_step_integral: K = %d needs a coefficient jet of order >= K (have %d)",
+                     K, zc ? zc->order : -1);
+        return NULL;
+    }
+    p = zc->order;
+    n = p - K + 1;   /* the integrand has degree 2 (p - K) <= 2n - 1 */
+    nde__gauss_legendre01(n, x, wq);
+    for (i = 0; i < n; i++) {
+        /* d^K/ds^K sum_k z_k s^k = sum_{k>=K} k!/(k-K)! z_k s^(k-K) at s = h x_i */
+        nde_real w[NDE_JET_MAX_ORDER + 1]; double s = (double)h * x[i], sp = 1.0;
+        for (k = K; k <= p; k++) {
+            w[k - K] = (nde_real)(sp * (double)nde__factorial(k) / (double)nde__factorial(k - K));
+            sp *= s;
+        }
+        {
+            nde_tensor *d = nde__jet_sum_terms(ctx, n, w, (nde_tensor *const *)(zc->c + K));
+            gs[i] = d ? nde_mean(ctx, nde_square(ctx, d)) : NULL;
+        }
+        gw[i] = (nde_real)(wq[i] * (double)h);
+    }
+    {
+        nde_tensor *r = nde__jet_sum_terms(ctx, n, gw, gs);
+        return r ? r : (ctx->status == NDE_OK ? nde_tensor_scalar(ctx, NDE_R(0.0)) : NULL);
+    }
+}
+
+/* ---- Taylor-Lagrange step (TayLaNets, Djeumou et al. 2022) */
+NDE_API nde_tensor *nde_tayla_step(nde_ctx *ctx, nde_jet_field f, void *user, nde_fn midpoint, void *midpoint_user,
+                                   nde_real t, nde_real h, nde_tensor *z, int K, nde_tensor **remainder) {
+    nde_jet *zc, *rc; nde_tensor *T, *logits, *gam, *tm, *xi, *R, *ck;
+    if (remainder) *remainder = NULL;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!z || K < 1 || K >= NDE_JET_MAX_ORDER) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tayla_step: NULL state or order K = %d outside 1..%d", K, NDE_JET_MAX_ORDER - 1);
+        return NULL;
+    }
+    zc = nde__ode_coeffs(ctx, f, user, nde_tensor_scalar(ctx, t), z, K, "nde_tayla_step");
+    T = zc ? nde_jet_eval(ctx, zc, h) : NULL;          /* sum_{i<=K} h^i z_i */
+    if (!T || !midpoint) return T;
+    logits = midpoint(ctx, z, midpoint_user);
+    if (!logits) {
+        if (ctx->status == NDE_OK) nde_ctx_fail(ctx, NDE_ERR_USER_FN, "nde_tayla_step: the midpoint function returned NULL");
+        return NULL;
+    }
+    if (logits->size == z->size) {
+        gam = nde_sigmoid(ctx, nde__jet_fit(ctx, logits, z));
+        tm = nde_tensor_scalar(ctx, t + NDE_R(0.5) * h);
+    } else if (z->ndim == 2 && logits->ndim == 2 && logits->shape[0] == z->shape[0] && logits->shape[1] == z->shape[1] + 1) {
+        gam = nde_sigmoid(ctx, nde_slice(ctx, logits, 1, 0, z->shape[1]));
+        tm = nde_add_scalar(ctx, nde_scale(ctx, nde_sigmoid(ctx, nde_slice(ctx, logits, 1, z->shape[1], z->shape[1] + 1)), h), t);
+    } else {
+        char s1[64], s2[64];
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_tayla_step: the midpoint returned %s for a state %s (need the state's "
+                     "shape, or (batch, n + 1) with a time column)", nde_shape_str(logits, s1, sizeof s1), nde_shape_str(z, s2, sizeof s2));
+        return NULL;
+    }
+    xi = nde_add(ctx, z, nde_mul(ctx, gam, nde_sub(ctx, T, z)));   /* between z(t) and its estimate of z(t+h) */
+    rc = nde__ode_coeffs(ctx, f, user, tm, xi, K + 1, "nde_tayla_step");
+    ck = rc ? nde_jet_coeff(ctx, rc, K + 1) : NULL;
+    R = ck ? nde_scale(ctx, ck, (nde_real)pow((double)h, (double)(K + 1))) : NULL;   /* h^(K+1) z_{K+1}(xi) */
+    if (!R) return NULL;
+    if (remainder) *remainder = R;
+    return nde_add(ctx, T, R);
+}
+NDE_API nde_tensor *nde_tayla_solve(nde_ctx *ctx, nde_jet_field f, void *user, const nde_tayla_options *o,
+                                    nde_real t0, nde_real t1, nde_tensor *z0, nde_tensor **remainder_l1) {
+    nde_tensor *z = z0, *acc = NULL; nde_real h; int i; int64_t batch;
+    if (remainder_l1) *remainder_l1 = NULL;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!o || !z0 || o->n_steps < 1 || o->order < 1) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tayla_solve: need options with order >= 1 and n_steps >= 1 (order %d, n_steps %d)",
+                     o ? o->order : -1, o ? o->n_steps : -1);
+        return NULL;
+    }
+    h = (t1 - t0) / (nde_real)o->n_steps;
+    batch = z0->ndim >= 2 ? z0->shape[0] : 1;
+    for (i = 0; i < o->n_steps && z; i++) {
+        nde_tensor *R = NULL;
+        z = nde_tayla_step(ctx, f, user, o->midpoint, o->midpoint_user, t0 + (nde_real)i * h, h, z, o->order,
+                           remainder_l1 ? &R : NULL);
+        if (R) { nde_tensor *s = nde_sum(ctx, nde_abs(ctx, R)); acc = acc ? nde_add(ctx, acc, s) : s; }
+    }
+    if (remainder_l1 && acc) *remainder_l1 = nde_scale(ctx, acc, NDE_R(1.0) / (nde_real)(batch * o->n_steps));
+    return ctx->status == NDE_OK ? z : NULL;
+}
+
+/* ---- Taylorized models (Bai et al. 2020) */
+NDE_API nde_status nde_taylorized_snapshot(nde_ctx *ctx, nde_taylorized *tz) {
+    if (!tz || !tz->theta0) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taylorized_snapshot: not initialised");
+    if (tz->count != ctx->param_count)
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taylorized_snapshot: %lld parameters now, %lld at nde_taylorized_init",
+                            (long long)ctx->param_count, (long long)tz->count);
+    if (tz->count) ctx->be->copy(ctx->be->self, tz->theta0, ctx->param_data, (size_t)tz->count * sizeof(nde_real), NDE_COPY_DEVICE);
+    return NDE_OK;
+}
+NDE_API nde_status nde_taylorized_init(nde_ctx *ctx, nde_taylorized *tz, int order) {
+    if (!ctx) return NDE_ERR_ARG;
+    if (!tz || order < 1 || order > NDE_JET_MAX_ORDER)
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taylorized_init: order %d outside 1..%d", order, NDE_JET_MAX_ORDER);
+    memset(tz, 0, sizeof *tz);
+    tz->order = order;
+    tz->count = ctx->param_count;
+    tz->theta0 = (nde_real *)ctx->be->alloc(ctx->be->self, (size_t)(tz->count ? tz->count : 1) * sizeof(nde_real));
+    if (!tz->theta0) return nde_ctx_fail(ctx, NDE_ERR_OOM, "nde_taylorized_init: out of memory for %lld parameters", (long long)tz->count);
+    return nde_taylorized_snapshot(ctx, tz);
+}
+NDE_API void nde_taylorized_free(nde_ctx *ctx, nde_taylorized *tz) {
+    if (!ctx || !tz) return;
+    if (tz->theta0) ctx->be->free(ctx->be->self, tz->theta0);
+    memset(tz, 0, sizeof *tz);
+}
+NDE_API nde_tensor *nde_taylorized_forward(nde_ctx *ctx, const nde_taylorized *tz, nde_jet_fn f, void *user, nde_tensor *x) {
+    const nde_real *prev; nde_jet *y;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!tz || !tz->theta0 || !f || !x) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taylorized_forward: NULL expansion, function or input"); return NULL; }
+    if (tz->count != ctx->param_count) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taylorized_forward: %lld parameters now, %lld in the snapshot",
+                     (long long)ctx->param_count, (long long)tz->count);
+        return NULL;
+    }
+    prev = ctx->jet_theta0;
+    ctx->jet_theta0 = tz->theta0;
+    y = f(ctx, nde_jet_const(ctx, x, tz->order), user);
+    ctx->jet_theta0 = prev;
+    if (!y) {
+        if (ctx->status == NDE_OK) nde_ctx_fail(ctx, NDE_ERR_USER_FN, "nde_taylorized_forward: the function returned NULL");
+        return NULL;
+    }
+    if (y->order < tz->order && !y->closed) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taylorized_forward: the function returned a jet of order %d < %d", y->order, tz->order);
+        return NULL;
+    }
+    return nde_jet_eval(ctx, y, NDE_R(1.0));   /* sum_j D^j f [dtheta]^j / j! */
 }
 
 /* ------------------------------------------------------------ optimizers */
@@ -2340,12 +3496,918 @@ NDE_API nde_status nde_optimizer_step(nde_ctx *ctx, nde_optimizer *o) {
     return ctx->status;
 }
 
-/* NDE_SECTION_IO: safetensors, npy, idx live here. (placeholder: being implemented) */
-NDE_API nde_status nde_save_params(nde_ctx *ctx, const char *path) { (void)path; return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_save_params: not implemented yet"); }
-NDE_API nde_status nde_load_params(nde_ctx *ctx, const char *path) { (void)path; return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_load_params: not implemented yet"); }
-NDE_API nde_status nde_save_npy(nde_ctx *ctx, const char *path, const nde_tensor *t) { (void)path; (void)t; return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_save_npy: not implemented yet"); }
-NDE_API nde_tensor *nde_load_npy(nde_ctx *ctx, const char *path) { (void)path; nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_load_npy: not implemented yet"); return NULL; }
-NDE_API nde_tensor *nde_load_idx(nde_ctx *ctx, const char *path) { (void)path; nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_load_idx: not implemented yet"); return NULL; }
+/* ------------------------------------------------------------ I/O
+   NDE_SECTION_IO: parameters as safetensors, arrays as .npy, IDX (MNIST).
+   Readers take the file size first and check every length and offset against
+   it before allocating or reading; every problem is NDE_ERR_FORMAT (content)
+   or NDE_ERR_IO (the operating system said no) with a message naming the file.
+   Writers go to "<path>.tmp.<pid>.<ctx>" and rename() it over path only after
+   fflush and fclose succeeded, so a failed save leaves the old file intact.
+   Scratch buffers come from NDE_MALLOC and are freed before returning. */
+#ifdef NDE_NO_STDIO
+NDE_API nde_status nde_save_params(nde_ctx *ctx, const char *path) {
+    (void)path; return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_save_params: built with NDE_NO_STDIO");
+}
+NDE_API nde_status nde_load_params(nde_ctx *ctx, const char *path) {
+    (void)path; return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_load_params: built with NDE_NO_STDIO");
+}
+NDE_API nde_status nde_save_npy(nde_ctx *ctx, const char *path, const nde_tensor *t) {
+    (void)path; (void)t; return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_save_npy: built with NDE_NO_STDIO");
+}
+NDE_API nde_tensor *nde_load_npy(nde_ctx *ctx, const char *path) {
+    (void)path; nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_load_npy: built with NDE_NO_STDIO"); return NULL;
+}
+NDE_API nde_tensor *nde_load_idx(nde_ctx *ctx, const char *path) {
+    (void)path; nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_load_idx: built with NDE_NO_STDIO"); return NULL;
+}
+#else
+#include <errno.h>
+#include <float.h>
+#if defined(_WIN32)
+#include <process.h>
+#define NDE__GETPID() ((long)_getpid())
+#elif defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#define NDE__GETPID() ((long)getpid())
+#else
+#define NDE__GETPID() 0L
+#endif
+
+#define NDE__IO_CHUNK 8192                         /* bytes per read/write chunk */
+#define NDE__ST_MAX_HEADER ((uint64_t)100 << 20)    /* safetensors' own header limit */
+typedef unsigned long long nde__ull;
+
+/* ---- element types shared by the three formats. kind: 'f' IEEE float,
+   'i' signed, 'u' unsigned, 'b' bfloat16. */
+typedef struct nde__dtype { char kind; int size; int big_endian; } nde__dtype;
+
+static uint64_t nde__load_uint(const unsigned char *p, int n, int big_endian) {
+    uint64_t v = 0; int i;
+    for (i = 0; i < n; i++) v |= (uint64_t)p[big_endian ? n - 1 - i : i] << (8 * i);
+    return v;
+}
+static void nde__store_le(unsigned char *p, uint64_t v, int n) {
+    int i;
+    for (i = 0; i < n; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+/* IEEE 754 binary16 (sign, 5-bit exponent bias 15, 10-bit fraction). */
+static double nde__half_to_double(uint32_t h) {
+    int e = (int)((h >> 10) & 31u); double m = (double)(h & 1023u), v;
+    if (e == 0) v = ldexp(m, -24);
+    else if (e == 31) v = m == 0.0 ? HUGE_VAL : NAN;
+    else v = ldexp(m + 1024.0, e - 25);
+    return (h & 0x8000u) ? -v : v;
+}
+static double nde__decode(const unsigned char *p, nde__dtype t) {
+    uint64_t bits = nde__load_uint(p, t.size, t.big_endian);
+    switch (t.kind) {
+    case 'f':
+        if (t.size == 2) return nde__half_to_double((uint32_t)bits);
+        if (t.size == 4) { uint32_t b = (uint32_t)bits; float f; memcpy(&f, &b, 4); return (double)f; }
+        { double d; memcpy(&d, &bits, 8); return d; }
+    case 'b': { uint32_t b = (uint32_t)bits << 16; float f; memcpy(&f, &b, 4); return (double)f; }
+    case 'i':
+        if (t.size < 8 && (bits >> (8 * t.size - 1)) & 1u) return (double)bits - ldexp(1.0, 8 * t.size);
+        if (t.size == 8 && (bits >> 63)) return -(double)(~bits) - 1.0;
+        return (double)bits;
+    default: return (double)bits;
+    }
+}
+/* dst[i] = (nde_real)src bytes, checking that finite values fit nde_real. */
+static int nde__decode_reals(const unsigned char *src, nde__dtype t, int64_t n, nde_real *dst, double *bad) {
+    int64_t i;
+    (void)bad;
+    for (i = 0; i < n; i++) {
+        double d = nde__decode(src + i * t.size, t);
+#ifndef NDE_DOUBLE
+        if (d == d && fabs(d) > FLT_MAX && fabs(d) != HUGE_VAL) { *bad = d; return 0; }
+#endif
+        dst[i] = (nde_real)d;
+    }
+    return 1;
+}
+static void nde__encode_reals(const nde_real *src, int64_t n, unsigned char *dst) {
+    int64_t i;
+    for (i = 0; i < n; i++) {
+#ifdef NDE_DOUBLE
+        uint64_t b; memcpy(&b, &src[i], 8); nde__store_le(dst + i * 8, b, 8);
+#else
+        uint32_t b; memcpy(&b, &src[i], 4); nde__store_le(dst + i * 4, b, 4);
+#endif
+    }
+}
+/* a*b without overflow past INT64_MAX; 0 on overflow. */
+static int nde__mul_ok(int64_t a, int64_t b, int64_t *out) {
+    if (a < 0 || b < 0 || (a != 0 && b > INT64_MAX / a)) return 0;
+    *out = a * b; return 1;
+}
+static const char *nde__errno_str(int err) { return err ? strerror(err) : "unknown error"; }
+
+/* ---- reading: a file with its size, every read checked against it. */
+typedef struct nde__rfile { nde_ctx *ctx; FILE *f; const char *path, *who; uint64_t size, pos; } nde__rfile;
+
+static nde_status nde__ropen(nde_ctx *ctx, nde__rfile *r, const char *path, const char *who) {
+    long end;
+    memset(r, 0, sizeof *r);
+    r->ctx = ctx; r->path = path; r->who = who;
+    if (!path) return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL path", who);
+    errno = 0;
+    r->f = fopen(path, "rb");
+    if (!r->f) return nde_ctx_fail(ctx, NDE_ERR_IO, "%s: cannot open '%s': %s", who, path, nde__errno_str(errno));
+    if (fseek(r->f, 0, SEEK_END) != 0 || (end = ftell(r->f)) < 0 || fseek(r->f, 0, SEEK_SET) != 0) {
+        int err = errno;
+        fclose(r->f); r->f = NULL;
+        return nde_ctx_fail(ctx, NDE_ERR_IO, "%s: cannot determine the size of '%s': %s", who, path, nde__errno_str(err));
+    }
+    r->size = (uint64_t)end;
+    return NDE_OK;
+}
+static void nde__rclose(nde__rfile *r) { if (r->f) fclose(r->f); r->f = NULL; }
+static uint64_t nde__rleft(const nde__rfile *r) { return r->size - r->pos; }
+/* Reads exactly n bytes; what names them in the message. */
+static nde_status nde__rread(nde__rfile *r, void *buf, uint64_t n, const char *what) {
+    size_t got;
+    if (n > nde__rleft(r))
+        return nde_ctx_fail(r->ctx, NDE_ERR_FORMAT, "%s: '%s' is truncated: %s needs %llu bytes at offset %llu, the file has %llu",
+                            r->who, r->path, what, (nde__ull)n, (nde__ull)r->pos, (nde__ull)r->size);
+    errno = 0;
+    got = fread(buf, 1, (size_t)n, r->f);
+    r->pos += got;
+    if (got != (size_t)n) {
+        if (ferror(r->f))
+            return nde_ctx_fail(r->ctx, NDE_ERR_IO, "%s: reading %s from '%s' failed: %s", r->who, what, r->path,
+                                nde__errno_str(errno));
+        return nde_ctx_fail(r->ctx, NDE_ERR_FORMAT, "%s: '%s' ended early while reading %s (offset %llu)", r->who,
+                            r->path, what, (nde__ull)r->pos);
+    }
+    return NDE_OK;
+}
+/* Reads count elements of type t and converts them into host nde_reals. */
+static nde_status nde__rread_reals(nde__rfile *r, nde__dtype t, int64_t count, nde_real *dst, const char *what) {
+    unsigned char buf[NDE__IO_CHUNK];
+    int64_t per = NDE__IO_CHUNK / t.size, done = 0;
+    while (done < count) {
+        int64_t k = count - done < per ? count - done : per;
+        double bad = 0.0;
+        if (nde__rread(r, buf, (uint64_t)(k * t.size), what) != NDE_OK) return r->ctx->status;
+        if (!nde__decode_reals(buf, t, k, dst + done, &bad))
+            return nde_ctx_fail(r->ctx, NDE_ERR_FORMAT, "%s: '%s': %s holds the value %g, outside the range of float",
+                                r->who, r->path, what, bad);
+        done += k;
+    }
+    return NDE_OK;
+}
+
+/* ---- writing: temp file, then rename. */
+typedef struct nde__wfile { nde_ctx *ctx; FILE *f; char *tmp; const char *path, *who; int err, failed; } nde__wfile;
+
+static nde_status nde__wopen(nde_ctx *ctx, nde__wfile *w, const char *path, const char *who) {
+    size_t n;
+    memset(w, 0, sizeof *w);
+    w->ctx = ctx; w->path = path; w->who = who;
+    if (!path || !path[0]) return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: empty or NULL path", who);
+    n = strlen(path) + 64;
+    w->tmp = (char *)NDE_MALLOC(n);
+    if (!w->tmp) return nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory", who);
+    snprintf(w->tmp, n, "%s.tmp.%ld.%lx", path, NDE__GETPID(), (unsigned long)(uintptr_t)ctx);
+    errno = 0;
+    w->f = fopen(w->tmp, "wb");
+    if (!w->f) {
+        nde_status s = nde_ctx_fail(ctx, NDE_ERR_IO, "%s: cannot create '%s' (to save '%s'): %s", who, w->tmp, path,
+                                    nde__errno_str(errno));
+        NDE_FREE(w->tmp); w->tmp = NULL;
+        return s;
+    }
+    return NDE_OK;
+}
+static void nde__wwrite(nde__wfile *w, const void *p, size_t n) {
+    if (w->failed || n == 0) return;
+    errno = 0;
+    if (fwrite(p, 1, n, w->f) != n) { w->failed = 1; w->err = errno; }
+}
+/* Gives up: closes and removes the temp file. */
+static void nde__wabort(nde__wfile *w) {
+    if (w->f) fclose(w->f);
+    w->f = NULL;
+    if (w->tmp) { remove(w->tmp); NDE_FREE(w->tmp); }
+    w->tmp = NULL;
+}
+/* Flushes, closes and renames over path; on any failure removes the temp file. */
+static nde_status nde__wcommit(nde__wfile *w) {
+    const char *step = "writing";
+    if (!w->failed) { errno = 0; if (fflush(w->f) != 0) { w->failed = 1; w->err = errno; step = "flushing"; } }
+    if (!w->failed) {
+        FILE *f = w->f; w->f = NULL; errno = 0;
+        if (fclose(f) != 0) { w->failed = 1; w->err = errno; step = "closing"; }
+    }
+#ifdef _WIN32
+    if (!w->failed) remove(w->path);   /* rename does not replace on Windows (not atomic there) */
+#endif
+    if (!w->failed) { errno = 0; if (rename(w->tmp, w->path) != 0) { w->failed = 1; w->err = errno; step = "renaming"; } }
+    if (w->failed) {
+        int err = w->err;
+        nde__wabort(w);
+        return nde_ctx_fail(w->ctx, NDE_ERR_IO, "%s: %s '%s' failed: %s (the old file, if any, is untouched)", w->who,
+                            step, w->path, nde__errno_str(err));
+    }
+    NDE_FREE(w->tmp); w->tmp = NULL;
+    return NDE_OK;
+}
+/* Writes n nde_reals (host memory) as little-endian bytes. */
+static void nde__wwrite_reals(nde__wfile *w, const nde_real *x, int64_t n) {
+    unsigned char buf[NDE__IO_CHUNK];
+    int64_t per = NDE__IO_CHUNK / (int64_t)sizeof(nde_real), done = 0;
+    while (done < n && !w->failed) {
+        int64_t k = n - done < per ? n - done : per;
+        nde__encode_reals(x + done, k, buf);
+        nde__wwrite(w, buf, (size_t)k * sizeof(nde_real));
+        done += k;
+    }
+}
+/* Host view of n reals of backend memory: src itself on the CPU, else a copy
+   that the caller frees with nde__host_view_free. Failure: NULL and an error
+   in ctx (src itself may be NULL when n is 0). */
+static const nde_real *nde__host_view(nde_ctx *ctx, const nde_real *src, int64_t n, const char *who) {
+    nde_real *h;
+    if (!ctx->be->is_device) return src;
+    h = (nde_real *)NDE_MALLOC((size_t)(n ? n : 1) * sizeof(nde_real));
+    if (!h) { nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory for a host copy of %lld values", who, (long long)n); return NULL; }
+    if (n && ctx->be->copy(ctx->be->self, h, src, (size_t)n * sizeof(nde_real), NDE_COPY_TO_HOST) != NDE_OK) {
+        NDE_FREE(h);
+        nde_ctx_fail(ctx, NDE_ERR_BACKEND, "%s: copying %lld values to the host failed", who, (long long)n);
+        return NULL;
+    }
+    return h;
+}
+static void nde__host_view_free(nde_ctx *ctx, const nde_real *h, const nde_real *src) {
+    (void)ctx;
+    if (h && h != src) NDE_FREE((void *)(uintptr_t)h);
+}
+
+/* ---- a growable text buffer for headers */
+typedef struct nde__text { char *s; size_t len, cap; int oom; } nde__text;
+static void nde__text_put(nde__text *t, const char *s, size_t n) {
+    if (t->oom) return;
+    if (t->len + n + 1 > t->cap) {
+        size_t nc = t->cap ? t->cap : 256; char *ns;
+        while (nc < t->len + n + 1) nc *= 2;
+        ns = (char *)NDE_REALLOC(t->s, nc);
+        if (!ns) { t->oom = 1; return; }
+        t->s = ns; t->cap = nc;
+    }
+    memcpy(t->s + t->len, s, n);
+    t->len += n;
+    t->s[t->len] = 0;
+}
+static void nde__text_str(nde__text *t, const char *s) { nde__text_put(t, s, strlen(s)); }
+static void nde__text_int(nde__text *t, int64_t v) {
+    char b[32]; snprintf(b, sizeof b, "%lld", (long long)v); nde__text_str(t, b);
+}
+/* s as a JSON string literal. */
+static void nde__text_json_string(nde__text *t, const char *s) {
+    nde__text_put(t, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') { char e[2]; e[0] = '\\'; e[1] = (char)c; nde__text_put(t, e, 2); }
+        else if (c < 0x20) { char e[8]; snprintf(e, sizeof e, "\\u%04x", c); nde__text_put(t, e, 6); }
+        else nde__text_put(t, s, 1);
+    }
+    nde__text_put(t, "\"", 1);
+}
+
+/* ------------------------------------------------------------ safetensors
+   Layout (huggingface safetensors): u64 little-endian N; N bytes of JSON
+   {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
+    "__metadata__": {string: string}}; then the data section, offsets relative
+   to its start, tensors back to back (no holes, no overlap), row-major,
+   little-endian. */
+typedef struct nde__st_entry {
+    char *name; size_t name_len;
+    char *dtype_name; nde__dtype dtype; int dtype_ok;
+    int ndim; int64_t shape[NDE_MAX_DIMS]; int64_t numel;
+    uint64_t begin, end;
+} nde__st_entry;
+
+typedef struct nde__json { char *s; size_t n, i; const char *err; } nde__json;
+
+static void nde__json_ws(nde__json *j) {
+    while (j->i < j->n && (j->s[j->i] == ' ' || j->s[j->i] == '\t' || j->s[j->i] == '\n' || j->s[j->i] == '\r')) j->i++;
+}
+static int nde__json_fail(nde__json *j, const char *msg) { if (!j->err) j->err = msg; return 0; }
+static int nde__json_peek(nde__json *j) { nde__json_ws(j); return j->i < j->n ? (unsigned char)j->s[j->i] : -1; }
+static int nde__json_expect(nde__json *j, char c, const char *msg) {
+    if (nde__json_peek(j) != (unsigned char)c) return nde__json_fail(j, msg);
+    j->i++; return 1;
+}
+static int nde__json_hex4(nde__json *j, uint32_t *v) {
+    int k; *v = 0;
+    if (j->i + 4 > j->n) return nde__json_fail(j, "truncated \\u escape");
+    for (k = 0; k < 4; k++) {
+        char c = j->s[j->i++]; uint32_t d;
+        if (c >= '0' && c <= '9') d = (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f') d = (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') d = (uint32_t)(c - 'A' + 10);
+        else return nde__json_fail(j, "bad hex digit in a \\u escape");
+        *v = *v * 16 + d;
+    }
+    return 1;
+}
+/* Decodes a string literal in place (the decoded text is never longer) and
+   NUL-terminates it. */
+static int nde__json_string(nde__json *j, char **out, size_t *len) {
+    char *dst;
+    if (!nde__json_expect(j, '"', "expected a string")) return 0;
+    *out = dst = j->s + j->i;
+    for (;;) {
+        unsigned char c;
+        if (j->i >= j->n) return nde__json_fail(j, "unterminated string");
+        c = (unsigned char)j->s[j->i++];
+        if (c == '"') break;
+        if (c < 0x20) return nde__json_fail(j, "control character inside a string");
+        if (c != '\\') { *dst++ = (char)c; continue; }
+        if (j->i >= j->n) return nde__json_fail(j, "unterminated escape");
+        c = (unsigned char)j->s[j->i++];
+        switch (c) {
+        case '"': case '\\': case '/': *dst++ = (char)c; break;
+        case 'b': *dst++ = '\b'; break;
+        case 'f': *dst++ = '\f'; break;
+        case 'n': *dst++ = '\n'; break;
+        case 'r': *dst++ = '\r'; break;
+        case 't': *dst++ = '\t'; break;
+        case 'u': {
+            uint32_t cp, lo;
+            if (!nde__json_hex4(j, &cp)) return 0;
+            if (cp >= 0xDC00 && cp <= 0xDFFF) return nde__json_fail(j, "lone low surrogate in a \\u escape");
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (j->i + 2 > j->n || j->s[j->i] != '\\' || j->s[j->i + 1] != 'u')
+                    return nde__json_fail(j, "lone high surrogate in a \\u escape");
+                j->i += 2;
+                if (!nde__json_hex4(j, &lo)) return 0;
+                if (lo < 0xDC00 || lo > 0xDFFF) return nde__json_fail(j, "bad surrogate pair in a \\u escape");
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            }
+            if (cp == 0) return nde__json_fail(j, "\\u0000 inside a string");
+            if (cp < 0x80) *dst++ = (char)cp;
+            else if (cp < 0x800) { *dst++ = (char)(0xC0 | (cp >> 6)); *dst++ = (char)(0x80 | (cp & 63)); }
+            else if (cp < 0x10000) {
+                *dst++ = (char)(0xE0 | (cp >> 12)); *dst++ = (char)(0x80 | ((cp >> 6) & 63)); *dst++ = (char)(0x80 | (cp & 63));
+            } else {
+                *dst++ = (char)(0xF0 | (cp >> 18)); *dst++ = (char)(0x80 | ((cp >> 12) & 63));
+                *dst++ = (char)(0x80 | ((cp >> 6) & 63)); *dst++ = (char)(0x80 | (cp & 63));
+            }
+            break;
+        }
+        default: return nde__json_fail(j, "unknown escape in a string");
+        }
+    }
+    *len = (size_t)(dst - *out);
+    *dst = 0;   /* fits: at least the closing quote was consumed */
+    return 1;
+}
+/* A non-negative integer without sign, fraction or exponent, below 2^63. */
+static int nde__json_uint(nde__json *j, uint64_t *v) {
+    size_t start;
+    int c = nde__json_peek(j);
+    if (c == '-') return nde__json_fail(j, "negative number where a size or offset belongs");
+    if (c < '0' || c > '9') return nde__json_fail(j, "expected a non-negative integer");
+    start = j->i; *v = 0;
+    while (j->i < j->n && j->s[j->i] >= '0' && j->s[j->i] <= '9') {
+        uint64_t d = (uint64_t)(j->s[j->i] - '0');
+        if (*v > ((uint64_t)INT64_MAX - d) / 10) return nde__json_fail(j, "integer too large");
+        *v = *v * 10 + d; j->i++;
+    }
+    if (j->s[start] == '0' && j->i - start > 1) return nde__json_fail(j, "integer with a leading zero");
+    if (j->i < j->n && (j->s[j->i] == '.' || j->s[j->i] == 'e' || j->s[j->i] == 'E'))
+        return nde__json_fail(j, "expected an integer, found a fraction or exponent");
+    return 1;
+}
+/* "F32" etc.: dtype_ok 1 = loadable, 0 = a safetensors dtype nde does not load, -1 = unknown. */
+static void nde__st_dtype(nde__st_entry *e) {
+    static const char *const other[] = {"BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64",
+                                  "F8_E5M2", "F8_E4M3", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2", "C64"};
+    size_t k;
+    e->dtype.big_endian = 0;
+    e->dtype_ok = 1;
+    if (strcmp(e->dtype_name, "F32") == 0) { e->dtype.kind = 'f'; e->dtype.size = 4; return; }
+    if (strcmp(e->dtype_name, "F64") == 0) { e->dtype.kind = 'f'; e->dtype.size = 8; return; }
+    if (strcmp(e->dtype_name, "F16") == 0) { e->dtype.kind = 'f'; e->dtype.size = 2; return; }
+    if (strcmp(e->dtype_name, "BF16") == 0) { e->dtype.kind = 'b'; e->dtype.size = 2; return; }
+    e->dtype_ok = -1;
+    for (k = 0; k < sizeof other / sizeof other[0]; k++) if (strcmp(e->dtype_name, other[k]) == 0) e->dtype_ok = 0;
+}
+/* {"dtype": ..., "shape": [...], "data_offsets": [b, e]} */
+static int nde__st_parse_tensor(nde__json *j, nde__st_entry *e) {
+    int seen_dtype = 0, seen_shape = 0, seen_offsets = 0;
+    if (!nde__json_expect(j, '{', "a tensor entry must be an object")) return 0;
+    if (nde__json_peek(j) == '}') return nde__json_fail(j, "empty tensor entry");
+    for (;;) {
+        char *key; size_t klen;
+        if (!nde__json_string(j, &key, &klen) || !nde__json_expect(j, ':', "expected ':' after a key")) return 0;
+        if (strcmp(key, "dtype") == 0 && !seen_dtype) {
+            size_t dl;
+            seen_dtype = 1;
+            if (!nde__json_string(j, &e->dtype_name, &dl)) return 0;
+        } else if (strcmp(key, "shape") == 0 && !seen_shape) {
+            seen_shape = 1; e->ndim = 0; e->numel = 1;
+            if (!nde__json_expect(j, '[', "shape must be an array")) return 0;
+            if (nde__json_peek(j) == ']') j->i++;
+            else for (;;) {
+                uint64_t d;
+                if (!nde__json_uint(j, &d)) return 0;
+                if (!nde__mul_ok(e->numel, (int64_t)d, &e->numel)) return nde__json_fail(j, "shape has too many elements");
+                if (e->ndim < NDE_MAX_DIMS) e->shape[e->ndim] = (int64_t)d;
+                e->ndim++;
+                if (nde__json_peek(j) == ',') { j->i++; continue; }
+                if (!nde__json_expect(j, ']', "expected ',' or ']' in a shape")) return 0;
+                break;
+            }
+        } else if (strcmp(key, "data_offsets") == 0 && !seen_offsets) {
+            seen_offsets = 1;
+            if (!nde__json_expect(j, '[', "data_offsets must be an array") || !nde__json_uint(j, &e->begin) ||
+                !nde__json_expect(j, ',', "data_offsets needs two numbers") || !nde__json_uint(j, &e->end) ||
+                !nde__json_expect(j, ']', "data_offsets needs exactly two numbers"))
+                return 0;
+        } else if (strcmp(key, "dtype") == 0 || strcmp(key, "shape") == 0 || strcmp(key, "data_offsets") == 0) {
+            return nde__json_fail(j, "a key repeats inside a tensor entry");
+        } else {
+            return nde__json_fail(j, "unknown key in a tensor entry (expected dtype, shape, data_offsets)");
+        }
+        if (nde__json_peek(j) == ',') { j->i++; continue; }
+        if (!nde__json_expect(j, '}', "expected ',' or '}' in a tensor entry")) return 0;
+        break;
+    }
+    if (!seen_dtype || !seen_shape || !seen_offsets) return nde__json_fail(j, "a tensor entry lacks dtype, shape or data_offsets");
+    return 1;
+}
+/* {string: string, ...} */
+static int nde__st_parse_metadata(nde__json *j) {
+    if (!nde__json_expect(j, '{', "__metadata__ must be an object")) return 0;
+    if (nde__json_peek(j) == '}') { j->i++; return 1; }
+    for (;;) {
+        char *s; size_t l;
+        if (!nde__json_string(j, &s, &l) || !nde__json_expect(j, ':', "expected ':' after a key")) return 0;
+        if (nde__json_peek(j) != '"') return nde__json_fail(j, "__metadata__ values must be strings");
+        if (!nde__json_string(j, &s, &l)) return 0;
+        if (nde__json_peek(j) == ',') { j->i++; continue; }
+        return nde__json_expect(j, '}', "expected ',' or '}' in __metadata__");
+    }
+}
+/* The whole header; entries grow with NDE_REALLOC (the caller frees *out). */
+static int nde__st_parse_header(nde__json *j, nde__st_entry **out, int *count) {
+    int cap = 0, seen_meta = 0;
+    *out = NULL; *count = 0;
+    if (!nde__json_expect(j, '{', "the header must be a JSON object")) return 0;
+    if (nde__json_peek(j) == '}') j->i++;
+    else for (;;) {
+        char *key; size_t klen; int k;
+        if (!nde__json_string(j, &key, &klen) || !nde__json_expect(j, ':', "expected ':' after a key")) return 0;
+        if (strcmp(key, "__metadata__") == 0) {
+            if (seen_meta) return nde__json_fail(j, "__metadata__ appears twice");
+            seen_meta = 1;
+            if (!nde__st_parse_metadata(j)) return 0;
+        } else {
+            nde__st_entry *e;
+            for (k = 0; k < *count; k++)
+                if ((*out)[k].name_len == klen && memcmp((*out)[k].name, key, klen) == 0)
+                    return nde__json_fail(j, "a tensor name appears twice");
+            if (*count == cap) {
+                int nc = cap ? cap * 2 : 16;
+                nde__st_entry *ne = (nde__st_entry *)NDE_REALLOC(*out, (size_t)nc * sizeof *ne);
+                if (!ne) return nde__json_fail(j, "out of memory for the tensor list");
+                *out = ne; cap = nc;
+            }
+            e = &(*out)[*count];
+            memset(e, 0, sizeof *e);
+            e->name = key; e->name_len = klen;
+            (*count)++;
+            if (!nde__st_parse_tensor(j, e)) return 0;
+        }
+        if (nde__json_peek(j) == ',') { j->i++; continue; }
+        if (!nde__json_expect(j, '}', "expected ',' or '}' after a tensor entry")) return 0;
+        break;
+    }
+    if (nde__json_peek(j) != -1) return nde__json_fail(j, "text after the closing '}'");
+    return 1;
+}
+
+static int nde__st_by_begin_cmp(const void *a, const void *b) {
+    const nde__st_entry *x = *(const nde__st_entry *const *)a, *y = *(const nde__st_entry *const *)b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : (x->end > y->end);
+}
+
+/* Each entry against itself and the data section: dtype, byte count, bounds,
+   then all of them together: back to back from 0 to data_len. sorted receives
+   the entries in file order. */
+static nde_status nde__st_check_layout(nde__rfile *r, nde__st_entry *e, int count, uint64_t data_len, nde__st_entry **sorted) {
+    int k; uint64_t at = 0;
+    for (k = 0; k < count; k++) {
+        int64_t bytes = -1;   /* -1: the product overflows */
+        nde__st_dtype(&e[k]);
+        if (e[k].dtype_ok < 0)
+            return nde_ctx_fail(r->ctx, NDE_ERR_FORMAT, "%s: '%s': tensor '%s' has an unknown dtype '%s'", r->who, r->path,
+                                e[k].name, e[k].dtype_name);
+        if (e[k].dtype_ok == 0)
+            return nde_ctx_fail(r->ctx, NDE_ERR_FORMAT, "%s: '%s': tensor '%s' has dtype %s; nde loads F32, F64, F16 and BF16",
+                                r->who, r->path, e[k].name, e[k].dtype_name);
+        if (e[k].begin > e[k].end || e[k].end > data_len)
+            return nde_ctx_fail(r->ctx, NDE_ERR_FORMAT,
+                                "%s: '%s': tensor '%s' has data_offsets [%llu, %llu] outside the data section of %llu bytes",
+                                r->who, r->path, e[k].name, (nde__ull)e[k].begin, (nde__ull)e[k].end, (nde__ull)data_len);
+        if (!nde__mul_ok(e[k].numel, e[k].dtype.size, &bytes) || (uint64_t)bytes != e[k].end - e[k].begin)
+            return nde_ctx_fail(r->ctx, NDE_ERR_FORMAT,
+                                "%s: '%s': tensor '%s': %lld elements of %s need %lld bytes but data_offsets [%llu, %llu] give %llu",
+                                r->who, r->path, e[k].name, (long long)e[k].numel, e[k].dtype_name, (long long)bytes,
+                                (nde__ull)e[k].begin, (nde__ull)e[k].end, (nde__ull)(e[k].end - e[k].begin));
+        sorted[k] = &e[k];
+    }
+    qsort(sorted, (size_t)count, sizeof *sorted, nde__st_by_begin_cmp);
+    for (k = 0; k < count; k++) {
+        if (sorted[k]->begin < at)
+            return nde_ctx_fail(r->ctx, NDE_ERR_FORMAT, "%s: '%s': tensors '%s' and '%s' overlap (bytes %llu..%llu)", r->who,
+                                r->path, sorted[k - 1]->name, sorted[k]->name, (nde__ull)sorted[k]->begin, (nde__ull)at);
+        if (sorted[k]->begin > at)
+            return nde_ctx_fail(r->ctx, NDE_ERR_FORMAT, "%s: '%s': bytes %llu..%llu of the data section belong to no tensor",
+                                r->who, r->path, (nde__ull)at, (nde__ull)sorted[k]->begin);
+        at = sorted[k]->end;
+    }
+    if (at != data_len)
+        return nde_ctx_fail(r->ctx, NDE_ERR_FORMAT, "%s: '%s': %llu bytes after the last tensor belong to no tensor",
+                            r->who, r->path, (nde__ull)(data_len - at));
+    return NDE_OK;
+}
+
+/* Names and shapes against the model: every file tensor must be a parameter
+   of the same shape and every parameter must be in the file. index[k] = the
+   parameter of entry k. */
+static nde_status nde__st_match(nde__rfile *r, const nde__st_entry *e, int count, int *index) {
+    nde_ctx *ctx = r->ctx;
+    char extra[200] = "", missing[200] = "";
+    int k, p, num_extra = 0, num_missing = 0;
+    for (k = 0; k < count; k++) {
+        index[k] = -1;
+        for (p = 0; p < ctx->num_params; p++)
+            if (strlen(ctx->params[p].name) == e[k].name_len && memcmp(ctx->params[p].name, e[k].name, e[k].name_len) == 0) {
+                index[k] = p; break;
+            }
+        if (index[k] < 0 && num_extra++ < 3 && strlen(extra) + e[k].name_len + 4 < sizeof extra)
+            snprintf(extra + strlen(extra), sizeof extra - strlen(extra), "%s'%s'", num_extra > 1 ? ", " : "", e[k].name);
+    }
+    for (p = 0; p < ctx->num_params; p++) {
+        int found = 0;
+        for (k = 0; k < count && !found; k++) found = index[k] == p;
+        if (!found && num_missing++ < 3 && strlen(missing) + strlen(ctx->params[p].name) + 4 < sizeof missing)
+            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s'%s'", num_missing > 1 ? ", " : "",
+                     ctx->params[p].name);
+    }
+    if (num_missing)
+        return nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': %d parameter(s) missing from the file: %s%s%s%s", r->who,
+                            r->path, num_missing, missing, num_missing > 3 ? ", ..." : "",
+                            num_extra ? "; the file has other tensors: " : "", extra);
+    if (num_extra)
+        return nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': %d tensor(s) in the file are not parameters of the model: %s%s",
+                            r->who, r->path, num_extra, extra, num_extra > 3 ? ", ..." : "");
+    for (k = 0; k < count; k++) {
+        const nde_tensor *t = ctx->params[index[k]].tensor;
+        int same = e[k].ndim == t->ndim, d;
+        for (d = 0; same && d < t->ndim; d++) same = e[k].shape[d] == t->shape[d];
+        if (!same) {
+            char want[64], got[80]; size_t off = 0;
+            off += (size_t)snprintf(got, sizeof got, "(");
+            for (d = 0; d < e[k].ndim && d < NDE_MAX_DIMS && off < sizeof got; d++)
+                off += (size_t)snprintf(got + off, sizeof got - off, d ? ", %lld" : "%lld", (long long)e[k].shape[d]);
+            if (off < sizeof got) snprintf(got + off, sizeof got - off, e[k].ndim > NDE_MAX_DIMS ? ", ...)" : ")");
+            return nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': tensor '%s' has shape %s in the file but %s in the model",
+                                r->who, r->path, e[k].name, got, nde_shape_str(t, want, sizeof want));
+        }
+    }
+    return NDE_OK;
+}
+
+NDE_API nde_status nde_save_params(nde_ctx *ctx, const char *path) {
+    const char *who = "nde_save_params";
+    nde__text h; nde__wfile w; unsigned char len8[8];
+    const nde_real *host; int p, d; int64_t at = 0;
+    if (!ctx) return NDE_ERR_ARG;
+    if (ctx->status != NDE_OK) return ctx->status;
+    memset(&h, 0, sizeof h);
+    nde__text_str(&h, "{\"__metadata__\":{\"format\":\"pt\",\"nde_version\":\"" NDE_VERSION_STRING "\",\"nde_real_bytes\":\"");
+    nde__text_int(&h, (int64_t)sizeof(nde_real));
+    nde__text_str(&h, "\"}");
+    for (p = 0; p < ctx->num_params; p++) {
+        const nde_tensor *t = ctx->params[p].tensor;
+        nde__text_str(&h, ",");
+        nde__text_json_string(&h, ctx->params[p].name);
+        nde__text_str(&h, sizeof(nde_real) == 8 ? ":{\"dtype\":\"F64\",\"shape\":[" : ":{\"dtype\":\"F32\",\"shape\":[");
+        for (d = 0; d < t->ndim; d++) { if (d) nde__text_str(&h, ","); nde__text_int(&h, t->shape[d]); }
+        nde__text_str(&h, "],\"data_offsets\":[");
+        nde__text_int(&h, at);
+        at += t->size * (int64_t)sizeof(nde_real);
+        nde__text_str(&h, ",");
+        nde__text_int(&h, at);
+        nde__text_str(&h, "]}");
+    }
+    nde__text_str(&h, "}");
+    while (!h.oom && h.len % 8 != 0) nde__text_str(&h, " ");   /* the data section starts 8-aligned */
+    if (h.oom) { NDE_FREE(h.s); return nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory for the header", who); }
+    host = nde__host_view(ctx, ctx->param_data, ctx->param_count, who);
+    if (ctx->status != NDE_OK) { NDE_FREE(h.s); return ctx->status; }   /* host is NULL for an empty CPU store */
+    if (nde__wopen(ctx, &w, path, who) == NDE_OK) {
+        nde__store_le(len8, (uint64_t)h.len, 8);
+        nde__wwrite(&w, len8, 8);
+        nde__wwrite(&w, h.s, h.len);
+        /* parameters are contiguous in the flat store, in the order written */
+        nde__wwrite_reals(&w, host, ctx->param_count);
+        nde__wcommit(&w);
+    }
+    nde__host_view_free(ctx, host, ctx->param_data);
+    NDE_FREE(h.s);
+    return ctx->status;
+}
+
+NDE_API nde_status nde_load_params(nde_ctx *ctx, const char *path) {
+    const char *who = "nde_load_params";
+    nde__rfile r; unsigned char len8[8]; uint64_t hlen, data_len;
+    char *hdr = NULL; nde__st_entry *e = NULL, **sorted = NULL; int count = 0, k, *index = NULL;
+    nde_real *stage = NULL; nde__json j;
+    if (!ctx) return NDE_ERR_ARG;
+    if (ctx->status != NDE_OK) return ctx->status;
+    if (nde__ropen(ctx, &r, path, who) != NDE_OK) return ctx->status;
+    if (nde__rread(&r, len8, 8, "the header length") != NDE_OK) goto done;
+    hlen = nde__load_uint(len8, 8, 0);
+    if (hlen > nde__rleft(&r)) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': the header length %llu exceeds the %llu bytes after the length field",
+                     who, path, (nde__ull)hlen, (nde__ull)nde__rleft(&r));
+        goto done;
+    }
+    if (hlen < 2 || hlen > NDE__ST_MAX_HEADER) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': the header length %llu is outside 2..%llu", who, path,
+                     (nde__ull)hlen, (nde__ull)NDE__ST_MAX_HEADER);
+        goto done;
+    }
+    hdr = (char *)NDE_MALLOC((size_t)hlen + 1);
+    if (!hdr) { nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory for a %llu-byte header", who, (nde__ull)hlen); goto done; }
+    if (nde__rread(&r, hdr, hlen, "the JSON header") != NDE_OK) goto done;
+    hdr[hlen] = 0;
+    j.s = hdr; j.n = (size_t)hlen; j.i = 0; j.err = NULL;
+    if (!nde__st_parse_header(&j, &e, &count)) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': bad JSON header at byte %llu: %s", who, path, (nde__ull)j.i, j.err);
+        goto done;
+    }
+    data_len = nde__rleft(&r);
+    sorted = (nde__st_entry **)NDE_MALLOC((size_t)(count ? count : 1) * sizeof *sorted);
+    index = (int *)NDE_MALLOC((size_t)(count ? count : 1) * sizeof *index);
+    stage = (nde_real *)NDE_MALLOC((size_t)(ctx->param_count ? ctx->param_count : 1) * sizeof(nde_real));
+    if (!sorted || !index || !stage) { nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory", who); goto done; }
+    if (nde__st_check_layout(&r, e, count, data_len, sorted) != NDE_OK) goto done;
+    if (nde__st_match(&r, e, count, index) != NDE_OK) goto done;
+    /* sorted order is file order: one forward pass over the data section */
+    for (k = 0; k < count; k++) {
+        int p = index[sorted[k] - e];
+        char what[140];
+        snprintf(what, sizeof what, "tensor '%s'", sorted[k]->name);
+        if (nde__rread_reals(&r, sorted[k]->dtype, sorted[k]->numel, stage + ctx->params[p].offset, what) != NDE_OK) goto done;
+    }
+    /* everything read and checked: only now touch the model */
+    if (ctx->param_count) {
+        if (ctx->be->is_device) {
+            if (ctx->be->copy(ctx->be->self, ctx->param_data, stage, (size_t)ctx->param_count * sizeof(nde_real),
+                              NDE_COPY_TO_DEVICE) != NDE_OK)
+                nde_ctx_fail(ctx, NDE_ERR_BACKEND, "%s: copying the parameters to the device failed", who);
+        } else {
+            memcpy(ctx->param_data, stage, (size_t)ctx->param_count * sizeof(nde_real));
+        }
+    }
+done:
+    nde__rclose(&r);
+    NDE_FREE(hdr); NDE_FREE(e); NDE_FREE(sorted); NDE_FREE(index); NDE_FREE(stage);
+    return ctx->status;
+}
+
+/* ------------------------------------------------------------ .npy
+   NumPy format: "\x93NUMPY", major, minor, header length (u16 little-endian
+   in 1.0, u32 in 2.0/3.0), then a Python dict literal
+   {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } padded with
+   spaces and '\n' so that the data starts 64-aligned, then the data. */
+NDE_API nde_status nde_save_npy(nde_ctx *ctx, const char *path, const nde_tensor *t) {
+    const char *who = "nde_save_npy";
+    char dict[256]; size_t off, total; int d; unsigned char pre[10];
+    const nde_real *host; nde__wfile w;
+    if (!ctx) return NDE_ERR_ARG;
+    if (ctx->status != NDE_OK) return ctx->status;
+    if (!t) return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL tensor", who);
+    off = (size_t)snprintf(dict, sizeof dict, "{'descr': '<f%d', 'fortran_order': False, 'shape': (", (int)sizeof(nde_real));
+    for (d = 0; d < t->ndim; d++)
+        off += (size_t)snprintf(dict + off, sizeof dict - off, t->ndim == 1 ? "%lld," : (d ? ", %lld" : "%lld"),
+                                (long long)t->shape[d]);
+    off += (size_t)snprintf(dict + off, sizeof dict - off, "), }");
+    total = (10 + off + 1 + 63) / 64 * 64;           /* prefix + dict + '\n', 64-aligned */
+    memset(dict + off, ' ', total - 10 - off - 1);
+    dict[total - 10 - 1] = '\n';
+    memcpy(pre, "\x93NUMPY\x01\x00", 8);
+    nde__store_le(pre + 8, (uint64_t)(total - 10), 2);
+    host = nde__host_view(ctx, t->data, t->size, who);
+    if (ctx->status != NDE_OK) return ctx->status;
+    if (nde__wopen(ctx, &w, path, who) == NDE_OK) {
+        nde__wwrite(&w, pre, 10);
+        nde__wwrite(&w, dict, total - 10);
+        nde__wwrite_reals(&w, host, t->size);
+        nde__wcommit(&w);
+    }
+    nde__host_view_free(ctx, host, t->data);
+    return ctx->status;
+}
+
+/* Parses '<f4' and friends. */
+static int nde__npy_descr(const char *s, nde__dtype *t) {
+    int size;
+    if (strlen(s) < 3 || (s[0] != '<' && s[0] != '>' && s[0] != '|')) return 0;
+    size = atoi(s + 2);
+    if ((s[2] < '1' || s[2] > '9') || strlen(s) != (size >= 10 ? 4u : 3u)) return 0;
+    t->big_endian = s[0] == '>'; t->size = size; t->kind = s[1];
+    if (t->kind == 'f') return size == 2 || size == 4 || size == 8;
+    if (t->kind == 'i' || t->kind == 'u') return size == 1 || size == 2 || size == 4 || size == 8;
+    if (t->kind == 'b' && size == 1) { t->kind = 'u'; return 1; }   /* bool as 0/1 */
+    return 0;
+}
+typedef struct nde__npy_header { char descr[16]; int fortran, ndim; int64_t shape[NDE_MAX_DIMS], numel; } nde__npy_header;
+
+/* The dict literal (keys in any order, ' or " quotes, optional trailing commas). */
+static int nde__npy_parse(nde__json *j, nde__npy_header *h) {
+    int seen = 0;
+    h->ndim = -1; h->fortran = -1; h->descr[0] = 0; h->numel = 1;
+    if (!nde__json_expect(j, '{', "the header must start with '{'")) return 0;
+    while (nde__json_peek(j) != '}') {
+        char q, key[16]; size_t k = 0;
+        q = (char)nde__json_peek(j);
+        if (q != '\'' && q != '"') return nde__json_fail(j, "expected a quoted key");
+        j->i++;
+        while (j->i < j->n && j->s[j->i] != q && k + 1 < sizeof key) key[k++] = j->s[j->i++];
+        key[k] = 0;
+        if (j->i >= j->n || j->s[j->i] != q) return nde__json_fail(j, "unknown or unterminated key");
+        j->i++;
+        if (!nde__json_expect(j, ':', "expected ':' after a key")) return 0;
+        if (strcmp(key, "descr") == 0) {
+            q = (char)nde__json_peek(j); k = 0;
+            if (q != '\'' && q != '"') return nde__json_fail(j, "descr must be a quoted string");
+            j->i++;
+            while (j->i < j->n && j->s[j->i] != q && k + 1 < sizeof h->descr) h->descr[k++] = j->s[j->i++];
+            h->descr[k] = 0;
+            if (j->i >= j->n || j->s[j->i] != q) return nde__json_fail(j, "descr is not a simple type string (structured arrays are not supported)");
+            j->i++; seen |= 1;
+        } else if (strcmp(key, "fortran_order") == 0) {
+            nde__json_ws(j);
+            if (j->n - j->i >= 4 && memcmp(j->s + j->i, "True", 4) == 0) { h->fortran = 1; j->i += 4; }
+            else if (j->n - j->i >= 5 && memcmp(j->s + j->i, "False", 5) == 0) { h->fortran = 0; j->i += 5; }
+            else return nde__json_fail(j, "fortran_order must be True or False");
+            seen |= 2;
+        } else if (strcmp(key, "shape") == 0) {
+            if (!nde__json_expect(j, '(', "shape must be a tuple")) return 0;
+            h->ndim = 0;
+            while (nde__json_peek(j) != ')') {
+                uint64_t d;
+                if (!nde__json_uint(j, &d)) return 0;
+                if (j->i < j->n && j->s[j->i] == 'L') j->i++;   /* Python 2 long, as in old files */
+                if (h->ndim >= NDE_MAX_DIMS) return nde__json_fail(j, "more dimensions than NDE_MAX_DIMS");
+                if (!nde__mul_ok(h->numel, (int64_t)d, &h->numel)) return nde__json_fail(j, "shape has too many elements");
+                h->shape[h->ndim++] = (int64_t)d;
+                if (nde__json_peek(j) == ',') j->i++;
+                else if (nde__json_peek(j) != ')') return nde__json_fail(j, "expected ',' or ')' in shape");
+            }
+            j->i++; seen |= 4;
+        } else {
+            return nde__json_fail(j, "unknown key (expected descr, fortran_order, shape)");
+        }
+        if (nde__json_peek(j) == ',') j->i++;
+        else if (nde__json_peek(j) != '}') return nde__json_fail(j, "expected ',' or '}'");
+    }
+    j->i++;
+    if (seen != 7) return nde__json_fail(j, "the header lacks descr, fortran_order or shape");
+    if (nde__json_peek(j) != -1) return nde__json_fail(j, "text after the closing '}'");
+    return 1;
+}
+
+NDE_API nde_tensor *nde_load_npy(nde_ctx *ctx, const char *path) {
+    const char *who = "nde_load_npy";
+    nde__rfile r; unsigned char pre[12]; uint64_t hlen; int lenbytes;
+    char *hdr = NULL; nde__npy_header h; nde__dtype dt; nde__json j;
+    nde_tensor *t = NULL; nde_real *dst = NULL;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (nde__ropen(ctx, &r, path, who) != NDE_OK) return NULL;
+    if (nde__rread(&r, pre, 8, "the magic string and version") != NDE_OK) goto fail;
+    if (memcmp(pre, "\x93NUMPY", 6) != 0) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s' is not a .npy file (bad magic string)", who, path); goto fail;
+    }
+    if (pre[6] < 1 || pre[6] > 3) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': unsupported .npy version %d.%d", who, path, pre[6], pre[7]); goto fail;
+    }
+    lenbytes = pre[6] == 1 ? 2 : 4;
+    if (nde__rread(&r, pre + 8, (uint64_t)lenbytes, "the header length") != NDE_OK) goto fail;
+    hlen = nde__load_uint(pre + 8, lenbytes, 0);
+    if (hlen > nde__rleft(&r)) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': the header length %llu exceeds the %llu bytes left in the file", who,
+                     path, (nde__ull)hlen, (nde__ull)nde__rleft(&r));
+        goto fail;
+    }
+    hdr = (char *)NDE_MALLOC((size_t)hlen + 1);
+    if (!hdr) { nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory for the header", who); goto fail; }
+    if (nde__rread(&r, hdr, hlen, "the header") != NDE_OK) goto fail;
+    hdr[hlen] = 0;
+    j.s = hdr; j.n = (size_t)hlen; j.i = 0; j.err = NULL;
+    if (!nde__npy_parse(&j, &h)) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': bad header at byte %llu: %s", who, path, (nde__ull)j.i, j.err);
+        goto fail;
+    }
+    if (h.fortran) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': fortran_order is True; nde reads C-order arrays only "
+                     "(save np.ascontiguousarray(a))", who, path);
+        goto fail;
+    }
+    if (!nde__npy_descr(h.descr, &dt)) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': unsupported dtype '%s' (nde reads f2/f4/f8, i1..i8, u1..u8, b1)", who,
+                     path, h.descr);
+        goto fail;
+    }
+    if ((uint64_t)h.numel > nde__rleft(&r) / (uint64_t)dt.size || (uint64_t)h.numel * (uint64_t)dt.size != nde__rleft(&r)) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': shape holds %lld elements of %d bytes but %llu data bytes follow the header",
+                     who, path, (long long)h.numel, dt.size, (nde__ull)nde__rleft(&r));
+        goto fail;
+    }
+    if (h.ndim == 0) { h.ndim = 1; h.shape[0] = 1; }   /* a 0-d array becomes shape (1) */
+    t = nde__tensor_new(ctx, h.ndim, h.shape, who);
+    if (!t) goto fail;
+    dst = ctx->be->is_device ? (nde_real *)NDE_MALLOC((size_t)(t->size ? t->size : 1) * sizeof(nde_real)) : t->data;
+    if (!dst) { nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory", who); goto fail; }
+    if (nde__rread_reals(&r, dt, t->size, dst, "the array data") != NDE_OK) goto fail;
+    if (dst != t->data && nde_tensor_set_host(ctx, t, dst) != NDE_OK) goto fail;
+    if (dst != t->data) NDE_FREE(dst);
+    nde__rclose(&r); NDE_FREE(hdr);
+    return t;
+fail:
+    if (t && dst && dst != t->data) NDE_FREE(dst);
+    nde__rclose(&r); NDE_FREE(hdr);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ IDX
+   LeCun's MNIST format: 0x00 0x00 type ndims, ndims big-endian u32 sizes,
+   then big-endian data. type: 0x08 u8, 0x09 i8, 0x0B i16, 0x0C i32, 0x0D f32, 0x0E f64. */
+NDE_API nde_tensor *nde_load_idx(nde_ctx *ctx, const char *path) {
+    const char *who = "nde_load_idx";
+    nde__rfile r; unsigned char magic[4], dims[4 * NDE_MAX_DIMS];
+    int64_t shape[NDE_MAX_DIMS], numel = 1; int ndim, d;
+    nde__dtype dt; nde_tensor *t = NULL; nde_real *dst = NULL;
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (nde__ropen(ctx, &r, path, who) != NDE_OK) return NULL;
+    if (nde__rread(&r, magic, 4, "the magic number") != NDE_OK) goto fail;
+    if (magic[0] == 0x1f && magic[1] == 0x8b) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s' is gzip-compressed; gunzip it first", who, path); goto fail;
+    }
+    dt.big_endian = 1;
+    switch (magic[2]) {
+    case 0x08: dt.kind = 'u'; dt.size = 1; break;
+    case 0x09: dt.kind = 'i'; dt.size = 1; break;
+    case 0x0B: dt.kind = 'i'; dt.size = 2; break;
+    case 0x0C: dt.kind = 'i'; dt.size = 4; break;
+    case 0x0D: dt.kind = 'f'; dt.size = 4; break;
+    case 0x0E: dt.kind = 'f'; dt.size = 8; break;
+    default: dt.kind = 0; dt.size = 0; break;
+    }
+    if (magic[0] != 0 || magic[1] != 0 || !dt.size) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': bad magic number %02x %02x %02x %02x (expected 00 00 <type> <ndims>)",
+                     who, path, magic[0], magic[1], magic[2], magic[3]);
+        goto fail;
+    }
+    ndim = magic[3];
+    if (ndim < 1 || ndim > NDE_MAX_DIMS) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': %d dimensions, nde supports 1..%d", who, path, ndim, NDE_MAX_DIMS);
+        goto fail;
+    }
+    if (nde__rread(&r, dims, (uint64_t)(4 * ndim), "the dimension sizes") != NDE_OK) goto fail;
+    for (d = 0; d < ndim; d++) {
+        shape[d] = (int64_t)nde__load_uint(dims + 4 * d, 4, 1);
+        if (!nde__mul_ok(numel, shape[d], &numel)) numel = INT64_MAX;
+    }
+    if ((uint64_t)numel > nde__rleft(&r) / (uint64_t)dt.size || (uint64_t)numel * (uint64_t)dt.size != nde__rleft(&r)) {
+        nde_ctx_fail(ctx, NDE_ERR_FORMAT, "%s: '%s': the dimensions hold %lld elements of %d bytes but %llu data bytes follow",
+                     who, path, (long long)numel, dt.size, (nde__ull)nde__rleft(&r));
+        goto fail;
+    }
+    t = nde__tensor_new(ctx, ndim, shape, who);
+    if (!t) goto fail;
+    dst = ctx->be->is_device ? (nde_real *)NDE_MALLOC((size_t)(t->size ? t->size : 1) * sizeof(nde_real)) : t->data;
+    if (!dst) { nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory", who); goto fail; }
+    if (nde__rread_reals(&r, dt, t->size, dst, "the data") != NDE_OK) goto fail;
+    if (dst != t->data && nde_tensor_set_host(ctx, t, dst) != NDE_OK) goto fail;
+    if (dst != t->data) NDE_FREE(dst);
+    nde__rclose(&r);
+    return t;
+fail:
+    if (t && dst && dst != t->data) NDE_FREE(dst);
+    nde__rclose(&r);
+    return NULL;
+}
+#endif /* NDE_NO_STDIO */
 
 /* ------------------------------------------------------------ CPU backend */
 static void *nde__cpu_alloc(void *self, size_t bytes) { (void)self; return NDE_MALLOC(bytes); }

@@ -349,7 +349,25 @@ static void test_vjp(void) {
     nde_ctx_free(ctx);
 }
 
+/* Two backward passes over the same graph: leaves accumulate exactly twice. */
+static void test_backward_twice(void) {
+    nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default());
+    int64_t s = 3;
+    nde_real v[3] = {1, 2, 3};
+    nde_tensor *x = nde_tensor_from(ctx, 1, &s, v), *l;
+    x->requires_grad = 1;
+    l = nde_sum(ctx, nde_square(ctx, nde_tanh(ctx, x)));
+    nde_backward(ctx, l);
+    {
+        double g1 = x->grad[1];
+        nde_backward(ctx, l);
+        CHECK_NEAR(x->grad[1], 2 * g1, 1e-6, 1e-6);
+    }
+    nde_ctx_free(ctx);
+}
+
 int main(void) {
+    test_backward_twice();
     test_gradients();
     test_forward_values();
     test_shape_errors();

@@ -88,6 +88,7 @@ METHODS (options.method, or nde_method_from_name)
    explicit_adams   <=8     -        Hermite cubic   Adams-Bashforth, fixed grid
    implicit_adams   <=8     -        Hermite cubic   AB predictor + Adams-Moulton corrector
    kvaerno5          5      4        Hermite cubic   ESDIRK, L-stable, stiffly accurate
+   taylor          <=16     -        outputs stepped to   Taylor series on jets, Jorba-Zou steps (see TAYLOR)
    (*) the free interpolant tabulated by torchdiffeq/diffrax: it meets the order
    conditions of the bushy trees to order 5 exactly (6th-order defects ~1e-5);
    measured dense-output convergence ~h^6.
@@ -190,6 +191,7 @@ typedef enum nde_method {
     NDE_EULER = 0, NDE_MIDPOINT, NDE_HEUN, NDE_RALSTON, NDE_RK4, NDE_RK4_38,
     NDE_BOSH3, NDE_ADAPTIVE_HEUN, NDE_FEHLBERG2, NDE_DOPRI5, NDE_TSIT5, NDE_DOPRI8,
     NDE_EXPLICIT_ADAMS, NDE_IMPLICIT_ADAMS, NDE_KVAERNO5,
+    NDE_TAYLOR,                /* TAYLOR: the Taylor-series method */
     NDE_METHOD_COUNT
 } nde_method;
 
@@ -197,7 +199,8 @@ typedef enum nde_method_kind {
     NDE_KIND_ERK = 0,          /* explicit Runge-Kutta from a tableau        */
     NDE_KIND_ADAMS_EXPLICIT,   /* Adams-Bashforth                            */
     NDE_KIND_ADAMS_IMPLICIT,   /* Adams-Bashforth-Moulton predictor-corrector */
-    NDE_KIND_ESDIRK            /* diagonally implicit RK, explicit 1st stage  */
+    NDE_KIND_ESDIRK,           /* diagonally implicit RK, explicit 1st stage  */
+    NDE_KIND_TAYLOR            /* TAYLOR: Taylor series on jets (nde.h)       */
 } nde_method_kind;
 
 #define NDE_RK_MAX_STAGES 14
@@ -270,6 +273,7 @@ typedef struct nde_solve_options {
     nde_event_fn event; void *event_user;
     int event_direction;           /* 0 both, +1 rising, -1 falling                  */
     double event_tol;              /* 1e-12 (absolute, in t)                          */
+    int taylor_order;              /* TAYLOR: method order, 0 = from the tolerances   */
 } nde_solve_options;
 
 NDE_API nde_solve_options nde_solve_options_default(void);
@@ -375,6 +379,38 @@ NDE_API void nde_lu_solve(int64_t n, const double *lu, const int64_t *piv, doubl
 /* Weights w_j = integral over [a, b] of the Lagrange basis polynomial of node
    x_j (m distinct nodes, m <= 16). Used for the Adams coefficients. */
 NDE_API void nde_lagrange_weights(int m, const double *x, double a, double b, double *w);
+
+/* ---------------------------------------------------------------- TAYLOR
+   The Taylor-series method (method "taylor", NDE_TAYLOR; the jets of nde.h).
+   Each step computes the normalised Taylor coefficients z_0..z_p of the
+   solution at (t, z) with nde_ode_taylor_coeffs (the field's recorded jet
+   program extended one order at a time: O(p^2) products per op) and takes
+   z(t + h) = sum_k z_k h^k, evaluated in Horner-free form with one lincomb.
+   Order p: options.taylor_order, or 0 for the optimal order of Jorba & Zou
+   (2005, eq. 3.6 rounded up): p = ceil(-ln(tol) / 2 + 1), tol = the smaller
+   positive tolerance, clamped to 2..NDE_JET_MAX_ORDER.
+   Step size (adaptive, the default): from the last two coefficients,
+       h = exp(-0.7 / (p - 1)) * min over j in {p-1, p} of (eps / |z_j|_inf)^(1/j),
+       eps = max(atol, rtol |z|_inf),
+   (Jorba & Zou, "A software package for the numerical integration of ODEs by
+   means of high-order Taylor methods", Experimental Mathematics 14, 2005,
+   sec. 3.2, with their safety factor); no step is rejected. The step is also
+   clipped to the next output time, so outputs are Taylor values, not
+   interpolants; dtmax and step_ts apply, first_step is ignored. With
+   options.step_size or options.grid the steps are fixed.
+   The field must be written on jets: pass nde_jet_field_plain as the field
+   and an nde_jet_field_ref as its user data. The same pair serves every other
+   method (it evaluates the jet field at order 0). stats.nfe counts one
+   evaluation per Taylor coefficient (one extension of the recorded field).
+   Taped solves differentiate through the coefficients (direct mode). */
+typedef struct nde_jet_field_ref { nde_jet_field f; void *user; } nde_jet_field_ref;
+/* An nde_field_fn evaluating the jet field ((nde_jet_field_ref *)ref)->f at order 0. */
+NDE_API nde_tensor *nde_jet_field_plain(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *ref);
+/* TayNODE R_K (nde_taynode_reg) over a solution's accepted steps: the trapezoid
+   rule on the step points t_0 < t_1 < ... (sol from a solve with record_steps
+   or dense; in a taped solve the points carry their history, so R_K is
+   differentiable through the solve). */
+NDE_API nde_tensor *nde_taynode_reg_solution(nde_ctx *ctx, nde_jet_field f, void *user, int K, const nde_solution *sol);
 
 #ifdef __cplusplus
 }
@@ -610,7 +646,8 @@ static const nde_method_info nde__methods[NDE_METHOD_COUNT] = {
     {NDE_DOPRI8, "dopri8", NDE_KIND_ERK, &nde__tab_dopri8, 8, 8, 0},
     {NDE_EXPLICIT_ADAMS, "explicit_adams", NDE_KIND_ADAMS_EXPLICIT, NULL, 4, 0, 0},
     {NDE_IMPLICIT_ADAMS, "implicit_adams", NDE_KIND_ADAMS_IMPLICIT, NULL, 4, 0, 0},
-    {NDE_KVAERNO5, "kvaerno5", NDE_KIND_ESDIRK, &nde__tab_kvaerno5, 5, 5, 1}
+    {NDE_KVAERNO5, "kvaerno5", NDE_KIND_ESDIRK, &nde__tab_kvaerno5, 5, 5, 1},
+    {NDE_TAYLOR, "taylor", NDE_KIND_TAYLOR, NULL, 10, 10, 0}   /* TAYLOR: order set by taylor_order */
 };
 
 NDE_API const nde_method_info *nde_method_get(nde_method m) {
@@ -1103,6 +1140,8 @@ typedef struct nde__run {
     /* implicit */
     double *jac, *lu, *hvec; int64_t *piv; nde_real *hreal;
     int jac_valid; double jac_t;
+    /* TAYLOR: the coefficients at (taylor_t, taylor_z), and where they were allocated */
+    nde_jet *taylor_c; nde_tensor *taylor_z; double taylor_t; nde_mark taylor_mark; int taylor_have_mark;
     /* step_ts / jump_ts sorted along the direction */
     double *step_ts, *jump_ts; int nstep, njump, istep, ijump;
 } nde__run;
@@ -1476,6 +1515,102 @@ static nde_status nde__esdirk_attempt(nde__run *r, double h, nde__attempt *a) {
     return a->err ? NDE_OK : nde__ctx_err(ctx);
 }
 
+/* ------------------------------------------------------------ TAYLOR
+   The Taylor-series method (documentation: TAYLOR in the declarations). */
+NDE_API nde_tensor *nde_jet_field_plain(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *ref) {
+    nde_jet_field_ref *r = (nde_jet_field_ref *)ref;
+    nde_jet *y;
+    if (!r || !r->f) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jet_field_plain: the user data must be an nde_jet_field_ref"); return NULL; }
+    y = r->f(ctx, nde_jet_const(ctx, t, 0), nde_jet_new(ctx, 0, &z), r->user);
+    if (!y && nde_ctx_status(ctx) == NDE_OK) nde_ctx_fail(ctx, NDE_ERR_USER_FN, "nde_jet_field_plain: the jet field returned NULL");
+    return y ? y->c[0] : NULL;
+}
+
+/* Order p: options.taylor_order or Jorba & Zou's optimal order for the tolerance. */
+static int nde__taylor_order(const nde__run *r) {
+    double tol = r->o.rtol > 0 && (r->o.atol <= 0 || r->o.rtol < r->o.atol) ? r->o.rtol : r->o.atol;
+    int p;
+    if (r->o.taylor_order > 0) return r->o.taylor_order;
+    p = tol > 0 ? (int)ceil(-0.5 * log(tol) + 1.0) : NDE_JET_MAX_ORDER;
+    return p < 2 ? 2 : (p > NDE_JET_MAX_ORDER ? NDE_JET_MAX_ORDER : p);
+}
+
+/* The coefficients at (r->t, r->z), computed once per point. */
+static nde_status nde__taylor_coeffs(nde__run *r) {
+    nde_jet_field_ref *ref = (nde_jet_field_ref *)r->user;
+    int p = nde__taylor_order(r);
+    if (r->taylor_c && r->taylor_z == r->z && r->taylor_t == r->t) return NDE_OK;
+    if (r->f != nde_jet_field_plain || !ref || !ref->f)
+        return nde_ctx_fail(r->ctx, NDE_ERR_ARG, "%s: the taylor method needs a field written on jets: pass "
+                            "nde_jet_field_plain as the field and an nde_jet_field_ref as its user data", r->who);
+    if (r->o.taylor_order < 0 || p < 1 || p > NDE_JET_MAX_ORDER)
+        return nde_ctx_fail(r->ctx, NDE_ERR_ARG, "%s: taylor_order = %d outside 1..%d (0: from the tolerances)", r->who,
+                            r->o.taylor_order, NDE_JET_MAX_ORDER);
+    r->taylor_c = nde_ode_taylor_coeffs(r->ctx, ref->f, ref->user, (nde_real)r->t, r->z, p);
+    if (!r->taylor_c) return nde__ctx_err(r->ctx);
+    r->taylor_z = r->z; r->taylor_t = r->t;
+    r->sol->stats.nfe += p;
+    return NDE_OK;
+}
+
+/* Adaptive stepping: release the last point's coefficients (untaped), compute
+   this point's, and the Jorba-Zou step from the last two (see TAYLOR). */
+static nde_status nde__taylor_step_size(nde__run *r, double *h) {
+    const nde_backend *be = r->be;
+    double zmax, eps, rho = HUGE_VAL, hh;
+    int p, j;
+    nde_status st;
+    if (!r->taped && r->taylor_have_mark) nde_ctx_reset(r->ctx, r->taylor_mark);
+    r->taylor_c = NULL;
+    r->taylor_mark = nde_ctx_mark(r->ctx); r->taylor_have_mark = 1;
+    st = nde__taylor_coeffs(r);
+    if (st != NDE_OK) return st;
+    p = r->taylor_c->order;
+    if (p < 2) return nde_ctx_fail(r->ctx, NDE_ERR_ARG, "%s: adaptive taylor steps need taylor_order >= 2 (it is %d); "
+                                   "use step_size for order 1", r->who, p);
+    zmax = be->max_abs(be->self, r->z->size, r->z->data);
+    eps = fmax(r->o.atol, r->o.rtol * zmax);
+    for (j = p - 1; j <= p; j++) {
+        nde_tensor *c = r->taylor_c->c[j];
+        double cm = c ? be->max_abs(be->self, c->size, c->data) : 0.0;
+        if (cm > 0) rho = fmin(rho, pow(eps / cm, 1.0 / (double)j));
+    }
+    hh = exp(-0.7 / (double)(p - 1)) * rho;   /* Jorba & Zou's safety factor */
+    if (r->o.dtmax > 0 && hh > r->o.dtmax) hh = r->o.dtmax;
+    if (r->next_out < r->num_ts && fabs(r->ts[r->next_out] - r->t) < hh) hh = fabs(r->ts[r->next_out] - r->t);
+    if (!(hh < HUGE_VAL)) hh = fabs(r->t_end - r->t);   /* a polynomial solution: no bound */
+    *h = r->dir * hh;
+    return NDE_OK;
+}
+
+static nde_status nde__taylor_attempt(nde__run *r, double h, nde__attempt *a) {
+    nde_status st = nde__taylor_coeffs(r);
+    if (st != NDE_OK) return st;
+    a->y1 = nde_jet_eval(r->ctx, r->taylor_c, (nde_real)h);   /* sum_k z_k h^k */
+    a->num_k = 0;                                             /* Hermite interpolant if one is needed */
+    return a->y1 ? NDE_OK : nde__ctx_err(r->ctx);
+}
+
+NDE_API nde_tensor *nde_taynode_reg_solution(nde_ctx *ctx, nde_jet_field f, void *user, int K, const nde_solution *sol) {
+    double *ts; nde_real *tr; nde_tensor **zs; int64_t i, n;
+    if (nde_ctx_status(ctx) != NDE_OK) return NULL;
+    if (!sol || !sol->steps || sol->num_steps < 1) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taynode_reg_solution: the solution has no recorded steps (solve with record_steps or dense)");
+        return NULL;
+    }
+    n = sol->num_steps + 1;
+    if (n > 0x7fffffff) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_taynode_reg_solution: %lld steps", (long long)n); return NULL; }
+    ts = (double *)nde_ctx_alloc_host(ctx, (size_t)n * sizeof(double));
+    tr = (nde_real *)nde_ctx_alloc_host(ctx, (size_t)n * sizeof(nde_real));
+    zs = (nde_tensor **)nde_ctx_alloc_host(ctx, (size_t)n * sizeof(nde_tensor *));
+    if (!ts || !tr || !zs) return NULL;
+    for (i = 0; i < sol->num_steps; i++) { ts[i] = sol->steps[i].t0; zs[i] = sol->steps[i].y0; }
+    ts[n - 1] = sol->steps[n - 2].t0 + sol->steps[n - 2].h;
+    zs[n - 1] = sol->steps[n - 2].y1;
+    for (i = 0; i < n; i++) tr[i] = (nde_real)ts[i];
+    return nde_taynode_reg(ctx, f, user, K, (int)n, tr, zs);
+}
+
 /* One trial step of the method from (r->t, r->z, r->fz) with step h. */
 static nde_status nde__try_step(nde__run *r, double h, int jump, nde__attempt *a) {
     const nde_tableau *tab = r->mi->tableau;
@@ -1494,6 +1629,8 @@ static nde_status nde__try_step(nde__run *r, double h, int jump, nde__attempt *a
         return nde__adams_attempt(r, h, a);
     case NDE_KIND_ESDIRK:
         return nde__esdirk_attempt(r, h, a);
+    case NDE_KIND_TAYLOR:                            /* TAYLOR */
+        return nde__taylor_attempt(r, h, a);
     }
     return nde_ctx_fail(r->ctx, NDE_ERR_INTERNAL, "%s: unknown method kind %d", r->who, (int)r->mi->kind);
 }
@@ -1553,6 +1690,11 @@ static nde_status nde__loop_adaptive(nde__run *r) {
             return nde__fail_at(r, NDE_ERR_MAX_STEPS, h, what);
         }
         attempts++;
+        if (r->mi->kind == NDE_KIND_TAYLOR) {           /* TAYLOR: the Jorba-Zou step at this point */
+            st = nde__taylor_step_size(r, &h);
+            if (st != NDE_OK) return st;
+            h_try = h;
+        }
         if (r->o.dtmin > 0 && fabs(h_try) < r->o.dtmin) h_try = r->dir * r->o.dtmin;
         t1 = r->t + h_try;
         /* land on t_end exactly, and never leave a sliver behind */

@@ -437,6 +437,20 @@ NDE_API nde_status nde_init_kaiming_normal(nde_ctx *ctx, nde_tensor *t, nde_real
 
    Jets live in the work arena like tensors (nde_ctx_reset releases them).
    Functions returning nde_jet * return NULL on error (message in the context).
+
+   Example (tests/test_taylor.c does this): the first derivatives in time of the
+   solution of z' = mlp(z) through z0, and a JVP of the same network:
+       static nde_jet *field(nde_ctx *ctx, nde_jet *t, nde_jet *z, void *user) {
+           (void)t; return nde_jet_mlp_forward(ctx, (const nde_mlp *)user, z);
+       }
+       static nde_jet *net(nde_ctx *ctx, nde_jet *x, void *user) {
+           return nde_jet_mlp_forward(ctx, (const nde_mlp *)user, x);
+       }
+       nde_jet *c = nde_ode_taylor_coeffs(ctx, field, &mlp, 0.0, z0, 6);  // z_0..z_6
+       nde_tensor *d3 = nde_jet_derivative(ctx, c, 3);                   // d^3z/dt^3 = 3! z_3
+       nde_tensor *y, *jv;
+       nde_jvp(ctx, net, &mlp, x, v, &y, &jv);                           // mlp(x), J v
+   Every tensor above is on the tape: nde_backward through d3 trains the net.
 */
 #ifndef NDE_JET_MAX_ORDER
 #define NDE_JET_MAX_ORDER 16          /* every TU: it sizes nde_jet */

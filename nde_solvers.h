@@ -252,6 +252,16 @@ NDE_API const nde_tableau *nde_tableau_by_name(nde_ctx *ctx, const char *name);
 NDE_API const char *nde_method_name(nde_method m);
 
 /* ---------------------------------------------------------------- options */
+/* ---- added for nde_adjoint.h (step callback) ----
+   Called after every accepted step with the step's data (t0, h, y0, y1, f0, f1
+   and, for methods with their own interpolant, the stage derivatives k), so a
+   caller can evaluate the step's interpolant (the Gauss-Legendre adjoint reads
+   it at quadrature nodes) or record the step grid without keeping states. The
+   tensors are valid during the call only. A non-OK status stops the solve. */
+struct nde_step;
+typedef nde_status (*nde_step_fn)(nde_ctx *ctx, const struct nde_step *step, void *user);
+/* ---- end of the nde_adjoint.h addition ---- */
+
 typedef struct nde_solve_options {
     nde_method method;             /* NDE_DOPRI5                                      */
     double rtol, atol;             /* 1e-7, 1e-9 (torchdiffeq's defaults)            */
@@ -273,6 +283,7 @@ typedef struct nde_solve_options {
     double newton_kappa;           /* 0.03                                           */
     int dense;                     /* keep every step's interpolant in sol.steps     */
     int record_steps;              /* keep every accepted step's (t0, h, y0, y1)      */
+    nde_step_fn on_step; void *on_step_user;  /* (nde_adjoint.h) after each accepted step */
     nde_event_fn event; void *event_user;
     int event_direction;           /* 0 both, +1 rising, -1 falling                  */
     double event_tol;              /* 1e-12 (absolute, in t)                          */
@@ -1502,7 +1513,7 @@ static nde_status nde__accept(nde__run *r, double h, double t1, nde__attempt *a,
     const nde_tableau *tab = r->mi->tableau;
     int has_poly = a->num_k > 0 && tab && tab->dense_degree > 0;
     int inside = r->next_out < r->num_ts && nde__before(r, r->ts[r->next_out], t1);
-    int need_interp = r->o.dense || r->o.event || inside;
+    int need_interp = r->o.dense || r->o.event || r->o.on_step || inside;
     double t_stop = t1, th_ev = -1.0;
     int which = -1;
     if (!a->f1 && need_interp && !has_poly) {
@@ -1528,6 +1539,10 @@ static nde_status nde__accept(nde__run *r, double h, double t1, nde__attempt *a,
     }
     if (r->o.dense || r->o.record_steps) {
         st = nde__record_step(r, &cur);
+        if (st != NDE_OK) return st;
+    }
+    if (r->o.on_step) {   /* nde_adjoint.h addition */
+        st = r->o.on_step(r->ctx, &cur, r->o.on_step_user);
         if (st != NDE_OK) return st;
     }
     r->sol->stats.accepted++;

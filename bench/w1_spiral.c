@@ -3,8 +3,7 @@
    f(t, y) = Linear(50,2)(tanh(Linear(2,50)(y^3))); one fixed batch of 20 windows
    of 10 points (fixed seed); dopri5 rtol 1e-7 atol 1e-9; loss mean |pred - true|;
    RMSprop lr 1e-3; float32. One training iteration = forward solve, loss,
-   backward, optimizer step; ms is the median over --iters after --warmup, the
-   modes taking turns iteration by iteration.
+   backward, optimizer step; ms is the median over --iters after --warmup.
 
    BENCH lib=nde workload=W1 mode=<direct|adjoint|...> ms=... nfe_f=... nfe_b=... loss=... iters=...
 
@@ -29,38 +28,28 @@ static nde_tensor *true_field(nde_ctx *ctx, nde_tensor *t, nde_tensor *y, void *
     return nde_matmul(ctx, nde_powi(ctx, y, 3), (nde_tensor *)user, 0, 0);
 }
 
-/* One mode's training state; the batch is the same fixed one for all. */
-typedef struct runner {
-    nde_grad_mode mode;
-    nde_ctx *ctx;
-    spiral m;
-    nde_solve_options opt;
-    nde_adjoint_options adj;
+static int run_mode(nde_grad_mode mode, int iters, int warmup, const nde_real *true_y, const double *t) {
+    nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default());
+    nde_solve_options opt = nde_solve_options_default();
+    nde_adjoint_options adj = nde_adjoint_options_default(mode);
     nde_adjoint_stats stats;
-    nde_optimizer rms;
-    nde_tensor *z0, *tt, *target;
-    double *ms, *nf, *nb, loss;
-    int bad;
-} runner;
-
-static void runner_init(runner *r, nde_grad_mode mode, int iters, const nde_real *true_y, const double *t) {
+    nde_optimizer rms = nde_rmsprop(1e-3);
+    nde_rng rng = nde_rng_new(0, 1);
+    spiral m;
     int64_t bshape[2] = {BATCH_SIZE, 2}, tshape = BATCH_TIME, yshape[3] = {BATCH_TIME, BATCH_SIZE, 2};
     nde_real by0[2 * BATCH_SIZE], by[2 * BATCH_SIZE * BATCH_TIME], bt[BATCH_TIME];
-    nde_rng rng = nde_rng_new(0, 1);
-    int b, k;
-    memset(r, 0, sizeof *r);
-    r->mode = mode;
-    r->ctx = nde_ctx_new(nde_ctx_desc_default());
-    r->opt = nde_solve_options_default();      /* dopri5, rtol 1e-7, atol 1e-9 */
-    r->adj = nde_adjoint_options_default(mode);
-    r->adj.stats = &r->stats;
-    r->rms = nde_rmsprop(1e-3);
-    nde_linear_init(r->ctx, &r->m.l1, "net.0", 2, 50, 1, 0);
-    nde_linear_init(r->ctx, &r->m.l2, "net.2", 50, 2, 1, 1);
-    nde_tensor_fill_normal(r->ctx, r->m.l1.weight, &rng, NDE_R(0.0), NDE_R(0.1));
-    nde_tensor_fill_normal(r->ctx, r->m.l2.weight, &rng, NDE_R(0.0), NDE_R(0.1));
-    nde_tensor_fill(r->ctx, r->m.l1.bias, NDE_R(0.0));
-    nde_tensor_fill(r->ctx, r->m.l2.bias, NDE_R(0.0));
+    double *ms = (double *)malloc((size_t)iters * sizeof(double));
+    double *nf = (double *)malloc((size_t)iters * sizeof(double)), *nb = (double *)malloc((size_t)iters * sizeof(double));
+    double loss = NAN;
+    nde_tensor *z0, *tt, *target;
+    int it, b, k, bad = 0;
+    adj.stats = &stats;
+    nde_linear_init(ctx, &m.l1, "net.0", 2, 50, 1, 0);
+    nde_linear_init(ctx, &m.l2, "net.2", 50, 2, 1, 1);
+    nde_tensor_fill_normal(ctx, m.l1.weight, &rng, NDE_R(0.0), NDE_R(0.1));
+    nde_tensor_fill_normal(ctx, m.l2.weight, &rng, NDE_R(0.0), NDE_R(0.1));
+    nde_tensor_fill(ctx, m.l1.bias, NDE_R(0.0));
+    nde_tensor_fill(ctx, m.l2.bias, NDE_R(0.0));
     for (b = 0; b < BATCH_SIZE; b++) {      /* fixed windows, spread over the trajectory */
         int s = (b * 97 + 13) % (DATA_SIZE - BATCH_TIME);
         by0[2 * b] = true_y[2 * s]; by0[2 * b + 1] = true_y[2 * s + 1];
@@ -70,47 +59,34 @@ static void runner_init(runner *r, nde_grad_mode mode, int iters, const nde_real
         }
     }
     for (k = 0; k < BATCH_TIME; k++) bt[k] = (nde_real)t[k];
-    r->z0 = nde_tensor_from(r->ctx, 2, bshape, by0);
-    r->tt = nde_tensor_from(r->ctx, 1, &tshape, bt);
-    r->target = nde_tensor_from(r->ctx, 3, yshape, by);
-    r->ms = (double *)calloc((size_t)iters, sizeof(double));
-    r->nf = (double *)calloc((size_t)iters, sizeof(double));
-    r->nb = (double *)calloc((size_t)iters, sizeof(double));
-    r->loss = NAN;
-}
-
-static void runner_step(runner *r, int slot) {
-    nde_ctx *ctx = r->ctx;
-    nde_mark mk = nde_ctx_mark(ctx);
-    double t0 = ex_now();
-    nde_tensor *pred, *l;
-    if (r->bad) return;
-    pred = nde_odeint_adjoint(ctx, model_field, &r->m, r->z0, r->tt, &r->opt, &r->adj, NULL);
-    l = nde_l1_loss(ctx, pred, r->target);
-    nde_zero_grad(ctx);
-    nde_backward(ctx, l);
-    nde_optimizer_step(ctx, &r->rms);
-    if (nde_ctx_status(ctx) != NDE_OK) {
-        fprintf(stderr, "w1_spiral: %s: %s\n", nde_grad_mode_name(r->mode), nde_ctx_message(ctx));
-        r->bad = 1;
-        return;
+    z0 = nde_tensor_from(ctx, 2, bshape, by0);
+    tt = nde_tensor_from(ctx, 1, &tshape, bt);
+    target = nde_tensor_from(ctx, 3, yshape, by);
+    for (it = -warmup; it < iters && !bad; it++) {
+        nde_mark mk = nde_ctx_mark(ctx);
+        double t0 = ex_now();
+        nde_tensor *pred = nde_odeint_adjoint(ctx, model_field, &m, z0, tt, &opt, &adj, NULL);
+        nde_tensor *l = nde_l1_loss(ctx, pred, target);
+        nde_zero_grad(ctx);
+        nde_backward(ctx, l);
+        nde_optimizer_step(ctx, &rms);
+        if (nde_ctx_status(ctx) != NDE_OK) { bad = 1; break; }
+        loss = nde_tensor_item(ctx, l, 0);
+        if (it >= 0) {
+            ms[it] = 1e3 * (ex_now() - t0);
+            nf[it] = (double)stats.nfe_forward;
+            nb[it] = (double)stats.nfe_backward;
+        }
+        nde_ctx_reset(ctx, mk);
     }
-    r->loss = nde_tensor_item(ctx, l, 0);
-    if (slot >= 0) {
-        r->ms[slot] = 1e3 * (ex_now() - t0);
-        r->nf[slot] = (double)r->stats.nfe_forward;
-        r->nb[slot] = (double)r->stats.nfe_backward;
-    }
-    nde_ctx_reset(ctx, mk);
-}
-
-static void runner_report(runner *r, int iters) {
-    if (!r->bad)
+    if (bad) fprintf(stderr, "w1_spiral: %s: %s\n", nde_grad_mode_name(mode), nde_ctx_message(ctx));
+    else
         printf("BENCH lib=nde workload=W1 mode=%s ms=%.3f nfe_f=%.0f nfe_b=%.0f loss=%.6f iters=%d\n",
-               nde_grad_mode_name(r->mode), ex_median(r->ms, iters), ex_median(r->nf, iters), ex_median(r->nb, iters),
-               r->loss, iters);
-    free(r->ms); free(r->nf); free(r->nb);
-    nde_ctx_free(r->ctx);
+               nde_grad_mode_name(mode), ex_median(ms, iters), ex_median(nf, iters), ex_median(nb, iters), loss, iters);
+    fflush(stdout);
+    free(ms); free(nf); free(nb);
+    nde_ctx_free(ctx);
+    return bad;
 }
 
 int main(int argc, char **argv) {
@@ -125,8 +101,6 @@ int main(int argc, char **argv) {
     static double t[DATA_SIZE];
     static nde_real true_y[2 * DATA_SIZE];
     char buf[256], *tok;
-    static runner runs[16];
-    int count = 0, it;
     int rc = ex_parse_flags(argc, argv, flags, 4, "benchmark W1 (torchdiffeq's spiral)");
     if (rc) return rc < 0 ? 2 : 0;
     if (iters < 1 || warmup < 0) { fprintf(stderr, "w1_spiral: --iters >= 1, --warmup >= 0\n"); return 2; }
@@ -147,7 +121,7 @@ int main(int argc, char **argv) {
         if (bad) return 1;
     }
     snprintf(buf, sizeof buf, "%s", modes);
-    for (tok = strtok(buf, ","); tok && count < 16; tok = strtok(NULL, ",")) {
+    for (tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         nde_grad_mode mode;
         nde_ctx *probe = nde_ctx_new(nde_ctx_desc_default());
         if (nde_grad_mode_from_name(probe, tok, &mode) != NDE_OK) {
@@ -156,13 +130,7 @@ int main(int argc, char **argv) {
             return 2;
         }
         nde_ctx_free(probe);
-        runner_init(&runs[count++], mode, iters, true_y, t);
-    }
-    for (it = -warmup; it < iters; it++)        /* round robin, as w2_wide.c */
-        for (i = 0; i < count; i++) runner_step(&runs[i], it);
-    for (i = 0; i < count; i++) {
-        bad |= runs[i].bad;
-        runner_report(&runs[i], iters);
+        bad |= run_mode(mode, iters, warmup, true_y, t);
     }
     return bad;
 }

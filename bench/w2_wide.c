@@ -4,10 +4,8 @@
    (fixed seed, one fixed batch), t in [0, 1], dopri5 rtol 1e-3 atol 1e-4, loss
    mean(z(1)^2), Adam lr 1e-3, float32. One training iteration = forward solve,
    loss, backward, optimizer step; ms is the median over --iters iterations after
-   --warmup, the modes taking turns iteration by iteration (a shared machine's
-   load then hits all of them alike); nfe_f / nfe_b are the medians of the
-   forward and backward function evaluations (a VJP counts one; direct mode has
-   no backward evaluations).
+   --warmup; nfe_f / nfe_b are the medians of the forward and backward function
+   evaluations (a VJP counts one; direct mode has no backward evaluations).
 
    BENCH lib=nde workload=W2 mode=<direct|checkpoint|adjoint|interp|gq|gq_step> ms=... nfe_f=... nfe_b=... loss=... iters=...
 
@@ -24,74 +22,51 @@ static nde_tensor *wide_field(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *
     return nde_linear_forward(ctx, &w->l2, nde_softplus(ctx, nde_linear_forward(ctx, &w->l1, z)));
 }
 
-/* One mode's training state: its own context, model, optimizer and samples. */
-typedef struct runner {
-    nde_grad_mode mode;
-    nde_ctx *ctx;
-    wide w;
-    nde_solve_options opt;
-    nde_adjoint_options adj;
+static int run_mode(nde_grad_mode mode, int iters, int warmup) {
+    nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default());
+    nde_solve_options opt = nde_solve_options_default();
+    nde_adjoint_options adj = nde_adjoint_options_default(mode);
     nde_adjoint_stats stats;
-    nde_optimizer adam;
-    nde_tensor *z0, *t;
-    double *ms, *nf, *nb, loss;
-    int bad;
-} runner;
-
-static void runner_init(runner *r, nde_grad_mode mode, int iters) {
+    nde_optimizer adam = nde_adam(1e-3);
+    wide w;
     int64_t zshape[2] = {256, 2}, two = 2;
     nde_real tv[2] = {NDE_R(0.0), NDE_R(1.0)};
-    memset(r, 0, sizeof *r);
-    r->mode = mode;
-    r->ctx = nde_ctx_new(nde_ctx_desc_default());
-    r->opt = nde_solve_options_default();
-    r->opt.method = NDE_DOPRI5; r->opt.rtol = 1e-3; r->opt.atol = 1e-4;
-    r->adj = nde_adjoint_options_default(mode);
-    r->adj.stats = &r->stats;
-    r->adam = nde_adam(1e-3);
-    nde_linear_init(r->ctx, &r->w.l1, "l1", 2, 2000, 1, 1);
-    nde_linear_init(r->ctx, &r->w.l2, "l2", 2000, 2, 1, 2);
-    r->z0 = nde_tensor_randn(r->ctx, 2, zshape, 42, 0);
-    r->t = nde_tensor_from(r->ctx, 1, &two, tv);
-    r->ms = (double *)calloc((size_t)iters, sizeof(double));
-    r->nf = (double *)calloc((size_t)iters, sizeof(double));
-    r->nb = (double *)calloc((size_t)iters, sizeof(double));
-    r->loss = NAN;
-}
-
-/* One training iteration; sample it when slot >= 0. */
-static void runner_step(runner *r, int slot) {
-    nde_ctx *ctx = r->ctx;
-    nde_mark m = nde_ctx_mark(ctx);
-    double t0 = ex_now();
-    nde_tensor *y, *l;
-    if (r->bad) return;
-    y = nde_odeint_adjoint(ctx, wide_field, &r->w, r->z0, r->t, &r->opt, &r->adj, NULL);
-    l = nde_mean(ctx, nde_square(ctx, nde_slice(ctx, y, 0, 1, 2)));
-    nde_zero_grad(ctx);
-    nde_backward(ctx, l);
-    nde_optimizer_step(ctx, &r->adam);
-    if (nde_ctx_status(ctx) != NDE_OK) {
-        fprintf(stderr, "w2_wide: %s: %s\n", nde_grad_mode_name(r->mode), nde_ctx_message(ctx));
-        r->bad = 1;
-        return;
+    double *ms = (double *)malloc((size_t)iters * sizeof(double));
+    double *nf = (double *)malloc((size_t)iters * sizeof(double)), *nb = (double *)malloc((size_t)iters * sizeof(double));
+    double loss = NAN;
+    nde_tensor *z0, *t;
+    int it, bad = 0;
+    opt.method = NDE_DOPRI5; opt.rtol = 1e-3; opt.atol = 1e-4;
+    adj.stats = &stats;
+    nde_linear_init(ctx, &w.l1, "l1", 2, 2000, 1, 1);
+    nde_linear_init(ctx, &w.l2, "l2", 2000, 2, 1, 2);
+    z0 = nde_tensor_randn(ctx, 2, zshape, 42, 0);
+    t = nde_tensor_from(ctx, 1, &two, tv);
+    for (it = -warmup; it < iters && !bad; it++) {
+        nde_mark m = nde_ctx_mark(ctx);
+        double t0 = ex_now();
+        nde_tensor *y = nde_odeint_adjoint(ctx, wide_field, &w, z0, t, &opt, &adj, NULL);
+        nde_tensor *l = nde_mean(ctx, nde_square(ctx, nde_slice(ctx, y, 0, 1, 2)));
+        nde_zero_grad(ctx);
+        nde_backward(ctx, l);
+        nde_optimizer_step(ctx, &adam);
+        if (nde_ctx_status(ctx) != NDE_OK) { bad = 1; break; }
+        loss = nde_tensor_item(ctx, l, 0);
+        if (it >= 0) {
+            ms[it] = 1e3 * (ex_now() - t0);
+            nf[it] = (double)stats.nfe_forward;
+            nb[it] = (double)stats.nfe_backward;
+        }
+        nde_ctx_reset(ctx, m);
     }
-    r->loss = nde_tensor_item(ctx, l, 0);
-    if (slot >= 0) {
-        r->ms[slot] = 1e3 * (ex_now() - t0);
-        r->nf[slot] = (double)r->stats.nfe_forward;
-        r->nb[slot] = (double)r->stats.nfe_backward;
-    }
-    nde_ctx_reset(ctx, m);
-}
-
-static void runner_report(runner *r, int iters) {
-    if (!r->bad)
-        printf("BENCH lib=nde workload=W2 mode=%s ms=%.3f nfe_f=%.0f nfe_b=%.0f loss=%.6f iters=%d\n",
-               nde_grad_mode_name(r->mode), ex_median(r->ms, iters), ex_median(r->nf, iters), ex_median(r->nb, iters),
-               r->loss, iters);
-    free(r->ms); free(r->nf); free(r->nb);
-    nde_ctx_free(r->ctx);
+    if (bad) fprintf(stderr, "w2_wide: %s: %s\n", nde_grad_mode_name(mode), nde_ctx_message(ctx));
+    else
+        printf("BENCH lib=nde workload=W2 mode=%s ms=%.3f nfe_f=%.0f nfe_b=%.0f loss=%.6f iters=%d\n", nde_grad_mode_name(mode),
+               ex_median(ms, iters), ex_median(nf, iters), ex_median(nb, iters), loss, iters);
+    fflush(stdout);
+    free(ms); free(nf); free(nb);
+    nde_ctx_free(ctx);
+    return bad;
 }
 
 int main(int argc, char **argv) {
@@ -104,14 +79,12 @@ int main(int argc, char **argv) {
         {"threads", EX_INT, &threads, "OpenMP threads (0: default)"},
     };
     char buf[256], *tok;
-    static runner runs[16];
-    int count = 0, it, i;
     int rc = ex_parse_flags(argc, argv, flags, 4, "benchmark W2 (wide MLP field, small state)");
     if (rc) return rc < 0 ? 2 : 0;
     if (iters < 1 || warmup < 0) { fprintf(stderr, "w2_wide: --iters >= 1, --warmup >= 0\n"); return 2; }
     if (threads > 0) nde_set_num_threads(threads);
     snprintf(buf, sizeof buf, "%s", modes);
-    for (tok = strtok(buf, ","); tok && count < 16; tok = strtok(NULL, ",")) {
+    for (tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         nde_grad_mode mode;
         nde_ctx *probe = nde_ctx_new(nde_ctx_desc_default());
         if (nde_grad_mode_from_name(probe, tok, &mode) != NDE_OK) {
@@ -120,15 +93,7 @@ int main(int argc, char **argv) {
             return 2;
         }
         nde_ctx_free(probe);
-        runner_init(&runs[count++], mode, iters);
-    }
-    /* round robin: every mode takes one iteration in turn, so that load on a
-       shared machine affects all modes alike */
-    for (it = -warmup; it < iters; it++)
-        for (i = 0; i < count; i++) runner_step(&runs[i], it);
-    for (i = 0; i < count; i++) {
-        bad |= runs[i].bad;
-        runner_report(&runs[i], iters);
+        bad |= run_mode(mode, iters, warmup);
     }
     return bad;
 }

@@ -216,6 +216,9 @@ NDE_API int nde_grad_enabled(const nde_ctx *ctx);
 NDE_API int nde_set_grad_enabled(nde_ctx *ctx, int on);   /* returns previous */
 NDE_API int64_t nde_tape_length(const nde_ctx *ctx);
 NDE_API void nde_set_num_threads(int n);
+/* Wait for the backend's queued work (a no-op on the CPU); a backend failure becomes
+   the context's error. Useful before timing and at the end of a device program. */
+NDE_API nde_status nde_ctx_synchronize(nde_ctx *ctx);
 NDE_API const char *nde_version_string(void);
 
 /* Raw scratch memory from the arenas (released by nde_ctx_reset). */
@@ -761,6 +764,19 @@ struct nde_backend {
     void (*adam_step)(void *self, int64_t n, nde_real *p, const nde_real *g, nde_real *m, nde_real *v,
                       double lr, double beta1, double beta2, double eps, double weight_decay,
                       double bc1, double bc2, int decoupled);
+    /* ---- optional entries: NULL means the core reports NDE_ERR_UNSUPPORTED or never asks. */
+    /* SGD (PyTorch's form) over flat arrays; buf is the momentum buffer, first = 1 on the
+       first step (buf := g). */
+    void (*sgd_step)(void *self, int64_t n, nde_real *p, const nde_real *g, nde_real *buf, double lr,
+                     double momentum, double dampening, int nesterov, double weight_decay, int first);
+    /* RMSprop (PyTorch's form); sq the running mean of g^2, buf the momentum buffer. */
+    void (*rmsprop_step)(void *self, int64_t n, nde_real *p, const nde_real *g, nde_real *sq, nde_real *buf,
+                         double lr, double alpha, double eps, double momentum, double weight_decay);
+    /* The backend's first failure (NDE_OK if none) and its message. Compute entries return
+       void, so a device backend keeps its first failure here (and returns it from copy and
+       synchronize); the core copies it into the context at every host read and in
+       nde_ctx_synchronize. */
+    nde_status (*last_error)(void *self, const char **message);
 };
 NDE_API const nde_backend *nde_cpu_backend(void);
 
@@ -945,6 +961,15 @@ NDE_API const char *nde_ctx_message(const nde_ctx *ctx) {
 }
 NDE_API void nde_ctx_clear_error(nde_ctx *ctx) { ctx->status = NDE_OK; ctx->message[0] = 0; }
 
+/* A backend failure (st, or the backend's own recorded error) into the context. */
+static nde_status nde__backend_check(nde_ctx *ctx, nde_status st, const char *who) {
+    const char *msg = "";
+    nde_status rec = ctx->be->last_error ? ctx->be->last_error(ctx->be->self, &msg) : NDE_OK;
+    if (st == NDE_OK) st = rec;
+    if (st != NDE_OK) nde_ctx_fail(ctx, st, "%s: backend '%s' failed: %s", who, ctx->be->name, msg ? msg : "");
+    return st;
+}
+
 static size_t nde__round_up(size_t n) { return (n + NDE__ALIGN - 1) / NDE__ALIGN * NDE__ALIGN; }
 
 static void *nde__raw_alloc(const nde_backend *be, size_t bytes) {
@@ -997,6 +1022,7 @@ static void *nde__arena_alloc(nde_ctx *ctx, nde__arena *a, size_t bytes, const c
             a->blocks = nb; a->cap_blocks = nc;
         }
         base = (unsigned char *)nde__raw_alloc(a->backend, cap + NDE__ALIGN);
+        if (!base && a->backend && nde__backend_check(ctx, NDE_OK, who) != NDE_OK) return NULL;
         if (!base) {
             nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory allocating an arena block of %zu bytes", who, cap);
             return NULL;
@@ -1111,6 +1137,12 @@ NDE_API void nde_set_num_threads(int n) {
 #endif
 }
 
+NDE_API nde_status nde_ctx_synchronize(nde_ctx *ctx) {
+    if (!ctx) return NDE_ERR_ARG;
+    nde__backend_check(ctx, ctx->be->synchronize(ctx->be->self), "nde_ctx_synchronize");
+    return ctx->status;
+}
+
 NDE_API void *nde_ctx_alloc_host(nde_ctx *ctx, size_t bytes) {
     return nde__arena_alloc(ctx, &ctx->meta, bytes, "nde_ctx_alloc_host");
 }
@@ -1188,14 +1220,16 @@ NDE_API nde_tensor *nde_tensor_scalar(nde_ctx *ctx, nde_real value) {
 NDE_API nde_status nde_tensor_set_host(nde_ctx *ctx, nde_tensor *t, const nde_real *host) {
     if (!t || !host) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tensor_set_host: NULL tensor or host pointer");
     if (ctx->be->is_device)
-        return ctx->be->copy(ctx->be->self, t->data, host, (size_t)t->size * sizeof(nde_real), NDE_COPY_TO_DEVICE);
+        return nde__backend_check(ctx, ctx->be->copy(ctx->be->self, t->data, host, (size_t)t->size * sizeof(nde_real),
+                                                     NDE_COPY_TO_DEVICE), "nde_tensor_set_host");
     memcpy(t->data, host, (size_t)t->size * sizeof(nde_real));
     return NDE_OK;
 }
 NDE_API nde_status nde_tensor_to_host(nde_ctx *ctx, const nde_tensor *t, nde_real *host) {
     if (!t || !host) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tensor_to_host: NULL tensor or host pointer");
     if (ctx->be->is_device)
-        return ctx->be->copy(ctx->be->self, host, t->data, (size_t)t->size * sizeof(nde_real), NDE_COPY_TO_HOST);
+        return nde__backend_check(ctx, ctx->be->copy(ctx->be->self, host, t->data, (size_t)t->size * sizeof(nde_real),
+                                                     NDE_COPY_TO_HOST), "nde_tensor_to_host");
     memcpy(host, t->data, (size_t)t->size * sizeof(nde_real));
     return NDE_OK;
 }
@@ -1206,8 +1240,11 @@ NDE_API nde_real nde_tensor_item(nde_ctx *ctx, const nde_tensor *t, int64_t inde
                      (long long)index, (long long)(t ? t->size : 0));
         return (nde_real)NAN;
     }
-    if (ctx->be->is_device) ctx->be->copy(ctx->be->self, &v, t->data + index, sizeof v, NDE_COPY_TO_HOST);
-    else v = t->data[index];
+    if (ctx->be->is_device) {
+        if (nde__backend_check(ctx, ctx->be->copy(ctx->be->self, &v, t->data + index, sizeof v, NDE_COPY_TO_HOST),
+                               "nde_tensor_item") != NDE_OK)
+            return (nde_real)NAN;
+    } else v = t->data[index];
     return v;
 }
 NDE_API nde_status nde_tensor_fill(nde_ctx *ctx, nde_tensor *t, nde_real value) {
@@ -1228,7 +1265,8 @@ NDE_API nde_status nde_tensor_copy_into(nde_ctx *ctx, nde_tensor *dst, const nde
     if (dst->size != src->size)
         return nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_tensor_copy_into: dst is %s, src is %s",
                             nde_shape_str(dst, sa, sizeof sa), nde_shape_str(src, sb, sizeof sb));
-    return ctx->be->copy(ctx->be->self, dst->data, src->data, (size_t)src->size * sizeof(nde_real), NDE_COPY_DEVICE);
+    return nde__backend_check(ctx, ctx->be->copy(ctx->be->self, dst->data, src->data, (size_t)src->size * sizeof(nde_real),
+                                                 NDE_COPY_DEVICE), "nde_tensor_copy_into");
 }
 NDE_API int nde_tensor_same_shape(const nde_tensor *a, const nde_tensor *b) {
     int i;
@@ -3481,59 +3519,40 @@ static nde_status nde__opt_state(nde_ctx *ctx, int need_v) {
     return NDE_OK;
 }
 
-/* SGD and RMSprop on host-readable memory (the CUDA backend brings its own). */
-static void nde__sgd_update(int64_t n, nde_real *p, const nde_real *g0, nde_real *buf, const nde_optimizer *o, double lr, int first) {
-    int64_t i;
-    for (i = 0; i < n; i++) {
-        double g = g0[i] + o->weight_decay * p[i];
-        if (o->momentum != 0.0) {
-            double b = first ? g : o->momentum * buf[i] + (1.0 - o->dampening) * g;
-            buf[i] = (nde_real)b;
-            g = o->nesterov ? g + o->momentum * b : b;
-        }
-        p[i] = (nde_real)(p[i] - lr * g);
-    }
-}
-static void nde__rmsprop_update(int64_t n, nde_real *p, const nde_real *g0, nde_real *sq, nde_real *buf, const nde_optimizer *o, double lr) {
-    int64_t i;
-    for (i = 0; i < n; i++) {
-        double g = g0[i] + o->weight_decay * p[i];
-        double v = o->alpha * sq[i] + (1.0 - o->alpha) * g * g;
-        double upd = g / (sqrt(v) + o->eps);
-        sq[i] = (nde_real)v;
-        if (o->momentum != 0.0) { buf[i] = (nde_real)(o->momentum * buf[i] + upd); upd = buf[i]; }
-        p[i] = (nde_real)(p[i] - lr * upd);
-    }
-}
-
 NDE_API nde_status nde_optimizer_step(nde_ctx *ctx, nde_optimizer *o) {
-    double lr; int i;
+    double lr; int i, j;
+    const nde_backend *be = ctx->be;
     if (ctx->status != NDE_OK) return ctx->status;
     if (!o) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_optimizer_step: NULL optimizer");
+    if ((o->kind == NDE_OPT_SGD && !be->sgd_step) || (o->kind == NDE_OPT_RMSPROP && !be->rmsprop_step))
+        return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_optimizer_step: backend '%s' has no %s kernel; use Adam",
+                            be->name, o->kind == NDE_OPT_SGD ? "SGD" : "RMSprop");
     if (o->clip_grad_norm > 0) o->last_grad_norm = nde_clip_grad_norm(ctx, o->clip_grad_norm);
     lr = nde_optimizer_lr(o);
     if (nde__opt_state(ctx, o->kind != NDE_OPT_SGD) != NDE_OK) return ctx->status;
-    if ((o->kind == NDE_OPT_SGD || o->kind == NDE_OPT_RMSPROP) && ctx->be->is_device)
-        return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_optimizer_step: SGD/RMSprop on a device backend are not implemented; use Adam");
     o->step++;
-    for (i = 0; i < ctx->num_params; i++) {
-        nde__param_info *pi = &ctx->params[i];
-        nde_tensor *t = pi->tensor;
-        int64_t off = pi->offset;
-        if (!pi->trainable) continue;
+    /* One kernel per run of consecutive trainable parameters (they are contiguous in the
+       flat store; with nothing frozen that is a single call). */
+    for (i = 0; i < ctx->num_params; i = j) {
+        int64_t off = ctx->params[i].offset, n = 0;
+        for (j = i; j < ctx->num_params && ctx->params[j].trainable == ctx->params[i].trainable; j++)
+            n += ctx->params[j].tensor->size;
+        if (!ctx->params[i].trainable) continue;
         switch (o->kind) {
         case NDE_OPT_SGD:
-            nde__sgd_update(t->size, t->data, t->grad, ctx->opt_m + off, o, lr, o->step == 1);
+            be->sgd_step(be->self, n, ctx->param_data + off, ctx->param_grad + off, ctx->opt_m + off, lr,
+                         o->momentum, o->dampening, o->nesterov, o->weight_decay, o->step == 1);
             break;
         case NDE_OPT_RMSPROP:
-            nde__rmsprop_update(t->size, t->data, t->grad, ctx->opt_v + off, ctx->opt_m + off, o, lr);
+            be->rmsprop_step(be->self, n, ctx->param_data + off, ctx->param_grad + off, ctx->opt_v + off,
+                             ctx->opt_m + off, lr, o->alpha, o->eps, o->momentum, o->weight_decay);
             break;
         case NDE_OPT_ADAM:
         case NDE_OPT_ADAMW:
-            ctx->be->adam_step(ctx->be->self, t->size, t->data, t->grad, ctx->opt_m + off, ctx->opt_v + off, lr,
-                               o->beta1, o->beta2, o->eps, o->weight_decay,
-                               1.0 - pow(o->beta1, (double)o->step), 1.0 - pow(o->beta2, (double)o->step),
-                               o->kind == NDE_OPT_ADAMW);
+            be->adam_step(be->self, n, ctx->param_data + off, ctx->param_grad + off, ctx->opt_m + off,
+                          ctx->opt_v + off, lr, o->beta1, o->beta2, o->eps, o->weight_decay,
+                          1.0 - pow(o->beta1, (double)o->step), 1.0 - pow(o->beta2, (double)o->step),
+                          o->kind == NDE_OPT_ADAMW);
             break;
         }
     }
@@ -4808,6 +4827,32 @@ static void nde__cpu_adam_step(void *self, int64_t n, nde_real *p, const nde_rea
     }
 }
 
+static void nde__cpu_sgd_step(void *self, int64_t n, nde_real *p, const nde_real *g0, nde_real *buf, double lr,
+                              double momentum, double dampening, int nesterov, double wd, int first) {
+    int64_t i; (void)self;
+    for (i = 0; i < n; i++) {
+        double g = g0[i] + wd * p[i];
+        if (momentum != 0.0) {
+            double b = first ? g : momentum * buf[i] + (1.0 - dampening) * g;
+            buf[i] = (nde_real)b;
+            g = nesterov ? g + momentum * b : b;
+        }
+        p[i] = (nde_real)(p[i] - lr * g);
+    }
+}
+static void nde__cpu_rmsprop_step(void *self, int64_t n, nde_real *p, const nde_real *g0, nde_real *sq, nde_real *buf,
+                                  double lr, double alpha, double eps, double momentum, double wd) {
+    int64_t i; (void)self;
+    for (i = 0; i < n; i++) {
+        double g = g0[i] + wd * p[i];
+        double v = alpha * sq[i] + (1.0 - alpha) * g * g;
+        double upd = g / (sqrt(v) + eps);
+        sq[i] = (nde_real)v;
+        if (momentum != 0.0) { buf[i] = (nde_real)(momentum * buf[i] + upd); upd = buf[i]; }
+        p[i] = (nde_real)(p[i] - lr * upd);
+    }
+}
+
 NDE_API const nde_backend *nde_cpu_backend(void) {
     static const nde_backend cpu = {
         "cpu", 0, NULL,
@@ -4817,7 +4862,7 @@ NDE_API const nde_backend *nde_cpu_backend(void) {
         nde__cpu_im2col, nde__cpu_col2im, nde__cpu_group_norm, nde__cpu_group_norm_backward,
         nde__cpu_avg_pool2d, nde__cpu_avg_pool2d_backward, nde__cpu_log_softmax, nde__cpu_log_softmax_backward,
         nde__cpu_philox_fill, nde__cpu_rms_error_norm, nde__cpu_dot, nde__cpu_max_abs, nde__cpu_all_finite,
-        nde__cpu_adam_step
+        nde__cpu_adam_step, nde__cpu_sgd_step, nde__cpu_rmsprop_step, NULL
     };
     return &cpu;
 }

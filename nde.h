@@ -581,26 +581,32 @@ NDE_API nde_tensor *nde_taynode_step_integral(nde_ctx *ctx, const nde_jet *zc, i
 /* Taylor-Lagrange step (TayLaNets: Djeumou, Neary, Goubault, Putot, Topcu,
    "Taylor-Lagrange Neural Ordinary Differential Equations", 2022). With
    T = sum_{i<=K} h^i z_i (the truncated Taylor step from (t, z)),
-       z(t + h) = T + h^(K+1) z_{K+1}(t_m, xi),
-       xi  = z + Gamma * (T - z),  Gamma = sigmoid(midpoint(z)) in (0,1)^n,
-   the Lagrange form of the remainder at a learned point between z(t) and its
-   Taylor estimate of z(t + h). midpoint(z) returns (batch, n) logits for a state
-   z (batch, n), or (batch, n + 1): the last column then places the remainder's
-   time t_m = t + h sigmoid(.) per sample; without it t_m = t + h/2. (The
-   research code uses xi = z + Gamma f(z) with an unconstrained Gamma; for K = 1
-   that is our form with Gamma scaled by h and unbounded.) midpoint = NULL gives
-   the truncated Taylor step. remainder (optional) receives h^(K+1) z_{K+1}. */
-NDE_API nde_tensor *nde_tayla_step(nde_ctx *ctx, nde_jet_field f, void *user, nde_fn midpoint, void *midpoint_user,
-                                   nde_real t, nde_real h, nde_tensor *z, int K, nde_tensor **remainder);
+       z(t + h) = T + h^(K+1) z_{K+1}(t_m, xi),     xi = z + Gamma * (T - z),
+   the Lagrange form of the remainder at a learned point. midpoint(z) returns
+   (batch, n) outputs g for a state z (batch, n), or (batch, n + 1): the last
+   column then places the remainder's time t_m = t + h sigmoid(g_n) per sample;
+   without it t_m = t + h/2. Gamma = sigmoid(g) in (0,1)^n puts xi between z(t)
+   and its Taylor estimate T of z(t + h) (the mean-value form; the default), or
+   Gamma = g with midpoint_unbounded: the research code's parameterisation
+   (it writes xi = z + c * f(z) with an unbounded c; component-wise the same
+   family, since T - z = h f(z) for K = 1). Unbounded is needed when T
+   overshoots so far that the Lagrange point lies outside [z, T] (stiff
+   problems at order >= 2). midpoint = NULL: the truncated Taylor step. */
 typedef struct nde_tayla_options {
     int order;                 /* K, the research code's --order (>= 1)          */
     int n_steps;               /* equal steps per interval (--n_steps, >= 1)     */
     nde_fn midpoint;           /* midpoint network, NULL: truncated Taylor       */
     void *midpoint_user;
+    int midpoint_unbounded;    /* 0: Gamma = sigmoid(g) in (0,1); 1: Gamma = g   */
 } nde_tayla_options;
-/* n_steps Taylor-Lagrange steps from (t0, z0) to t1. remainder_l1 (optional,
-   NULL without a midpoint) receives the penalty term of the research code:
-   the mean over steps and batch of sum_i |remainder_i| (shape (1)). */
+NDE_API nde_tayla_options nde_tayla_options_default(void);   /* order 1, 1 step, no midpoint */
+/* One step of size h from (t, z); n_steps is not used. remainder (optional)
+   receives h^(K+1) z_{K+1}(t_m, xi) (NULL without a midpoint). */
+NDE_API nde_tensor *nde_tayla_step(nde_ctx *ctx, nde_jet_field f, void *user, const nde_tayla_options *opt,
+                                   nde_real t, nde_real h, nde_tensor *z, nde_tensor **remainder);
+/* n_steps steps from (t0, z0) to t1. remainder_l1 (optional, NULL without a
+   midpoint) receives the research code's penalty term: the mean over steps
+   and batch of sum_i |remainder_i| (shape (1)). */
 NDE_API nde_tensor *nde_tayla_solve(nde_ctx *ctx, nde_jet_field f, void *user, const nde_tayla_options *opt,
                                     nde_real t0, nde_real t1, nde_tensor *z0, nde_tensor **remainder_l1);
 
@@ -3335,36 +3341,45 @@ NDE_API nde_tensor *nde_taynode_step_integral(nde_ctx *ctx, const nde_jet *zc, i
 }
 
 /* ---- Taylor-Lagrange step (TayLaNets, Djeumou et al. 2022) */
-NDE_API nde_tensor *nde_tayla_step(nde_ctx *ctx, nde_jet_field f, void *user, nde_fn midpoint, void *midpoint_user,
-                                   nde_real t, nde_real h, nde_tensor *z, int K, nde_tensor **remainder) {
-    nde_jet *zc, *rc; nde_tensor *T, *logits, *gam, *tm, *xi, *R, *ck;
+NDE_API nde_tayla_options nde_tayla_options_default(void) {
+    nde_tayla_options o;
+    memset(&o, 0, sizeof o);
+    o.order = 1; o.n_steps = 1;
+    return o;
+}
+NDE_API nde_tensor *nde_tayla_step(nde_ctx *ctx, nde_jet_field f, void *user, const nde_tayla_options *o,
+                                   nde_real t, nde_real h, nde_tensor *z, nde_tensor **remainder) {
+    nde_jet *zc, *rc; nde_tensor *T, *g, *gam, *tm, *xi, *R, *ck; int K;
     if (remainder) *remainder = NULL;
     if (!ctx || ctx->status != NDE_OK) return NULL;
-    if (!z || K < 1 || K >= NDE_JET_MAX_ORDER) {
-        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tayla_step: NULL state or order K = %d outside 1..%d", K, NDE_JET_MAX_ORDER - 1);
+    K = o ? o->order : 0;
+    if (!o || !z || K < 1 || K >= NDE_JET_MAX_ORDER) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tayla_step: NULL options or state, or order K = %d outside 1..%d", K,
+                     NDE_JET_MAX_ORDER - 1);
         return NULL;
     }
     zc = nde__ode_coeffs(ctx, f, user, nde_tensor_scalar(ctx, t), z, K, "nde_tayla_step");
     T = zc ? nde_jet_eval(ctx, zc, h) : NULL;          /* sum_{i<=K} h^i z_i */
-    if (!T || !midpoint) return T;
-    logits = midpoint(ctx, z, midpoint_user);
-    if (!logits) {
+    if (!T || !o->midpoint) return T;
+    g = o->midpoint(ctx, z, o->midpoint_user);
+    if (!g) {
         if (ctx->status == NDE_OK) nde_ctx_fail(ctx, NDE_ERR_USER_FN, "nde_tayla_step: the midpoint function returned NULL");
         return NULL;
     }
-    if (logits->size == z->size) {
-        gam = nde_sigmoid(ctx, nde__jet_fit(ctx, logits, z));
+    if (g->size == z->size) {
+        gam = nde__jet_fit(ctx, g, z);
         tm = nde_tensor_scalar(ctx, t + NDE_R(0.5) * h);
-    } else if (z->ndim == 2 && logits->ndim == 2 && logits->shape[0] == z->shape[0] && logits->shape[1] == z->shape[1] + 1) {
-        gam = nde_sigmoid(ctx, nde_slice(ctx, logits, 1, 0, z->shape[1]));
-        tm = nde_add_scalar(ctx, nde_scale(ctx, nde_sigmoid(ctx, nde_slice(ctx, logits, 1, z->shape[1], z->shape[1] + 1)), h), t);
+    } else if (z->ndim == 2 && g->ndim == 2 && g->shape[0] == z->shape[0] && g->shape[1] == z->shape[1] + 1) {
+        gam = nde_slice(ctx, g, 1, 0, z->shape[1]);
+        tm = nde_add_scalar(ctx, nde_scale(ctx, nde_sigmoid(ctx, nde_slice(ctx, g, 1, z->shape[1], z->shape[1] + 1)), h), t);
     } else {
         char s1[64], s2[64];
         nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_tayla_step: the midpoint returned %s for a state %s (need the state's "
-                     "shape, or (batch, n + 1) with a time column)", nde_shape_str(logits, s1, sizeof s1), nde_shape_str(z, s2, sizeof s2));
+                     "shape, or (batch, n + 1) with a time column)", nde_shape_str(g, s1, sizeof s1), nde_shape_str(z, s2, sizeof s2));
         return NULL;
     }
-    xi = nde_add(ctx, z, nde_mul(ctx, gam, nde_sub(ctx, T, z)));   /* between z(t) and its estimate of z(t+h) */
+    if (!o->midpoint_unbounded) gam = nde_sigmoid(ctx, gam);
+    xi = nde_add(ctx, z, nde_mul(ctx, gam, nde_sub(ctx, T, z)));
     rc = nde__ode_coeffs(ctx, f, user, tm, xi, K + 1, "nde_tayla_step");
     ck = rc ? nde_jet_coeff(ctx, rc, K + 1) : NULL;
     R = ck ? nde_scale(ctx, ck, (nde_real)pow((double)h, (double)(K + 1))) : NULL;   /* h^(K+1) z_{K+1}(xi) */
@@ -3386,8 +3401,7 @@ NDE_API nde_tensor *nde_tayla_solve(nde_ctx *ctx, nde_jet_field f, void *user, c
     batch = z0->ndim >= 2 ? z0->shape[0] : 1;
     for (i = 0; i < o->n_steps && z; i++) {
         nde_tensor *R = NULL;
-        z = nde_tayla_step(ctx, f, user, o->midpoint, o->midpoint_user, t0 + (nde_real)i * h, h, z, o->order,
-                           remainder_l1 ? &R : NULL);
+        z = nde_tayla_step(ctx, f, user, o, t0 + (nde_real)i * h, h, z, remainder_l1 ? &R : NULL);
         if (R) { nde_tensor *s = nde_sum(ctx, nde_abs(ctx, R)); acc = acc ? nde_add(ctx, acc, s) : s; }
     }
     if (remainder_l1 && acc) *remainder_l1 = nde_scale(ctx, acc, NDE_R(1.0) / (nde_real)(batch * o->n_steps));

@@ -401,17 +401,18 @@ NDE_API void nde_lagrange_weights(int m, const double *x, double a, double b, do
    program extended one order at a time: O(p^2) products per op) and takes
    z(t + h) = sum_k z_k h^k, evaluated in Horner-free form with one lincomb.
    Order p: options.taylor_order, or 0 for the optimal order of Jorba & Zou
-   (2005, eq. 3.6 rounded up): p = ceil(-ln(tol) / 2 + 1), tol = the smaller
+   (2005, sec. 3.2) rounded up: p = ceil(-ln(tol) / 2 + 1), tol = the smaller
    positive tolerance, clamped to 2..NDE_JET_MAX_ORDER.
    Step size (adaptive, the default): from the last two coefficients,
        h = exp(-0.7 / (p - 1)) * min over j in {p-1, p} of (eps / |z_j|_inf)^(1/j),
        eps = max(atol, rtol |z|_inf),
    (Jorba & Zou, "A software package for the numerical integration of ODEs by
    means of high-order Taylor methods", Experimental Mathematics 14, 2005,
-   sec. 3.2, with their safety factor); no step is rejected. The step is also
-   clipped to the next output time, so outputs are Taylor values, not
-   interpolants; dtmax and step_ts apply, first_step is ignored. With
-   options.step_size or options.grid the steps are fixed.
+   sec. 3.2, with their safety factor; atol_tensor and norm are not used here);
+   no step is rejected. The step is also clipped to the next output time, so
+   outputs are Taylor values, not interpolants; dtmax and step_ts apply,
+   first_step is ignored. With options.step_size or options.grid the steps are
+   fixed (outputs between grid points then come from the Hermite interpolant).
    The field must be written on jets: pass nde_jet_field_plain as the field
    and an nde_jet_field_ref as its user data. The same pair serves every other
    method (it evaluates the jet field at order 0). stats.nfe counts one

@@ -3577,22 +3577,35 @@ NDE_API double nde_optimizer_lr(const nde_optimizer *o) {
     return o->schedule.kind == NDE_SCHED_CONSTANT ? o->lr : nde_schedule_lr(&o->schedule, o->step);
 }
 
+/* Parameters [i, returned index) share parameter i's trainable flag and are
+   contiguous in the flat store from *off, *len reals: one kernel (and on a device
+   one host read) per run instead of one per parameter. */
+static int nde__param_run(const nde_ctx *ctx, int i, int64_t *off, int64_t *len) {
+    int j;
+    *off = ctx->params[i].offset;
+    *len = 0;
+    for (j = i; j < ctx->num_params && ctx->params[j].trainable == ctx->params[i].trainable; j++)
+        *len += ctx->params[j].tensor->size;
+    return j;
+}
 NDE_API double nde_grad_norm(nde_ctx *ctx) {
-    double s = 0.0; int i;
-    for (i = 0; i < ctx->num_params; i++) {
-        nde_tensor *t = ctx->params[i].tensor;
-        if (!ctx->params[i].trainable) continue;
-        s += ctx->be->dot(ctx->be->self, t->size, t->grad, t->grad);
+    double s = 0.0; int i, j;
+    int64_t off, len;
+    for (i = 0; i < ctx->num_params; i = j) {
+        j = nde__param_run(ctx, i, &off, &len);
+        if (ctx->params[i].trainable) s += ctx->be->dot(ctx->be->self, len, ctx->param_grad + off, ctx->param_grad + off);
     }
     return sqrt(s);
 }
 NDE_API double nde_clip_grad_norm(nde_ctx *ctx, double max_norm) {
     double norm = nde_grad_norm(ctx);
     if (max_norm > 0 && norm > max_norm) {
-        nde_real c = (nde_real)(max_norm / (norm + 1e-6)); int i;
-        for (i = 0; i < ctx->num_params; i++) {
-            nde_tensor *t = ctx->params[i].tensor;
-            if (ctx->params[i].trainable) ctx->be->unary(ctx->be->self, NDE_UNARY_SCALE, t->size, t->grad, c, t->grad);
+        nde_real c = (nde_real)(max_norm / (norm + 1e-6)); int i, j;
+        int64_t off, len;
+        for (i = 0; i < ctx->num_params; i = j) {
+            j = nde__param_run(ctx, i, &off, &len);
+            if (ctx->params[i].trainable)
+                ctx->be->unary(ctx->be->self, NDE_UNARY_SCALE, len, ctx->param_grad + off, c, ctx->param_grad + off);
         }
     }
     return norm;
@@ -3628,9 +3641,8 @@ NDE_API nde_status nde_optimizer_step(nde_ctx *ctx, nde_optimizer *o) {
     /* One kernel per run of consecutive trainable parameters (they are contiguous in the
        flat store; with nothing frozen that is a single call). */
     for (i = 0; i < ctx->num_params; i = j) {
-        int64_t off = ctx->params[i].offset, n = 0;
-        for (j = i; j < ctx->num_params && ctx->params[j].trainable == ctx->params[i].trainable; j++)
-            n += ctx->params[j].tensor->size;
+        int64_t off, n;
+        j = nde__param_run(ctx, i, &off, &n);
         if (!ctx->params[i].trainable) continue;
         switch (o->kind) {
         case NDE_OPT_SGD:

@@ -85,7 +85,9 @@ MEMORY
    nde_tensor_set_host / nde_tensor_from. Host index arrays (nde_gather_rows,
    nde_cross_entropy labels) travel inside the kernel arguments, 256 indices per
    launch, so no host<->device copy and no extra synchronisation is needed.
-   Destroy a backend only after every context created on it is freed.
+   Destroy a backend only after every context created on it is freed. Several
+   contexts may share a backend (their work is ordered on its one stream); like a
+   context, a backend is used by one host thread at a time.
 
 ERRORS
    Every CUDA and cuBLAS call is checked. Compute entries of the backend table return

@@ -626,6 +626,12 @@ NDE_API double nde_optimizer_lr(const nde_optimizer *opt);
 NDE_API nde_status nde_optimizer_step(nde_ctx *ctx, nde_optimizer *opt);
 NDE_API double nde_grad_norm(nde_ctx *ctx);
 NDE_API double nde_clip_grad_norm(nde_ctx *ctx, double max_norm); /* returns the norm before */
+/* The optimizer's state arrays, flat like the parameters (nde_params_count
+   reals, backend memory), created zeroed on first use. which 0: the SGD/RMSprop
+   momentum buffer or Adam's first moment; 1: RMSprop's square average or Adam's
+   second moment. With nde_optimizer.step they are the optimizer's whole state:
+   save and restore them to resume training exactly. NULL on error. */
+NDE_API nde_real *nde_optimizer_state(nde_ctx *ctx, int which);
 
 /* ---------------------------------------------------------------- I/O
    Parameters as safetensors. nde_save_params writes every parameter under its
@@ -3441,6 +3447,16 @@ static void nde__rmsprop_update(int64_t n, nde_real *p, const nde_real *g0, nde_
         if (o->momentum != 0.0) { buf[i] = (nde_real)(o->momentum * buf[i] + upd); upd = buf[i]; }
         p[i] = (nde_real)(p[i] - lr * upd);
     }
+}
+
+NDE_API nde_real *nde_optimizer_state(nde_ctx *ctx, int which) {
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (which != 0 && which != 1) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_optimizer_state: which is %d, must be 0 or 1", which);
+        return NULL;
+    }
+    if (nde__opt_state(ctx, which == 1) != NDE_OK) return NULL;
+    return which ? ctx->opt_v : ctx->opt_m;
 }
 
 NDE_API nde_status nde_optimizer_step(nde_ctx *ctx, nde_optimizer *o) {

@@ -25,6 +25,10 @@ $(B)/%_f64: tests/%.c $(HEADERS) tests/nde_test.h | $(B)
 $(B)/%_san: tests/%.c $(HEADERS) tests/nde_test.h | $(B)
 	$(CC) $(STD) $(WARN) $(SAN) -DNDE_DOUBLE -DNDE_TEST_SANITIZE $< -o $@ $(LDLIBS)
 
+# tests/test_ex_<name>.c includes examples/<name>.c (its core functions, no main)
+EX_TESTS  := $(patsubst tests/test_ex_%.c,%,$(wildcard tests/test_ex_*.c))
+$(foreach e,$(EX_TESTS),$(eval $(B)/test_ex_$(e)_f32 $(B)/test_ex_$(e)_f64 $(B)/test_ex_$(e)_san: examples/$(e).c examples/common.h))
+
 # Every test binary in float, double, and double under ASan+UBSan; then the
 # CUDA test (prints a skip line without a GPU). Last line: "N passed, N failed".
 test: check-headers $(TEST_BINS) cuda-check

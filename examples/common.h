@@ -305,6 +305,12 @@ static EX_UNUSED void ex_svg_arrow(ex_svg *s, double x, double y, double dx, dou
             by - hx * uy + hy * ux, color);
 }
 
+/* A circle of radius r pixels (outline only) at the data point (x, y). */
+static EX_UNUSED void ex_svg_circle(ex_svg *s, double x, double y, double r, const char *color) {
+    fprintf(s->f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"/>\n",
+            ex__svg_x(s, x), ex__svg_y(s, y), r, color);
+}
+
 /* A legend entry (colored line + label) at pixel position (x, y). */
 static EX_UNUSED void ex_svg_legend(ex_svg *s, double x, double y, const char *color, int dashed, const char *label) {
     fprintf(s->f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"%s/>\n", x, y - 4,

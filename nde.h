@@ -216,6 +216,9 @@ NDE_API int nde_grad_enabled(const nde_ctx *ctx);
 NDE_API int nde_set_grad_enabled(nde_ctx *ctx, int on);   /* returns previous */
 NDE_API int64_t nde_tape_length(const nde_ctx *ctx);
 NDE_API void nde_set_num_threads(int n);
+/* Wait for the backend's queued work (a no-op on the CPU); a backend failure becomes
+   the context's error. Useful before timing and at the end of a device program. */
+NDE_API nde_status nde_ctx_synchronize(nde_ctx *ctx);
 NDE_API const char *nde_version_string(void);
 
 /* Raw scratch memory from the arenas (released by nde_ctx_reset). */
@@ -316,6 +319,23 @@ typedef nde_tensor *(*nde_fn)(nde_ctx *ctx, nde_tensor *x, void *user);
    y and x_bar are new tensors in the work arena with no history. */
 NDE_API nde_status nde_vjp(nde_ctx *ctx, nde_fn f, void *user, nde_tensor *x, const nde_tensor *v,
                            nde_tensor **y, nde_tensor **x_bar, nde_real *param_grad);
+
+/* Custom tape nodes, for code built on nde (nde_adjoint.h records a whole ODE
+   solve as one node). nde_tape_custom records a node producing `out` from
+   `inputs` (at most NDE_MAX_INPUTS; NULL entries allowed) when grad mode is on;
+   it sets out->requires_grad. When a backward walk reaches the node with
+   out->grad set, backward(ctx, out, inputs, num_inputs, saved) runs with grad
+   mode off. It adds (d loss / d input) into nde_tensor_grad(ctx, inputs[i]) for
+   every input with requires_grad, and the parameter part into the current
+   parameter-gradient array (nde_params_grad: nde_vjp with param_grad NULL does
+   that). It may record and walk nodes of its own (nde_vjp, nde_backward_seed)
+   and allocate scratch, but must release them (nde_ctx_mark/nde_ctx_reset)
+   before it returns, never below the arena position it started at. `saved` is
+   the caller's (keep it in the arenas to release it with the tape). */
+typedef void (*nde_custom_backward_fn)(nde_ctx *ctx, nde_tensor *out, nde_tensor *const *inputs, int num_inputs,
+                                       void *saved);
+NDE_API nde_status nde_tape_custom(nde_ctx *ctx, nde_custom_backward_fn backward, nde_tensor *out, int num_inputs,
+                                   nde_tensor *const *inputs, void *saved);
 
 /* ---------------------------------------------------------------- parameters */
 /* A new parameter (persistent, requires grad) in the flat store, zero-filled. */
@@ -437,6 +457,20 @@ NDE_API nde_status nde_init_kaiming_normal(nde_ctx *ctx, nde_tensor *t, nde_real
 
    Jets live in the work arena like tensors (nde_ctx_reset releases them).
    Functions returning nde_jet * return NULL on error (message in the context).
+
+   Example (tests/test_taylor.c does this): the first derivatives in time of the
+   solution of z' = mlp(z) through z0, and a JVP of the same network:
+       static nde_jet *field(nde_ctx *ctx, nde_jet *t, nde_jet *z, void *user) {
+           (void)t; return nde_jet_mlp_forward(ctx, (const nde_mlp *)user, z);
+       }
+       static nde_jet *net(nde_ctx *ctx, nde_jet *x, void *user) {
+           return nde_jet_mlp_forward(ctx, (const nde_mlp *)user, x);
+       }
+       nde_jet *c = nde_ode_taylor_coeffs(ctx, field, &mlp, 0.0, z0, 6);  // z_0..z_6
+       nde_tensor *d3 = nde_jet_derivative(ctx, c, 3);                   // d^3z/dt^3 = 3! z_3
+       nde_tensor *y, *jv;
+       nde_jvp(ctx, net, &mlp, x, v, &y, &jv);                           // mlp(x), J v
+   Every tensor above is on the tape: nde_backward through d3 trains the net.
 */
 #ifndef NDE_JET_MAX_ORDER
 #define NDE_JET_MAX_ORDER 16          /* every TU: it sizes nde_jet */
@@ -547,26 +581,32 @@ NDE_API nde_tensor *nde_taynode_step_integral(nde_ctx *ctx, const nde_jet *zc, i
 /* Taylor-Lagrange step (TayLaNets: Djeumou, Neary, Goubault, Putot, Topcu,
    "Taylor-Lagrange Neural Ordinary Differential Equations", 2022). With
    T = sum_{i<=K} h^i z_i (the truncated Taylor step from (t, z)),
-       z(t + h) = T + h^(K+1) z_{K+1}(t_m, xi),
-       xi  = z + Gamma * (T - z),  Gamma = sigmoid(midpoint(z)) in (0,1)^n,
-   the Lagrange form of the remainder at a learned point between z(t) and its
-   Taylor estimate of z(t + h). midpoint(z) returns (batch, n) logits for a state
-   z (batch, n), or (batch, n + 1): the last column then places the remainder's
-   time t_m = t + h sigmoid(.) per sample; without it t_m = t + h/2. (The
-   research code uses xi = z + Gamma f(z) with an unconstrained Gamma; for K = 1
-   that is our form with Gamma scaled by h and unbounded.) midpoint = NULL gives
-   the truncated Taylor step. remainder (optional) receives h^(K+1) z_{K+1}. */
-NDE_API nde_tensor *nde_tayla_step(nde_ctx *ctx, nde_jet_field f, void *user, nde_fn midpoint, void *midpoint_user,
-                                   nde_real t, nde_real h, nde_tensor *z, int K, nde_tensor **remainder);
+       z(t + h) = T + h^(K+1) z_{K+1}(t_m, xi),     xi = z + Gamma * (T - z),
+   the Lagrange form of the remainder at a learned point. midpoint(z) returns
+   (batch, n) outputs g for a state z (batch, n), or (batch, n + 1): the last
+   column then places the remainder's time t_m = t + h sigmoid(g_n) per sample;
+   without it t_m = t + h/2. Gamma = sigmoid(g) in (0,1)^n puts xi between z(t)
+   and its Taylor estimate T of z(t + h) (the mean-value form; the default), or
+   Gamma = g with midpoint_unbounded: the research code's parameterisation
+   (it writes xi = z + c * f(z) with an unbounded c; component-wise the same
+   family, since T - z = h f(z) for K = 1). Unbounded is needed when T
+   overshoots so far that the Lagrange point lies outside [z, T] (stiff
+   problems at order >= 2). midpoint = NULL: the truncated Taylor step. */
 typedef struct nde_tayla_options {
     int order;                 /* K, the research code's --order (>= 1)          */
     int n_steps;               /* equal steps per interval (--n_steps, >= 1)     */
     nde_fn midpoint;           /* midpoint network, NULL: truncated Taylor       */
     void *midpoint_user;
+    int midpoint_unbounded;    /* 0: Gamma = sigmoid(g) in (0,1); 1: Gamma = g   */
 } nde_tayla_options;
-/* n_steps Taylor-Lagrange steps from (t0, z0) to t1. remainder_l1 (optional,
-   NULL without a midpoint) receives the penalty term of the research code:
-   the mean over steps and batch of sum_i |remainder_i| (shape (1)). */
+NDE_API nde_tayla_options nde_tayla_options_default(void);   /* order 1, 1 step, no midpoint */
+/* One step of size h from (t, z); n_steps is not used. remainder (optional)
+   receives h^(K+1) z_{K+1}(t_m, xi) (NULL without a midpoint). */
+NDE_API nde_tensor *nde_tayla_step(nde_ctx *ctx, nde_jet_field f, void *user, const nde_tayla_options *opt,
+                                   nde_real t, nde_real h, nde_tensor *z, nde_tensor **remainder);
+/* n_steps steps from (t0, z0) to t1. remainder_l1 (optional, NULL without a
+   midpoint) receives the research code's penalty term: the mean over steps
+   and batch of sum_i |remainder_i| (shape (1)). */
 NDE_API nde_tensor *nde_tayla_solve(nde_ctx *ctx, nde_jet_field f, void *user, const nde_tayla_options *opt,
                                     nde_real t0, nde_real t1, nde_tensor *z0, nde_tensor **remainder_l1);
 
@@ -736,6 +776,19 @@ struct nde_backend {
     void (*adam_step)(void *self, int64_t n, nde_real *p, const nde_real *g, nde_real *m, nde_real *v,
                       double lr, double beta1, double beta2, double eps, double weight_decay,
                       double bc1, double bc2, int decoupled);
+    /* ---- optional entries: NULL means the core reports NDE_ERR_UNSUPPORTED or never asks. */
+    /* SGD (PyTorch's form) over flat arrays; buf is the momentum buffer, first = 1 on the
+       first step (buf := g). */
+    void (*sgd_step)(void *self, int64_t n, nde_real *p, const nde_real *g, nde_real *buf, double lr,
+                     double momentum, double dampening, int nesterov, double weight_decay, int first);
+    /* RMSprop (PyTorch's form); sq the running mean of g^2, buf the momentum buffer. */
+    void (*rmsprop_step)(void *self, int64_t n, nde_real *p, const nde_real *g, nde_real *sq, nde_real *buf,
+                         double lr, double alpha, double eps, double momentum, double weight_decay);
+    /* The backend's first failure (NDE_OK if none) and its message. Compute entries return
+       void, so a device backend keeps its first failure here (and returns it from copy and
+       synchronize); the core copies it into the context at every host read and in
+       nde_ctx_synchronize. */
+    nde_status (*last_error)(void *self, const char **message);
 };
 NDE_API const nde_backend *nde_cpu_backend(void);
 
@@ -920,6 +973,15 @@ NDE_API const char *nde_ctx_message(const nde_ctx *ctx) {
 }
 NDE_API void nde_ctx_clear_error(nde_ctx *ctx) { ctx->status = NDE_OK; ctx->message[0] = 0; }
 
+/* A backend failure (st, or the backend's own recorded error) into the context. */
+static nde_status nde__backend_check(nde_ctx *ctx, nde_status st, const char *who) {
+    const char *msg = "";
+    nde_status rec = ctx->be->last_error ? ctx->be->last_error(ctx->be->self, &msg) : NDE_OK;
+    if (st == NDE_OK) st = rec;
+    if (st != NDE_OK) nde_ctx_fail(ctx, st, "%s: backend '%s' failed: %s", who, ctx->be->name, msg ? msg : "");
+    return st;
+}
+
 static size_t nde__round_up(size_t n) { return (n + NDE__ALIGN - 1) / NDE__ALIGN * NDE__ALIGN; }
 
 static void *nde__raw_alloc(const nde_backend *be, size_t bytes) {
@@ -972,6 +1034,7 @@ static void *nde__arena_alloc(nde_ctx *ctx, nde__arena *a, size_t bytes, const c
             a->blocks = nb; a->cap_blocks = nc;
         }
         base = (unsigned char *)nde__raw_alloc(a->backend, cap + NDE__ALIGN);
+        if (!base && a->backend && nde__backend_check(ctx, NDE_OK, who) != NDE_OK) return NULL;
         if (!base) {
             nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory allocating an arena block of %zu bytes", who, cap);
             return NULL;
@@ -1086,6 +1149,12 @@ NDE_API void nde_set_num_threads(int n) {
 #endif
 }
 
+NDE_API nde_status nde_ctx_synchronize(nde_ctx *ctx) {
+    if (!ctx) return NDE_ERR_ARG;
+    nde__backend_check(ctx, ctx->be->synchronize(ctx->be->self), "nde_ctx_synchronize");
+    return ctx->status;
+}
+
 NDE_API void *nde_ctx_alloc_host(nde_ctx *ctx, size_t bytes) {
     return nde__arena_alloc(ctx, &ctx->meta, bytes, "nde_ctx_alloc_host");
 }
@@ -1163,14 +1232,16 @@ NDE_API nde_tensor *nde_tensor_scalar(nde_ctx *ctx, nde_real value) {
 NDE_API nde_status nde_tensor_set_host(nde_ctx *ctx, nde_tensor *t, const nde_real *host) {
     if (!t || !host) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tensor_set_host: NULL tensor or host pointer");
     if (ctx->be->is_device)
-        return ctx->be->copy(ctx->be->self, t->data, host, (size_t)t->size * sizeof(nde_real), NDE_COPY_TO_DEVICE);
+        return nde__backend_check(ctx, ctx->be->copy(ctx->be->self, t->data, host, (size_t)t->size * sizeof(nde_real),
+                                                     NDE_COPY_TO_DEVICE), "nde_tensor_set_host");
     memcpy(t->data, host, (size_t)t->size * sizeof(nde_real));
     return NDE_OK;
 }
 NDE_API nde_status nde_tensor_to_host(nde_ctx *ctx, const nde_tensor *t, nde_real *host) {
     if (!t || !host) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tensor_to_host: NULL tensor or host pointer");
     if (ctx->be->is_device)
-        return ctx->be->copy(ctx->be->self, host, t->data, (size_t)t->size * sizeof(nde_real), NDE_COPY_TO_HOST);
+        return nde__backend_check(ctx, ctx->be->copy(ctx->be->self, host, t->data, (size_t)t->size * sizeof(nde_real),
+                                                     NDE_COPY_TO_HOST), "nde_tensor_to_host");
     memcpy(host, t->data, (size_t)t->size * sizeof(nde_real));
     return NDE_OK;
 }
@@ -1181,8 +1252,11 @@ NDE_API nde_real nde_tensor_item(nde_ctx *ctx, const nde_tensor *t, int64_t inde
                      (long long)index, (long long)(t ? t->size : 0));
         return (nde_real)NAN;
     }
-    if (ctx->be->is_device) ctx->be->copy(ctx->be->self, &v, t->data + index, sizeof v, NDE_COPY_TO_HOST);
-    else v = t->data[index];
+    if (ctx->be->is_device) {
+        if (nde__backend_check(ctx, ctx->be->copy(ctx->be->self, &v, t->data + index, sizeof v, NDE_COPY_TO_HOST),
+                               "nde_tensor_item") != NDE_OK)
+            return (nde_real)NAN;
+    } else v = t->data[index];
     return v;
 }
 NDE_API nde_status nde_tensor_fill(nde_ctx *ctx, nde_tensor *t, nde_real value) {
@@ -1203,7 +1277,8 @@ NDE_API nde_status nde_tensor_copy_into(nde_ctx *ctx, nde_tensor *dst, const nde
     if (dst->size != src->size)
         return nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_tensor_copy_into: dst is %s, src is %s",
                             nde_shape_str(dst, sa, sizeof sa), nde_shape_str(src, sb, sizeof sb));
-    return ctx->be->copy(ctx->be->self, dst->data, src->data, (size_t)src->size * sizeof(nde_real), NDE_COPY_DEVICE);
+    return nde__backend_check(ctx, ctx->be->copy(ctx->be->self, dst->data, src->data, (size_t)src->size * sizeof(nde_real),
+                                                 NDE_COPY_DEVICE), "nde_tensor_copy_into");
 }
 NDE_API int nde_tensor_same_shape(const nde_tensor *a, const nde_tensor *b) {
     int i;
@@ -1308,6 +1383,7 @@ NDE_API nde_status nde_vjp(nde_ctx *ctx, nde_fn f, void *user, nde_tensor *x, co
                            nde_tensor **y_out, nde_tensor **x_bar, nde_real *param_grad) {
     int64_t start = ctx->tape_len;
     int was = nde_set_grad_enabled(ctx, 1);
+    nde_real *prev_grad = ctx->param_grad;   /* restored after a redirect (nested use) */
     nde_tensor *xl, *y;
     nde_status st;
     if (ctx->status != NDE_OK) { nde_set_grad_enabled(ctx, was); return ctx->status; }
@@ -1325,7 +1401,7 @@ NDE_API nde_status nde_vjp(nde_ctx *ctx, nde_fn f, void *user, nde_tensor *x, co
         st = (y->size == v->size) ? NDE_OK : nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_vjp: f(x) has %lld elements but v has %lld",
                                                         (long long)y->size, (long long)v->size);
     }
-    if (param_grad) nde_params_redirect_grad(ctx, NULL);
+    if (param_grad) nde_params_redirect_grad(ctx, prev_grad);
     if (st != NDE_OK) return st;
     if (x_bar) {
         *x_bar = nde_tensor_detach(ctx, xl);
@@ -1340,6 +1416,37 @@ NDE_API nde_status nde_vjp(nde_ctx *ctx, nde_fn f, void *user, nde_tensor *x, co
         *y_out = yd;
     }
     ctx->tape_len = start;
+    return NDE_OK;
+}
+
+/* ------------------------------------------------------------ custom nodes */
+typedef struct nde__custom {
+    nde_custom_backward_fn backward; void *saved; int num_inputs;
+} nde__custom;
+static void nde__custom_backward(nde_ctx *ctx, nde__node *n) {
+    /* Copy out of the node first: the callback may grow (and move) the tape. */
+    nde__custom c = *(nde__custom *)n->saved;
+    nde_tensor *out = n->out, *in[NDE_MAX_INPUTS];
+    int i;
+    for (i = 0; i < NDE_MAX_INPUTS; i++) in[i] = n->in[i];
+    c.backward(ctx, out, in, c.num_inputs, c.saved);
+}
+NDE_API nde_status nde_tape_custom(nde_ctx *ctx, nde_custom_backward_fn backward, nde_tensor *out, int num_inputs,
+                                   nde_tensor *const *inputs, void *saved) {
+    nde__node *n; nde__custom *c; int i;
+    if (!ctx) return NDE_ERR_ARG;
+    if (ctx->status != NDE_OK) return ctx->status;
+    if (!backward || !out || num_inputs < 0 || num_inputs > NDE_MAX_INPUTS || (num_inputs && !inputs))
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tape_custom: need a backward function, an output and 0..%d inputs (got %d)",
+                            NDE_MAX_INPUTS, num_inputs);
+    if (!ctx->grad_enabled) return NDE_OK;
+    c = (nde__custom *)nde_ctx_alloc_host(ctx, sizeof *c);
+    if (!c) return ctx->status;
+    c->backward = backward; c->saved = saved; c->num_inputs = num_inputs;
+    n = nde__record(ctx, nde__custom_backward, out, NULL, NULL, NULL);
+    if (!n) return ctx->status;
+    for (i = 0; i < num_inputs; i++) n->in[i] = inputs[i];
+    n->saved = c;
     return NDE_OK;
 }
 
@@ -3240,36 +3347,45 @@ NDE_API nde_tensor *nde_taynode_step_integral(nde_ctx *ctx, const nde_jet *zc, i
 }
 
 /* ---- Taylor-Lagrange step (TayLaNets, Djeumou et al. 2022) */
-NDE_API nde_tensor *nde_tayla_step(nde_ctx *ctx, nde_jet_field f, void *user, nde_fn midpoint, void *midpoint_user,
-                                   nde_real t, nde_real h, nde_tensor *z, int K, nde_tensor **remainder) {
-    nde_jet *zc, *rc; nde_tensor *T, *logits, *gam, *tm, *xi, *R, *ck;
+NDE_API nde_tayla_options nde_tayla_options_default(void) {
+    nde_tayla_options o;
+    memset(&o, 0, sizeof o);
+    o.order = 1; o.n_steps = 1;
+    return o;
+}
+NDE_API nde_tensor *nde_tayla_step(nde_ctx *ctx, nde_jet_field f, void *user, const nde_tayla_options *o,
+                                   nde_real t, nde_real h, nde_tensor *z, nde_tensor **remainder) {
+    nde_jet *zc, *rc; nde_tensor *T, *g, *gam, *tm, *xi, *R, *ck; int K;
     if (remainder) *remainder = NULL;
     if (!ctx || ctx->status != NDE_OK) return NULL;
-    if (!z || K < 1 || K >= NDE_JET_MAX_ORDER) {
-        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tayla_step: NULL state or order K = %d outside 1..%d", K, NDE_JET_MAX_ORDER - 1);
+    K = o ? o->order : 0;
+    if (!o || !z || K < 1 || K >= NDE_JET_MAX_ORDER) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tayla_step: NULL options or state, or order K = %d outside 1..%d", K,
+                     NDE_JET_MAX_ORDER - 1);
         return NULL;
     }
     zc = nde__ode_coeffs(ctx, f, user, nde_tensor_scalar(ctx, t), z, K, "nde_tayla_step");
     T = zc ? nde_jet_eval(ctx, zc, h) : NULL;          /* sum_{i<=K} h^i z_i */
-    if (!T || !midpoint) return T;
-    logits = midpoint(ctx, z, midpoint_user);
-    if (!logits) {
+    if (!T || !o->midpoint) return T;
+    g = o->midpoint(ctx, z, o->midpoint_user);
+    if (!g) {
         if (ctx->status == NDE_OK) nde_ctx_fail(ctx, NDE_ERR_USER_FN, "nde_tayla_step: the midpoint function returned NULL");
         return NULL;
     }
-    if (logits->size == z->size) {
-        gam = nde_sigmoid(ctx, nde__jet_fit(ctx, logits, z));
+    if (g->size == z->size) {
+        gam = nde__jet_fit(ctx, g, z);
         tm = nde_tensor_scalar(ctx, t + NDE_R(0.5) * h);
-    } else if (z->ndim == 2 && logits->ndim == 2 && logits->shape[0] == z->shape[0] && logits->shape[1] == z->shape[1] + 1) {
-        gam = nde_sigmoid(ctx, nde_slice(ctx, logits, 1, 0, z->shape[1]));
-        tm = nde_add_scalar(ctx, nde_scale(ctx, nde_sigmoid(ctx, nde_slice(ctx, logits, 1, z->shape[1], z->shape[1] + 1)), h), t);
+    } else if (z->ndim == 2 && g->ndim == 2 && g->shape[0] == z->shape[0] && g->shape[1] == z->shape[1] + 1) {
+        gam = nde_slice(ctx, g, 1, 0, z->shape[1]);
+        tm = nde_add_scalar(ctx, nde_scale(ctx, nde_sigmoid(ctx, nde_slice(ctx, g, 1, z->shape[1], z->shape[1] + 1)), h), t);
     } else {
         char s1[64], s2[64];
         nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_tayla_step: the midpoint returned %s for a state %s (need the state's "
-                     "shape, or (batch, n + 1) with a time column)", nde_shape_str(logits, s1, sizeof s1), nde_shape_str(z, s2, sizeof s2));
+                     "shape, or (batch, n + 1) with a time column)", nde_shape_str(g, s1, sizeof s1), nde_shape_str(z, s2, sizeof s2));
         return NULL;
     }
-    xi = nde_add(ctx, z, nde_mul(ctx, gam, nde_sub(ctx, T, z)));   /* between z(t) and its estimate of z(t+h) */
+    if (!o->midpoint_unbounded) gam = nde_sigmoid(ctx, gam);
+    xi = nde_add(ctx, z, nde_mul(ctx, gam, nde_sub(ctx, T, z)));
     rc = nde__ode_coeffs(ctx, f, user, tm, xi, K + 1, "nde_tayla_step");
     ck = rc ? nde_jet_coeff(ctx, rc, K + 1) : NULL;
     R = ck ? nde_scale(ctx, ck, (nde_real)pow((double)h, (double)(K + 1))) : NULL;   /* h^(K+1) z_{K+1}(xi) */
@@ -3291,8 +3407,7 @@ NDE_API nde_tensor *nde_tayla_solve(nde_ctx *ctx, nde_jet_field f, void *user, c
     batch = z0->ndim >= 2 ? z0->shape[0] : 1;
     for (i = 0; i < o->n_steps && z; i++) {
         nde_tensor *R = NULL;
-        z = nde_tayla_step(ctx, f, user, o->midpoint, o->midpoint_user, t0 + (nde_real)i * h, h, z, o->order,
-                           remainder_l1 ? &R : NULL);
+        z = nde_tayla_step(ctx, f, user, o, t0 + (nde_real)i * h, h, z, remainder_l1 ? &R : NULL);
         if (R) { nde_tensor *s = nde_sum(ctx, nde_abs(ctx, R)); acc = acc ? nde_add(ctx, acc, s) : s; }
     }
     if (remainder_l1 && acc) *remainder_l1 = nde_scale(ctx, acc, NDE_R(1.0) / (nde_real)(batch * o->n_steps));
@@ -3424,31 +3539,6 @@ static nde_status nde__opt_state(nde_ctx *ctx, int need_v) {
     return NDE_OK;
 }
 
-/* SGD and RMSprop on host-readable memory (the CUDA backend brings its own). */
-static void nde__sgd_update(int64_t n, nde_real *p, const nde_real *g0, nde_real *buf, const nde_optimizer *o, double lr, int first) {
-    int64_t i;
-    for (i = 0; i < n; i++) {
-        double g = g0[i] + o->weight_decay * p[i];
-        if (o->momentum != 0.0) {
-            double b = first ? g : o->momentum * buf[i] + (1.0 - o->dampening) * g;
-            buf[i] = (nde_real)b;
-            g = o->nesterov ? g + o->momentum * b : b;
-        }
-        p[i] = (nde_real)(p[i] - lr * g);
-    }
-}
-static void nde__rmsprop_update(int64_t n, nde_real *p, const nde_real *g0, nde_real *sq, nde_real *buf, const nde_optimizer *o, double lr) {
-    int64_t i;
-    for (i = 0; i < n; i++) {
-        double g = g0[i] + o->weight_decay * p[i];
-        double v = o->alpha * sq[i] + (1.0 - o->alpha) * g * g;
-        double upd = g / (sqrt(v) + o->eps);
-        sq[i] = (nde_real)v;
-        if (o->momentum != 0.0) { buf[i] = (nde_real)(o->momentum * buf[i] + upd); upd = buf[i]; }
-        p[i] = (nde_real)(p[i] - lr * upd);
-    }
-}
-
 NDE_API nde_real *nde_optimizer_state(nde_ctx *ctx, int which) {
     if (!ctx || ctx->status != NDE_OK) return NULL;
     if (which != 0 && which != 1) {
@@ -3460,33 +3550,39 @@ NDE_API nde_real *nde_optimizer_state(nde_ctx *ctx, int which) {
 }
 
 NDE_API nde_status nde_optimizer_step(nde_ctx *ctx, nde_optimizer *o) {
-    double lr; int i;
+    double lr; int i, j;
+    const nde_backend *be = ctx->be;
     if (ctx->status != NDE_OK) return ctx->status;
     if (!o) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_optimizer_step: NULL optimizer");
+    if ((o->kind == NDE_OPT_SGD && !be->sgd_step) || (o->kind == NDE_OPT_RMSPROP && !be->rmsprop_step))
+        return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_optimizer_step: backend '%s' has no %s kernel; use Adam",
+                            be->name, o->kind == NDE_OPT_SGD ? "SGD" : "RMSprop");
     if (o->clip_grad_norm > 0) o->last_grad_norm = nde_clip_grad_norm(ctx, o->clip_grad_norm);
     lr = nde_optimizer_lr(o);
     if (nde__opt_state(ctx, o->kind != NDE_OPT_SGD) != NDE_OK) return ctx->status;
-    if ((o->kind == NDE_OPT_SGD || o->kind == NDE_OPT_RMSPROP) && ctx->be->is_device)
-        return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_optimizer_step: SGD/RMSprop on a device backend are not implemented; use Adam");
     o->step++;
-    for (i = 0; i < ctx->num_params; i++) {
-        nde__param_info *pi = &ctx->params[i];
-        nde_tensor *t = pi->tensor;
-        int64_t off = pi->offset;
-        if (!pi->trainable) continue;
+    /* One kernel per run of consecutive trainable parameters (they are contiguous in the
+       flat store; with nothing frozen that is a single call). */
+    for (i = 0; i < ctx->num_params; i = j) {
+        int64_t off = ctx->params[i].offset, n = 0;
+        for (j = i; j < ctx->num_params && ctx->params[j].trainable == ctx->params[i].trainable; j++)
+            n += ctx->params[j].tensor->size;
+        if (!ctx->params[i].trainable) continue;
         switch (o->kind) {
         case NDE_OPT_SGD:
-            nde__sgd_update(t->size, t->data, t->grad, ctx->opt_m + off, o, lr, o->step == 1);
+            be->sgd_step(be->self, n, ctx->param_data + off, ctx->param_grad + off, ctx->opt_m + off, lr,
+                         o->momentum, o->dampening, o->nesterov, o->weight_decay, o->step == 1);
             break;
         case NDE_OPT_RMSPROP:
-            nde__rmsprop_update(t->size, t->data, t->grad, ctx->opt_v + off, ctx->opt_m + off, o, lr);
+            be->rmsprop_step(be->self, n, ctx->param_data + off, ctx->param_grad + off, ctx->opt_v + off,
+                             ctx->opt_m + off, lr, o->alpha, o->eps, o->momentum, o->weight_decay);
             break;
         case NDE_OPT_ADAM:
         case NDE_OPT_ADAMW:
-            ctx->be->adam_step(ctx->be->self, t->size, t->data, t->grad, ctx->opt_m + off, ctx->opt_v + off, lr,
-                               o->beta1, o->beta2, o->eps, o->weight_decay,
-                               1.0 - pow(o->beta1, (double)o->step), 1.0 - pow(o->beta2, (double)o->step),
-                               o->kind == NDE_OPT_ADAMW);
+            be->adam_step(be->self, n, ctx->param_data + off, ctx->param_grad + off, ctx->opt_m + off,
+                          ctx->opt_v + off, lr, o->beta1, o->beta2, o->eps, o->weight_decay,
+                          1.0 - pow(o->beta1, (double)o->step), 1.0 - pow(o->beta2, (double)o->step),
+                          o->kind == NDE_OPT_ADAMW);
             break;
         }
     }
@@ -4761,6 +4857,32 @@ static void nde__cpu_adam_step(void *self, int64_t n, nde_real *p, const nde_rea
     }
 }
 
+static void nde__cpu_sgd_step(void *self, int64_t n, nde_real *p, const nde_real *g0, nde_real *buf, double lr,
+                              double momentum, double dampening, int nesterov, double wd, int first) {
+    int64_t i; (void)self;
+    for (i = 0; i < n; i++) {
+        double g = g0[i] + wd * p[i];
+        if (momentum != 0.0) {
+            double b = first ? g : momentum * buf[i] + (1.0 - dampening) * g;
+            buf[i] = (nde_real)b;
+            g = nesterov ? g + momentum * b : b;
+        }
+        p[i] = (nde_real)(p[i] - lr * g);
+    }
+}
+static void nde__cpu_rmsprop_step(void *self, int64_t n, nde_real *p, const nde_real *g0, nde_real *sq, nde_real *buf,
+                                  double lr, double alpha, double eps, double momentum, double wd) {
+    int64_t i; (void)self;
+    for (i = 0; i < n; i++) {
+        double g = g0[i] + wd * p[i];
+        double v = alpha * sq[i] + (1.0 - alpha) * g * g;
+        double upd = g / (sqrt(v) + eps);
+        sq[i] = (nde_real)v;
+        if (momentum != 0.0) { buf[i] = (nde_real)(momentum * buf[i] + upd); upd = buf[i]; }
+        p[i] = (nde_real)(p[i] - lr * upd);
+    }
+}
+
 NDE_API const nde_backend *nde_cpu_backend(void) {
     static const nde_backend cpu = {
         "cpu", 0, NULL,
@@ -4770,7 +4892,7 @@ NDE_API const nde_backend *nde_cpu_backend(void) {
         nde__cpu_im2col, nde__cpu_col2im, nde__cpu_group_norm, nde__cpu_group_norm_backward,
         nde__cpu_avg_pool2d, nde__cpu_avg_pool2d_backward, nde__cpu_log_softmax, nde__cpu_log_softmax_backward,
         nde__cpu_philox_fill, nde__cpu_rms_error_norm, nde__cpu_dot, nde__cpu_max_abs, nde__cpu_all_finite,
-        nde__cpu_adam_step
+        nde__cpu_adam_step, nde__cpu_sgd_step, nde__cpu_rmsprop_step, NULL
     };
     return &cpu;
 }

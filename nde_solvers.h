@@ -252,6 +252,16 @@ NDE_API const nde_tableau *nde_tableau_by_name(nde_ctx *ctx, const char *name);
 NDE_API const char *nde_method_name(nde_method m);
 
 /* ---------------------------------------------------------------- options */
+/* ---- added for nde_adjoint.h (step callback) ----
+   Called after every accepted step with the step's data (t0, h, y0, y1, f0, f1
+   and, for methods with their own interpolant, the stage derivatives k), so a
+   caller can evaluate the step's interpolant (the Gauss-Legendre adjoint reads
+   it at quadrature nodes) or record the step grid without keeping states. The
+   tensors are valid during the call only. A non-OK status stops the solve. */
+struct nde_step;
+typedef nde_status (*nde_step_fn)(nde_ctx *ctx, const struct nde_step *step, void *user);
+/* ---- end of the nde_adjoint.h addition ---- */
+
 typedef struct nde_solve_options {
     nde_method method;             /* NDE_DOPRI5                                      */
     double rtol, atol;             /* 1e-7, 1e-9 (torchdiffeq's defaults)            */
@@ -273,6 +283,7 @@ typedef struct nde_solve_options {
     double newton_kappa;           /* 0.03                                           */
     int dense;                     /* keep every step's interpolant in sol.steps     */
     int record_steps;              /* keep every accepted step's (t0, h, y0, y1)      */
+    nde_step_fn on_step; void *on_step_user;  /* (nde_adjoint.h) after each accepted step */
     nde_event_fn event; void *event_user;
     int event_direction;           /* 0 both, +1 rising, -1 falling                  */
     double event_tol;              /* 1e-12 (absolute, in t)                          */
@@ -390,17 +401,18 @@ NDE_API void nde_lagrange_weights(int m, const double *x, double a, double b, do
    program extended one order at a time: O(p^2) products per op) and takes
    z(t + h) = sum_k z_k h^k, evaluated in Horner-free form with one lincomb.
    Order p: options.taylor_order, or 0 for the optimal order of Jorba & Zou
-   (2005, eq. 3.6 rounded up): p = ceil(-ln(tol) / 2 + 1), tol = the smaller
+   (2005, sec. 3.2) rounded up: p = ceil(-ln(tol) / 2 + 1), tol = the smaller
    positive tolerance, clamped to 2..NDE_JET_MAX_ORDER.
    Step size (adaptive, the default): from the last two coefficients,
        h = exp(-0.7 / (p - 1)) * min over j in {p-1, p} of (eps / |z_j|_inf)^(1/j),
        eps = max(atol, rtol |z|_inf),
    (Jorba & Zou, "A software package for the numerical integration of ODEs by
    means of high-order Taylor methods", Experimental Mathematics 14, 2005,
-   sec. 3.2, with their safety factor); no step is rejected. The step is also
-   clipped to the next output time, so outputs are Taylor values, not
-   interpolants; dtmax and step_ts apply, first_step is ignored. With
-   options.step_size or options.grid the steps are fixed.
+   sec. 3.2, with their safety factor; atol_tensor and norm are not used here);
+   no step is rejected. The step is also clipped to the next output time, so
+   outputs are Taylor values, not interpolants; dtmax and step_ts apply,
+   first_step is ignored. With options.step_size or options.grid the steps are
+   fixed (outputs between grid points then come from the Hermite interpolant).
    The field must be written on jets: pass nde_jet_field_plain as the field
    and an nde_jet_field_ref as its user data. The same pair serves every other
    method (it evaluates the jet field at order 0). stats.nfe counts one
@@ -1339,7 +1351,7 @@ static nde_status nde__accept(nde__run *r, double h, double t1, nde__attempt *a,
     const nde_tableau *tab = r->mi->tableau;
     int has_poly = a->num_k > 0 && tab && tab->dense_degree > 0;
     int inside = r->next_out < r->num_ts && nde__before(r, r->ts[r->next_out], t1);
-    int need_interp = r->o.dense || r->o.event || inside;
+    int need_interp = r->o.dense || r->o.event || r->o.on_step || inside;
     double t_stop = t1, th_ev = -1.0;
     int which = -1;
     if (!a->f1 && need_interp && !has_poly) {
@@ -1365,6 +1377,10 @@ static nde_status nde__accept(nde__run *r, double h, double t1, nde__attempt *a,
     }
     if (r->o.dense || r->o.record_steps) {
         st = nde__record_step(r, &cur);
+        if (st != NDE_OK) return st;
+    }
+    if (r->o.on_step) {   /* nde_adjoint.h addition */
+        st = r->o.on_step(r->ctx, &cur, r->o.on_step_user);
         if (st != NDE_OK) return st;
     }
     r->sol->stats.accepted++;

@@ -465,11 +465,28 @@ static void test_tayla(void) {
     mu.g = nde_param_new(ctx, "mid", 1, &one);
     mu.g->data[0] = (nde_real)log(gstar / (1 - gstar));
     CHECK(gstar > 0 && gstar < 1);
-    zn = nde_tayla_step(ctx, field_linear, NULL, midpoint_const, &mu, 0, NDE_R(1.0), z, 1, &R);
+    o = nde_tayla_options_default();
+    o.midpoint = midpoint_const; o.midpoint_user = &mu;
+    zn = nde_tayla_step(ctx, field_linear, NULL, &o, 0, NDE_R(1.0), z, &R);
     CHECK_NEAR(nde_tensor_item(ctx, zn, 0), z0 * exp(x), 0, 50 * TOL);
     CHECK_NEAR(nde_tensor_item(ctx, R, 0), z0 * (exp(x) - 1 - x), 0, 50 * TOL);
+    /* order 2 at x = -10 (h = 10/0.7): the truncated step overshoots (T = 41 z) and the
+       Lagrange point lies outside [z, T]: Gamma* < 0, reachable only unbounded */
+    {
+        double x2 = -10.0, q = x2 + x2 * x2 / 2;
+        double g2 = ((exp(x2) - 1 - q) / (x2 * x2 * x2 / 6) - 1) / q;
+        nde_tensor *zb;
+        CHECK(g2 < 0);
+        o.order = 2; o.midpoint_unbounded = 1;
+        mu.g->data[0] = (nde_real)g2;
+        zb = nde_tayla_step(ctx, field_linear, NULL, &o, 0, (nde_real)(10.0 / 0.7), z, NULL);
+        CHECK_NEAR(nde_tensor_item(ctx, zb, 0), z0 * exp(x2), 1e3 * TOL, 0);
+        o.order = 1; o.midpoint_unbounded = 0;
+        mu.g->data[0] = (nde_real)log(gstar / (1 - gstar));
+    }
     /* truncated Taylor of order 3 */
-    lin = nde_tayla_step(ctx, field_linear, NULL, NULL, NULL, 0, NDE_R(0.5), z, 3, NULL);
+    o.midpoint = NULL; o.order = 3;
+    lin = nde_tayla_step(ctx, field_linear, NULL, &o, 0, NDE_R(0.5), z, NULL);
     CHECK_NEAR(nde_tensor_item(ctx, lin, 0), z0 * (1 - 0.35 + 0.35 * 0.35 / 2 - 0.35 * 0.35 * 0.35 / 6), TOL, TOL);
     /* learn the midpoint from Gamma = 1/2 for the known field */
     mu.g->data[0] = 0;
@@ -666,6 +683,32 @@ static void test_taylor_solver(void) {
 }
 static nde_tensor *plain_decay(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *user) { (void)t; (void)user; return nde_neg(ctx, z); }
 
+/* The example in nde.h's JETS documentation, verbatim apart from the set-up. */
+static nde_jet *doc_field(nde_ctx *ctx, nde_jet *t, nde_jet *z, void *user) {
+    (void)t; return nde_jet_mlp_forward(ctx, (const nde_mlp *)user, z);
+}
+static nde_jet *doc_net(nde_ctx *ctx, nde_jet *x, void *user) {
+    return nde_jet_mlp_forward(ctx, (const nde_mlp *)user, x);
+}
+static void test_doc_example(void) {
+    nde_ctx *ctx = new_ctx();
+    nde_mlp mlp; int64_t w[3] = {2, 8, 2}, sh[2] = {3, 2};
+    nde_tensor *z0, *x, *v;
+    nde_mlp_init(ctx, &mlp, "doc", 3, w, NDE_ACT_TANH, 1);
+    z0 = nde_tensor_randn(ctx, 2, sh, 1, 0); x = z0; v = nde_tensor_randn(ctx, 2, sh, 1, 1);
+    {
+        nde_jet *c = nde_ode_taylor_coeffs(ctx, doc_field, &mlp, 0.0, z0, 6);  /* z_0..z_6 */
+        nde_tensor *d3 = nde_jet_derivative(ctx, c, 3);                      /* d^3z/dt^3 = 3! z_3 */
+        nde_tensor *y, *jv;
+        nde_jvp(ctx, doc_net, &mlp, x, v, &y, &jv);                          /* mlp(x), J v */
+        CHECK(c && c->order == 6 && d3 && y && jv);
+        nde_zero_grad(ctx);
+        CHECK(nde_backward(ctx, nde_sum(ctx, nde_square(ctx, d3))) == NDE_OK);
+        CHECK(nde_grad_norm(ctx) > 0);
+    }
+    nde_ctx_free(ctx);
+}
+
 /* ---------------------------------------------------------------- errors */
 static nde_jet *field_linear(nde_ctx *ctx, nde_jet *t, nde_jet *z, void *user);
 static void test_errors(void) {
@@ -699,6 +742,7 @@ int main(void) {
     test_tayla();
     test_taylorized();
     test_taylor_solver();
+    test_doc_example();
     test_errors();
     return nde_test_finish("test_taylor");
 }

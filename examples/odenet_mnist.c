@@ -16,16 +16,20 @@
    residual blocks (GroupNorm, ReLU, Conv, GroupNorm, ReLU, Conv, plus the
    input), the paper's ResNet baseline. The block is solved with --method
    (dopri5 at --tol = rtol = atol by default; fixed-step methods with
-   --step_size) and differentiated by direct backpropagation through the
-   solver's operations (nde_solvers.h). [--adjoint_option arrives with
-   nde_adjoint.h.]
+   --step_size) and differentiated by --adjoint_option (nde_adjoint.h): direct
+   (backpropagation through the solver's operations, the default), adjoint
+   (torchdiffeq's odeint_adjoint; --adjoint is the research code's switch for
+   it), gq (Gauss-Legendre quadrature adjoint), interp, checkpoint, gq_step.
+   The solver sees the state flattened to (N, C*H*W) (nde_odeint_adjoint
+   stacks outputs on a new axis) and the field unflattens it.
 
    Training as the research code: SGD with momentum 0.9, learning rate --lr
    scaled by batch_size / 128, divided by 10 at each epoch of --decay_epochs,
    cross-entropy, random crops of the zero-padded image (--data_aug; padding 4
    for MNIST, 1 for the 8x8 digits). Per epoch: the mean forward NFE per
    training batch, time, training loss and accuracy over the epoch's batches,
-   and the test accuracy, in <save>/log.csv; checkpoints every epoch
+   and the test accuracy, in <save>/log.csv (with the backward NFE of the
+   adjoint modes); checkpoints every epoch
    (--resume continues).
 
    Data: the bundled 8x8 digits (1437 train / 360 test) by default. On images
@@ -42,21 +46,21 @@
 */
 #define NDE_IMPLEMENTATION
 #include "common.h"
-#include "../nde_solvers.h"
+#include "../nde_adjoint.h"
 
 #define ON_MAX_DECAYS 8
 #define ON_RES_BLOCKS 6
 
 typedef struct on_args {
-    const char *network, *method, *decay_epochs, *data_dir, *save;
+    const char *network, *method, *adjoint_option, *decay_epochs, *data_dir, *save;
     double tol, step_size, lr;
-    int width, nepochs, batch_size, test_batch_size, data_aug, seed, max_train, max_test;
+    int width, nepochs, batch_size, test_batch_size, data_aug, seed, max_train, max_test, adjoint;
     int resume, quiet;
 } on_args;
 
 static void on_args_default(on_args *a) {
     memset(a, 0, sizeof *a);
-    a->network = "odenet"; a->method = "dopri5"; a->decay_epochs = "6,8,9"; a->data_dir = ""; a->save = "odenet_mnist_out";
+    a->network = "odenet"; a->method = "dopri5"; a->adjoint_option = "direct"; a->decay_epochs = "6,8,9"; a->data_dir = ""; a->save = "odenet_mnist_out";
     a->tol = 1e-3; a->step_size = 0.0; a->lr = 0.1;
     a->width = 32; a->nepochs = 10; a->batch_size = 128; a->test_batch_size = 360; a->data_aug = 1; a->seed = 0;
 }
@@ -77,6 +81,8 @@ typedef struct on_model {
     nde_linear head;
     nde_optimizer opt;
     nde_solve_options solve;
+    nde_adjoint_options adj;
+    int64_t state_shape[4];             /* (N, C, H, W) of the block's state */
     int64_t nfe;                        /* field evaluations (a counter) */
 } on_model;
 
@@ -140,6 +146,15 @@ static int on_model_init(on_model *m, const on_args *a, int64_t image_side) {
     }
     m->solve.rtol = a->tol; m->solve.atol = a->tol;
     m->solve.step_size = a->step_size;
+    {
+        nde_grad_mode mode;
+        const char *name = a->adjoint ? "adjoint" : a->adjoint_option;
+        if (nde_grad_mode_from_name(ctx, name, &mode) != NDE_OK) {
+            fprintf(stderr, "odenet_mnist: --adjoint_option: %s\n", nde_ctx_message(ctx));
+            return 0;
+        }
+        m->adj = nde_adjoint_options_default(mode);
+    }
     if (nde_method_get(m->solve.method)->error_order == 0 && !(a->step_size > 0)) {
         fprintf(stderr, "odenet_mnist: the fixed-step method %s needs --step_size\n", a->method);
         return 0;
@@ -153,21 +168,23 @@ static void on_model_free(on_model *m) { if (m->ctx) nde_ctx_free(m->ctx); m->ct
 static nde_tensor *on_concat_conv(nde_ctx *ctx, const nde_conv2d_layer *l, nde_tensor *t, nde_tensor *x) {
     int64_t s[4];
     nde_tensor *parts[2];
+    if (!x) return NULL;
     s[0] = x->shape[0]; s[1] = 1; s[2] = x->shape[2]; s[3] = x->shape[3];
     parts[0] = nde_add(ctx, nde_tensor_zeros(ctx, 4, s), t);
     parts[1] = x;
     return nde_conv2d_forward(ctx, l, nde_concat(ctx, 2, parts, 1));
 }
-/* The ODE function f(t, z). */
+/* The ODE function f(t, z) on the flattened state z (N, C*H*W). */
 static nde_tensor *on_field(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *user) {
     on_model *m = (on_model *)user;
     nde_tensor *h;
     m->nfe++;
-    h = nde_relu(ctx, on_norm_apply(ctx, &m->f_n1, z));
+    h = nde_reshape(ctx, z, 4, m->state_shape);
+    h = nde_relu(ctx, on_norm_apply(ctx, &m->f_n1, h));
     h = on_concat_conv(ctx, &m->f_c1, t, h);
     h = nde_relu(ctx, on_norm_apply(ctx, &m->f_n2, h));
     h = on_concat_conv(ctx, &m->f_c2, t, h);
-    return on_norm_apply(ctx, &m->f_n3, h);
+    return nde_reshape(ctx, on_norm_apply(ctx, &m->f_n3, h), 2, z->shape);
 }
 
 static nde_tensor *on_forward(on_model *m, nde_tensor *x) {
@@ -190,12 +207,15 @@ static nde_tensor *on_forward(on_model *m, nde_tensor *x) {
             h = nde_add(ctx, h, nde_conv2d_forward(ctx, &b->c2, r));
         }
     } else {
-        double ts[2] = {0.0, 1.0};
-        nde_solution sol;
-        nde_tensor *z1 = NULL;
-        if (nde_solve(ctx, on_field, m, h, 2, ts, &m->solve, &sol) == NDE_OK) z1 = sol.ys[1];
-        nde_solution_free(ctx, &sol);
-        h = z1;
+        nde_real tv[2] = {NDE_R(0.0), NDE_R(1.0)};
+        int64_t two = 2, flat[2], i;
+        nde_tensor *zs;
+        for (i = 0; i < 4; i++) m->state_shape[i] = h->shape[i];
+        flat[0] = h->shape[0]; flat[1] = h->size / h->shape[0];
+        zs = nde_odeint_adjoint(ctx, on_field, m, nde_reshape(ctx, h, 2, flat), nde_tensor_from(ctx, 1, &two, tv),
+                                &m->solve, &m->adj, NULL);
+        if (!zs) return NULL;
+        h = nde_reshape(ctx, nde_slice(ctx, zs, 0, 1, 2), 4, m->state_shape);   /* z(1) */
     }
     h = nde_relu(ctx, on_norm_apply(ctx, &m->head_n, h));
     return nde_linear_forward(ctx, &m->head, nde_global_avg_pool(ctx, h));
@@ -222,7 +242,7 @@ static void on_random_crop(nde_real *x, int64_t count, int64_t h, int64_t w, int
     free(tmp);
 }
 
-typedef struct on_epoch_stats { double loss, acc, nfe_forward, seconds; } on_epoch_stats;
+typedef struct on_epoch_stats { double loss, acc, nfe_forward, nfe_backward, seconds; } on_epoch_stats;
 
 static on_epoch_stats on_train_epoch(on_model *m, const on_args *a, const ex_images *train, int epoch, int64_t *perm) {
     on_epoch_stats st;
@@ -253,7 +273,9 @@ static on_epoch_stats on_train_epoch(on_model *m, const on_args *a, const ex_ima
                     correct += best == labels[i];
                 }
             nde_zero_grad(m->ctx);
+            m->nfe = 0;
             nde_backward(m->ctx, loss);
+            st.nfe_backward += (double)m->nfe;
             nde_optimizer_step(m->ctx, &m->opt);
         }
         nde_ctx_reset(m->ctx, mark);
@@ -263,6 +285,7 @@ static on_epoch_stats on_train_epoch(on_model *m, const on_args *a, const ex_ima
     free(labels);
     st.loss /= (double)(batches ? batches : 1);
     st.nfe_forward /= (double)(batches ? batches : 1);
+    st.nfe_backward /= (double)(batches ? batches : 1);
     st.acc = (double)correct / (double)train->n;
     st.seconds = ex_now() - t0;
     return st;
@@ -300,7 +323,9 @@ static double on_test_accuracy(on_model *m, const on_args *a, const ex_images *t
 }
 
 /* ---------------------------------------------------------------- run */
-typedef struct on_result { int epochs_run; double first_loss, last_loss, test_acc, nfe_forward; int64_t params; } on_result;
+typedef struct on_result {
+    int epochs_run; double first_loss, last_loss, test_acc, nfe_forward, nfe_backward, seconds_per_epoch; int64_t params;
+} on_result;
 
 static int on_run(const on_args *a, on_result *res) {
     on_model m;
@@ -361,7 +386,7 @@ static int on_run(const on_args *a, on_result *res) {
     {
         char lp[512];
         ex_path(lp, sizeof lp, a->save, "/log.csv", NULL);
-        log = ex_csv_open(lp, "epoch,lr,seconds,nfe_forward,train_loss,train_acc,test_acc", a->resume);
+        log = ex_csv_open(lp, "epoch,lr,seconds,nfe_forward,nfe_backward,train_loss,train_acc,test_acc", a->resume);
         if (!log) goto done;
     }
     {
@@ -375,12 +400,14 @@ static int on_run(const on_args *a, on_result *res) {
                 goto done;
             }
             test_acc = on_test_accuracy(&m, a, &test, NULL);
-            fprintf(log, "%d,%.6g,%.2f,%.1f,%.6f,%.4f,%.4f\n", epoch + 1, lr, st.seconds, st.nfe_forward, st.loss, st.acc,
-                    test_acc);
+            fprintf(log, "%d,%.6g,%.2f,%.1f,%.1f,%.6f,%.4f,%.4f\n", epoch + 1, lr, st.seconds, st.nfe_forward,
+                    st.nfe_backward, st.loss, st.acc, test_acc);
             if (epoch == start_epoch) res->first_loss = st.loss;
             res->last_loss = st.loss;
             res->test_acc = test_acc;
             res->nfe_forward = st.nfe_forward;
+            res->nfe_backward = st.nfe_backward;
+            res->seconds_per_epoch = st.seconds;
             res->epochs_run++;
             counters[0] = epoch + 1;
             if (ex_checkpoint_save(m.ctx, path, &m.opt, counters, 1) != NDE_OK) {
@@ -389,15 +416,17 @@ static int on_run(const on_args *a, on_result *res) {
                 goto done;
             }
             if (!a->quiet) {
-                ex_progress_update(&bar, epoch - start_epoch + 1, "epoch %d  loss %.4f  train acc %.4f  test acc %.4f  NFE-F %.1f",
-                                   epoch + 1, st.loss, st.acc, test_acc, st.nfe_forward);
+                ex_progress_update(&bar, epoch - start_epoch + 1,
+                                   "epoch %d  loss %.4f  train acc %.4f  test acc %.4f  NFE-F %.1f  NFE-B %.1f", epoch + 1,
+                                   st.loss, st.acc, test_acc, st.nfe_forward, st.nfe_backward);
                 ex_progress_finish(&bar);
             }
         }
     }
     if (!a->quiet && res->epochs_run)
-        printf("final: test accuracy %.4f (error %.2f%%), NFE-F %.1f per batch; log %s/log.csv\n", res->test_acc,
-               100.0 * (1.0 - res->test_acc), res->nfe_forward, a->save);
+        printf("final: test accuracy %.4f (error %.2f%%), NFE-F %.1f, NFE-B %.1f per batch, %.1f s per epoch; log %s/log.csv\n",
+               res->test_acc, 100.0 * (1.0 - res->test_acc), res->nfe_forward, res->nfe_backward, res->seconds_per_epoch,
+               a->save);
     rc = 0;
 done:
     if (log) fclose(log);
@@ -420,6 +449,8 @@ int main(int argc, char **argv) {
             {"method", EX_STRING, &a.method, "solver of the ODE block (dopri5, rk4, euler, ...)"},
             {"tol", EX_DOUBLE, &a.tol, "rtol = atol of an adaptive solver"},
             {"step_size", EX_DOUBLE, &a.step_size, "fixed step (0: adaptive)"},
+            {"adjoint_option", EX_STRING, &a.adjoint_option, "gradient mode: direct, adjoint, gq, interp, checkpoint, gq_step"},
+            {"adjoint", EX_BOOL, &a.adjoint, "torchdiffeq's switch: --adjoint_option adjoint"},
             {"width", EX_INT, &a.width, "channels (torchdiffeq: 64)"},
             {"nepochs", EX_INT, &a.nepochs, "epochs"},
             {"decay_epochs", EX_STRING, &a.decay_epochs, "epochs where the learning rate is divided by 10"},

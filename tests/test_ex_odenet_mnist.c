@@ -1,7 +1,7 @@
 /* tests/test_ex_odenet_mnist.c - examples/odenet_mnist.c: shapes of the stem
    and the ODE function, the time channel, the random crop, a tiny training
-   run of the ODE-Net and of the ResNet baseline (the loss falls), and resuming
-   from a checkpoint. */
+   run of the ODE-Net and of the ResNet baseline (the loss falls), resuming
+   from a checkpoint, and the adjoint gradient modes. */
 #define EXAMPLE_NO_MAIN
 #include "../examples/odenet_mnist.c"   /* first: it sets _POSIX_C_SOURCE */
 #include "nde_test.h"
@@ -26,7 +26,9 @@ static void test_model_pieces(void) {
     logits = on_forward(&m, x);
     CHECK(logits && logits->ndim == 2 && logits->shape[0] == 2 && logits->shape[1] == 10);
     CHECK(m.nfe == 8);                                   /* rk4, 2 steps */
-    z = nde_tensor_randn(m.ctx, 4, zs, 2, 0);
+    for (i = 0; i < 4; i++) m.state_shape[i] = zs[i];
+    zs[1] = 4 * 4 * 4; zs[2] = 1;                       /* the solver's flat state (N, C*H*W) */
+    z = nde_tensor_randn(m.ctx, 2, zs, 2, 0);
     f0 = on_field(m.ctx, nde_tensor_scalar(m.ctx, NDE_R(0.0)), z, &m);
     f1 = on_field(m.ctx, nde_tensor_scalar(m.ctx, NDE_R(1.0)), z, &m);
     CHECK(f0 && f1 && nde_tensor_same_shape(f0, z));
@@ -136,7 +138,17 @@ static void test_training_and_resume(void) {
     CHECK(rb.last_loss < rb.first_loss && rb.nfe_forward == 0.0);
     a.network = "odenet"; a.method = "dopri5"; a.step_size = 0.0; a.nepochs = 1;
     CHECK(on_run(&a, &rb) == 0);
-    CHECK(rb.nfe_forward >= 8);
+    CHECK(rb.nfe_forward >= 8 && rb.nfe_backward == 0.0);   /* direct: no field calls backwards */
+    /* the continuous adjoint and the quadrature adjoint call the field backwards */
+    a.adjoint_option = "adjoint";
+    CHECK(on_run(&a, &rb) == 0);
+    CHECK(rb.nfe_backward > 0 && rb.last_loss == rb.last_loss);
+    a.adjoint_option = "adjoint_gq_is_not_a_mode";
+    fprintf(stderr, "(test_ex_odenet_mnist: the next error message is expected)\n");
+    CHECK(on_run(&a, &rb) != 0);
+    a.adjoint_option = "gq";
+    CHECK(on_run(&a, &rb) == 0);
+    CHECK(rb.nfe_backward > 0);
     remove_run(dir_a);
     remove_run(dir_b);
 }

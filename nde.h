@@ -89,6 +89,7 @@ BACKENDS
 #ifndef NDE_H
 #define NDE_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -373,6 +374,56 @@ NDE_API double nde_rng_normal1(nde_rng *r);
 NDE_API nde_status nde_tensor_fill_normal(nde_ctx *ctx, nde_tensor *t, nde_rng *r, nde_real mean, nde_real std);
 NDE_API nde_status nde_tensor_fill_uniform(nde_ctx *ctx, nde_tensor *t, nde_rng *r, nde_real lo, nde_real hi);
 NDE_API nde_status nde_tensor_fill_rademacher(nde_ctx *ctx, nde_tensor *t, nde_rng *r);
+
+/* The streams' value mapping, inline so that a device backend compiles the very
+   same code (nde_cuda.h runs it in its kernels, hence NDE_HOST_DEVICE): value i
+   of (seed, stream) comes from the block with key seed, counter_hi stream and
+   counter_lo counter + i. kind 0: uniform (k + 1/2) 2^-b from the top b bits,
+   b = 23 for float and 52 for double (exactly representable, so strictly inside
+   (0, 1) in nde_real; with 24 or 53 bits the largest value would round up to 1);
+   1: normal, Box-Muller on two 52-bit uniforms in double; 2: Rademacher +-1. */
+#if defined(__CUDACC__)
+#define NDE_HOST_DEVICE __host__ __device__
+#else
+#define NDE_HOST_DEVICE
+#endif
+static inline NDE_HOST_DEVICE void nde__philox_block(uint64_t key, uint64_t counter_hi, uint64_t counter_lo,
+                                                     uint32_t out[4]) {
+    /* Philox 4x32-10 (Salmon et al. 2011; Table 2 constants) */
+    uint32_t c0 = (uint32_t)counter_lo, c1 = (uint32_t)(counter_lo >> 32);
+    uint32_t c2 = (uint32_t)counter_hi, c3 = (uint32_t)(counter_hi >> 32);
+    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+    int r;
+    for (r = 0; r < 10; r++) {
+        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
+        uint32_t n1 = (uint32_t)p1;
+        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+        uint32_t n3 = (uint32_t)p0;
+        c0 = n0; c1 = n1; c2 = n2; c3 = n3;
+        k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
+    }
+    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+}
+static inline NDE_HOST_DEVICE double nde__philox_u01_52(uint32_t hi, uint32_t lo) {
+    return ((double)(((uint64_t)hi << 20) | (uint64_t)(lo >> 12)) + 0.5) * (1.0 / 4503599627370496.0);
+}
+static inline NDE_HOST_DEVICE double nde__philox_value(int kind, uint64_t seed, uint64_t stream, uint64_t idx) {
+    uint32_t o[4];
+    nde__philox_block(seed, stream, idx, o);
+    if (kind == 0) {
+#ifdef NDE_DOUBLE
+        return nde__philox_u01_52(o[0], o[1]);
+#else
+        return ((double)(o[0] >> 9) + 0.5) * (1.0 / 8388608.0);
+#endif
+    }
+    if (kind == 2) return (o[0] & 1u) ? 1.0 : -1.0;
+    {
+        double u1 = nde__philox_u01_52(o[0], o[1]), u2 = nde__philox_u01_52(o[2], o[3]);
+        return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+    }
+}
 
 /* ---------------------------------------------------------------- layers */
 typedef enum nde_activation {
@@ -766,7 +817,9 @@ struct nde_backend {
     void (*log_softmax_backward)(void *self, int64_t n, int64_t k, const nde_real *y, const nde_real *dy, nde_real *dx);
     /* Philox streams: kind 0 uniform [0,1), 1 normal, 2 Rademacher; value i uses counter start + i/4 */
     void (*philox_fill)(void *self, int kind, uint64_t seed, uint64_t stream, uint64_t counter, int64_t n, nde_real *out);
-    /* sqrt(mean((err / (atol + rtol*max(|y0|,|y1|)))^2)); atol_vec may be NULL (scalar atol). */
+    /* sqrt(mean((err / (atol + rtol*max(|y0|,|y1|)))^2)); atol_vec may be NULL (scalar atol).
+       NaN if y1 (the proposed state) holds a NaN or Inf, so that this one reduction, one
+       host read, both measures a step's error and vets the step. */
     double (*rms_error_norm)(void *self, int64_t n, const nde_real *err, const nde_real *y0, const nde_real *y1,
                              double rtol, double atol, const nde_real *atol_vec);
     double (*dot)(void *self, int64_t n, const nde_real *x, const nde_real *y); /* accumulated in double */
@@ -2312,26 +2365,8 @@ NDE_API void nde_param_set_trainable(nde_ctx *ctx, int i, int trainable) {
 }
 
 /* ------------------------------------------------------------ RNG */
-/* Philox 4x32-10 round constants (Salmon et al. 2011, Table 2). */
-#define NDE__PHILOX_M0 0xD2511F53u
-#define NDE__PHILOX_M1 0xCD9E8D57u
-#define NDE__PHILOX_W0 0x9E3779B9u
-#define NDE__PHILOX_W1 0xBB67AE85u
 NDE_API void nde_philox4x32(uint64_t key, uint64_t counter_hi, uint64_t counter_lo, uint32_t out[4]) {
-    uint32_t c0 = (uint32_t)counter_lo, c1 = (uint32_t)(counter_lo >> 32);
-    uint32_t c2 = (uint32_t)counter_hi, c3 = (uint32_t)(counter_hi >> 32);
-    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
-    int r;
-    for (r = 0; r < 10; r++) {
-        uint64_t p0 = (uint64_t)NDE__PHILOX_M0 * c0, p1 = (uint64_t)NDE__PHILOX_M1 * c2;
-        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
-        uint32_t n1 = (uint32_t)p1;
-        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-        uint32_t n3 = (uint32_t)p0;
-        c0 = n0; c1 = n1; c2 = n2; c3 = n3;
-        k0 += NDE__PHILOX_W0; k1 += NDE__PHILOX_W1;
-    }
-    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+    nde__philox_block(key, counter_hi, counter_lo, out);
 }
 NDE_API nde_rng nde_rng_new(uint64_t seed, uint64_t stream) { nde_rng r; r.seed = seed; r.stream = stream; r.counter = 0; return r; }
 NDE_API nde_rng nde_rng_split(const nde_rng *r, uint64_t child) {
@@ -2340,35 +2375,6 @@ NDE_API nde_rng nde_rng_split(const nde_rng *r, uint64_t child) {
     nde_philox4x32(r->seed ^ 0x5DEECE66DULL, r->stream, child, o);
     c.seed = r->seed; c.stream = ((uint64_t)o[0] << 32 | o[1]) ^ (r->stream + 1); c.counter = 0;
     return c;
-}
-/* Value number i of (seed, stream, kind): block i/4 of the counter space. */
-/* Uniforms are (k + 1/2) 2^-b with k the top b random bits: exactly
-   representable in nde_real (b = 23 for float, 52 for double), so strictly
-   inside (0, 1) after the conversion (with 24 or 53 bits the largest value
-   rounds up to 1). */
-#ifndef NDE_DOUBLE
-static double nde__u01(uint32_t x) { return ((double)(x >> 9) + 0.5) * (1.0 / 8388608.0); }
-#endif
-static double nde__u01_52(uint32_t hi, uint32_t lo) {
-    return ((double)(((uint64_t)hi << 20) | (uint64_t)(lo >> 12)) + 0.5) * (1.0 / 4503599627370496.0);
-}
-/* kind 0: uniform, 1: normal (Box-Muller on a pair of blocks), 2: rademacher. Value i
-   depends only on (seed, stream, counter + i). */
-static double nde__philox_value(int kind, uint64_t seed, uint64_t stream, uint64_t idx) {
-    uint32_t o[4];
-    nde_philox4x32(seed, stream, idx, o);
-    if (kind == 0) {
-#ifdef NDE_DOUBLE
-        return nde__u01_52(o[0], o[1]);
-#else
-        return nde__u01(o[0]);
-#endif
-    }
-    if (kind == 2) return (o[0] & 1u) ? 1.0 : -1.0;
-    {
-        double u1 = nde__u01_52(o[0], o[1]), u2 = nde__u01_52(o[2], o[3]);
-        return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-    }
 }
 static void nde__cpu_philox_fill(void *self, int kind, uint64_t seed, uint64_t stream, uint64_t counter, int64_t n, nde_real *out) {
     int64_t i; (void)self;
@@ -2383,7 +2389,7 @@ NDE_API void nde_rng_normal(nde_rng *r, int64_t n, nde_real *out) {
 NDE_API void nde_rng_rademacher(nde_rng *r, int64_t n, nde_real *out) {
     nde__cpu_philox_fill(NULL, 2, r->seed, r->stream, r->counter, n, out); r->counter += (uint64_t)n;
 }
-NDE_API double nde_rng_uniform1(nde_rng *r) { uint32_t o[4]; nde_philox4x32(r->seed, r->stream, r->counter++, o); return nde__u01_52(o[0], o[1]); }
+NDE_API double nde_rng_uniform1(nde_rng *r) { uint32_t o[4]; nde_philox4x32(r->seed, r->stream, r->counter++, o); return nde__philox_u01_52(o[0], o[1]); }
 NDE_API double nde_rng_normal1(nde_rng *r) { return nde__philox_value(1, r->seed, r->stream, r->counter++); }
 
 static nde_status nde__fill_random(nde_ctx *ctx, nde_tensor *t, nde_rng *r, int kind, nde_real scale, nde_real shift, const char *who) {
@@ -4817,6 +4823,7 @@ static double nde__cpu_rms_error_norm(void *self, int64_t n, const nde_real *err
     for (i = 0; i < n; i++) {
         double a0 = fabs((double)y0[i]), a1 = fabs((double)y1[i]);
         double sc = (atol_vec ? (double)atol_vec[i] : atol) + rtol * (a0 > a1 ? a0 : a1);
+        if (!isfinite(a1)) return NAN;   /* the proposed state is not finite */
         double e = (double)err[i] / sc;
         s += e * e;
     }

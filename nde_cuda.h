@@ -116,7 +116,13 @@ SCALARS AND SYNCHRONISATION
    rms_error_norm, dot, max_abs and all_finite (the solver's error norm, gradient
    norms, NaN checks) run as ONE kernel each (blocks combine their partial sums in
    the last block to finish) that writes the result to pinned host memory, followed
-   by one stream synchronisation: a single host sync per adaptive step.
+   by one stream synchronisation. Everything else is asynchronous.
+   Solvers (nde_solvers.h) on this backend: an adaptive step attempt costs one host
+   synchronisation, its error norm, which is NaN when the proposed state is not
+   finite and so is also the NaN check; a fixed-step solve checks the state only
+   where an output lands (a few syncs per solve, not per step). Runge-Kutta stage
+   combinations are one lincomb kernel each. nde_cuda_counters() counts launches
+   and host syncs (tests/test_cuda.cu checks these budgets).
 
 CUDA GRAPHS
    Work whose shapes and addresses repeat (a fixed-step solve, the forward and
@@ -141,6 +147,12 @@ CUDA GRAPHS
    optimizer step (its bias corrections change every step) belongs outside the graph.
    Tensors made inside the captured region are the graph's scratch: copy results
    you want to keep (nde_tensor_copy_into) into tensors made before the mark.
+   A fixed-step solve is captured as a loop of nde_rk_step (nde_solvers.h) calls
+   over the grid, copying each new state into a state tensor made before the mark
+   (tests/test_cuda.cu, test_graph_solve: 20 rk4 steps become one launch). The
+   field must not read device values to the host (no nde_tensor_item on t).
+   nde_solve itself cannot be captured: it checks z0 on the host and allocates
+   the solution's storage.
 
 LIMITS
    GEMM dimensions and leading dimensions must fit in int (cuBLAS); a larger one is
@@ -204,6 +216,10 @@ NDE_CUDA_API nde_status nde_cuda_error(const nde_backend *backend, const char **
 NDE_CUDA_API void nde_cuda_clear_error(const nde_backend *backend);
 /* "NVIDIA H100 80GB HBM3, sm_90, 132 SMs, 79.1 GiB, float, TF32 off" into buf; returns buf. */
 NDE_CUDA_API const char *nde_cuda_describe(const nde_backend *backend, char *buf, size_t buf_len);
+/* Work items issued (kernels, cuBLAS calls, device copies and memsets) and host
+   synchronisations (stream waits: reads to the host, synchronize, scalar
+   reductions) since the backend was created. Either pointer may be NULL. */
+NDE_CUDA_API void nde_cuda_counters(const nde_backend *backend, int64_t *launches, int64_t *host_syncs);
 /* Switch TF32 for float GEMMs on or off later. */
 NDE_CUDA_API nde_status nde_cuda_set_tf32(const nde_backend *backend, int allow);
 
@@ -277,6 +293,7 @@ struct nde__cuda {
     void *blas_workspace;
     int allow_tf32, debug_sync;
     int capturing;
+    int64_t launches, syncs;     /* nde_cuda_counters */
     char device_name[256];
     int cc_major, cc_minor, sm_count;
     size_t device_bytes;
@@ -333,10 +350,16 @@ static int nde__cu_enter(nde__cuda *s) {
         if (!NDE__CU_CHECK(s, cudaSetDevice(s->device), "nde_cuda")) return 0;
     return 1;
 }
+/* Waits for the stream (counted); returns 1 if fine. */
+static int nde__cu_sync(nde__cuda *s, const char *who) {
+    s->syncs++;
+    return NDE__CU_CHECK(s, cudaStreamSynchronize(s->stream), who);
+}
 /* After a launch: configuration errors now, execution errors now in debug mode. */
 static void nde__cu_launched(nde__cuda *s, const char *who) {
+    s->launches++;
     NDE__CU_CHECK(s, cudaGetLastError(), who);
-    if (s->debug_sync && !s->capturing) NDE__CU_CHECK(s, cudaStreamSynchronize(s->stream), who);
+    if (s->debug_sync && !s->capturing) nde__cu_sync(s, who);
 }
 /* Host reads are impossible while a graph is being captured. */
 static int nde__cu_not_capturing(nde__cuda *s, const char *who) {
@@ -452,19 +475,22 @@ static nde_status nde__cu_copy(void *self, void *dst, const void *src, size_t by
     if (!bytes || dst == src) return s->status;
     switch (kind) {
     case NDE_COPY_DEVICE:
+        s->launches++;
         NDE__CU_CHECK(s, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s->stream), who);
         break;
     case NDE_COPY_TO_DEVICE:
         if (!nde__cu_not_capturing(s, "nde_cuda copy to device")) break;
         /* From pageable memory the call returns once the data is staged, so the caller
            may reuse its buffer at once; from pinned memory it would not, so wait. */
+        s->launches++;
         NDE__CU_CHECK(s, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s->stream), who);
-        if (nde__cu_is_pinned(src)) NDE__CU_CHECK(s, cudaStreamSynchronize(s->stream), who);
+        if (nde__cu_is_pinned(src)) nde__cu_sync(s, who);
         break;
     case NDE_COPY_TO_HOST:
         if (!nde__cu_not_capturing(s, "nde_cuda copy to host")) break;
+        s->launches++;
         if (NDE__CU_CHECK(s, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s->stream), who))
-            NDE__CU_CHECK(s, cudaStreamSynchronize(s->stream), who);
+            nde__cu_sync(s, who);
         break;
     default:
         nde__cu_fail(s, NDE_ERR_ARG, "nde_cuda copy: unknown copy kind %d", (int)kind);
@@ -476,7 +502,7 @@ static nde_status nde__cu_synchronize(void *self) {
     nde__cuda *s = (nde__cuda *)self;
     if (!nde__cu_enter(s)) return s->status;
     if (!nde__cu_not_capturing(s, "nde_cuda synchronize")) return s->status;
-    if (NDE__CU_CHECK(s, cudaStreamSynchronize(s->stream), "nde_cuda synchronize"))
+    if (nde__cu_sync(s, "nde_cuda synchronize"))
         NDE__CU_CHECK(s, cudaGetLastError(), "nde_cuda synchronize");
     return s->status;
 }
@@ -496,6 +522,7 @@ static void nde__cu_fill(void *self, int64_t n, nde_real v, nde_real *x) {
     nde_real zero = 0;
     if (n <= 0 || !nde__cu_enter(s)) return;
     if (memcmp(&v, &zero, sizeof v) == 0) {   /* +0.0: all bytes zero */
+        s->launches++;
         NDE__CU_CHECK(s, cudaMemsetAsync(x, 0, (size_t)n * sizeof(nde_real), s->stream), "nde_cuda fill");
         return;
     }
@@ -1164,43 +1191,12 @@ static void nde__cu_log_softmax_backward(void *self, int64_t n, int64_t k, const
 }
 
 /* ------------------------------------------------------------ Philox
-   Exactly nde.h's nde_philox4x32 and its value mapping: value i of (seed, stream)
-   is block (counter_hi = stream, counter_lo = counter + i) under key seed. */
-static __device__ void nde__cu_philox(uint64_t key, uint64_t hi, uint64_t lo, uint32_t out[4]) {
-    uint32_t c0 = (uint32_t)lo, c1 = (uint32_t)(lo >> 32), c2 = (uint32_t)hi, c3 = (uint32_t)(hi >> 32);
-    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
-    for (int r = 0; r < 10; r++) {
-        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n1 = (uint32_t)p1;
-        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1, n3 = (uint32_t)p0;
-        c0 = n0; c1 = n1; c2 = n2; c3 = n3;
-        k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
-    }
-    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
-}
-static __device__ double nde__cu_u01_53(uint32_t hi, uint32_t lo) {
-    return ((double)(((uint64_t)hi << 21) ^ (uint64_t)(lo >> 11)) + 0.5) * (1.0 / 9007199254740992.0);
-}
+   nde.h's own inline mapping nde__philox_value (compiled here for the device), so
+   the streams are the CPU's by construction. */
 static __global__ void nde__k_philox(int kind, uint64_t seed, uint64_t stream, uint64_t counter, int64_t n,
                                      nde_real *out) {
-    for (int64_t i = nde__cu_first(); i < n; i += nde__cu_step()) {
-        uint32_t o[4];
-        double v;
-        nde__cu_philox(seed, stream, counter + (uint64_t)i, o);
-        if (kind == 0) {
-#ifdef NDE_DOUBLE
-            v = nde__cu_u01_53(o[0], o[1]);
-#else
-            v = ((double)(o[0] >> 8) + 0.5) * (1.0 / 16777216.0);
-#endif
-        } else if (kind == 2) {
-            v = (o[0] & 1u) ? 1.0 : -1.0;
-        } else {   /* Box-Muller on 53-bit uniforms, in double */
-            double u1 = nde__cu_u01_53(o[0], o[1]), u2 = nde__cu_u01_53(o[2], o[3]);
-            v = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-        }
-        out[i] = (nde_real)v;
-    }
+    for (int64_t i = nde__cu_first(); i < n; i += nde__cu_step())
+        out[i] = (nde_real)nde__philox_value(kind, seed, stream, counter + (uint64_t)i);
 }
 static void nde__cu_philox_fill(void *self, int kind, uint64_t seed, uint64_t stream, uint64_t counter, int64_t n,
                                 nde_real *out) {
@@ -1236,7 +1232,7 @@ static __device__ double nde__cu_red_term(const nde__cu_red_args *a, int64_t i) 
         double a0 = fabs((double)a->y[i]), a1 = fabs((double)a->z[i]);
         double sc = (a->atol_vec ? (double)a->atol_vec[i] : a->atol) + a->rtol * (a0 > a1 ? a0 : a1);
         double e = (double)a->x[i] / sc;
-        return e * e;
+        return isfinite(a1) ? e * e : (double)NAN;   /* a non-finite y1 poisons the norm */
     }
     case NDE__CU_RED_MAXABS: return fabs((double)a->x[i]);
     default: return isfinite((double)a->x[i]) ? 0.0 : 1.0;
@@ -1287,7 +1283,7 @@ static double nde__cu_reduce(nde__cuda *s, nde__cu_red_args a, const char *who) 
                          s->result_dev);
     nde__cu_launched(s, who);
     if (s->status != NDE_OK) return NAN;
-    if (!NDE__CU_CHECK(s, cudaStreamSynchronize(s->stream), who)) return NAN;
+    if (!nde__cu_sync(s, who)) return NAN;
     return *(volatile double *)s->result_host;
 }
 static nde__cu_red_args nde__cu_red(int op, int64_t n, const nde_real *x, const nde_real *y, const nde_real *z) {
@@ -1580,6 +1576,11 @@ void nde_cuda_clear_error(const nde_backend *be) {
     s->status = NDE_OK;
     s->message[0] = 0;
 }
+void nde_cuda_counters(const nde_backend *be, int64_t *launches, int64_t *host_syncs) {
+    nde__cuda *s = nde__cu_self(be);
+    if (launches) *launches = s ? s->launches : 0;
+    if (host_syncs) *host_syncs = s ? s->syncs : 0;
+}
 const char *nde_cuda_describe(const nde_backend *be, char *buf, size_t len) {
     nde__cuda *s = nde__cu_self(be);
     if (!buf || !len) return buf;
@@ -1670,7 +1671,8 @@ nde_status nde_cuda_graph_launch(nde_cuda_graph *g) {
         return s->status;
     }
     NDE__CU_CHECK(s, cudaGraphLaunch(g->exec, s->stream), "nde_cuda_graph_launch");
-    if (s->debug_sync) NDE__CU_CHECK(s, cudaStreamSynchronize(s->stream), "nde_cuda_graph_launch");
+    s->launches++;
+    if (s->debug_sync) nde__cu_sync(s, "nde_cuda_graph_launch");
     return s->status;
 }
 void nde_cuda_graph_free(nde_cuda_graph *g) {

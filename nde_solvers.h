@@ -1165,7 +1165,18 @@ typedef struct nde__run {
     nde_jet *taylor_c; nde_tensor *taylor_z; double taylor_t; nde_mark taylor_mark; int taylor_have_mark;
     /* step_ts / jump_ts sorted along the direction */
     double *step_ts, *jump_ts; int nstep, njump, istep, ijump;
+    double t_checked;                /* the state was last found finite here */
 } nde__run;
+
+/* On a device backend each NaN/Inf check is a host synchronisation, so without
+   events or step callbacks the solver checks only where it must: an adaptive step
+   is vetted by its error norm (NaN for a non-finite state: one host read per
+   attempt), a fixed-step state where an output lands and at the end (a non-finite
+   state stays non-finite, z + h sum b_i k_i, so it is still caught), and f only at
+   the start. On the CPU every step is checked. */
+static int nde__check_every_step(const nde__run *r) {
+    return !r->be->is_device || r->o.event || r->o.on_step;
+}
 
 static nde_status nde__fail_at(nde__run *r, nde_status st, double h, const char *what) {
     return nde_ctx_fail(r->ctx, st, "%s: at t = %.17g, h = %.3g: %s", r->who, r->t, h, what);
@@ -1236,7 +1247,8 @@ static nde_status nde__ensure_f(nde__run *r) {
     m = nde_ctx_mark(r->ctx);
     k = nde__eval(r->ctx, r->f, r->user, r->t, r->z, &r->sol->stats.nfe, r->who);
     if (!k) return nde__ctx_err(r->ctx);
-    if (!nde_tensor_all_finite(r->ctx, k)) return nde__fail_at(r, NDE_ERR_NONFINITE, 0.0, "the vector field returned NaN or Inf");
+    if ((nde__check_every_step(r) || r->sol->stats.accepted == 0) && !nde_tensor_all_finite(r->ctx, k))
+        return nde__fail_at(r, NDE_ERR_NONFINITE, 0.0, "the vector field returned NaN or Inf");
     r->fz = nde__keep(r, r->fbuf, k);
     if (!r->taped) nde_ctx_reset(r->ctx, m);
     return NDE_OK;
@@ -1735,7 +1747,17 @@ static nde_status nde__loop_fixed(nde__run *r, const double *grid, int64_t n_gri
             return nde__fail_at(r, NDE_ERR_UNSUPPORTED, h,
                                 "the Newton iteration did not converge and fixed steps cannot be rejected "
                                 "(use adaptive stepping or a smaller step_size)");
-        if (!nde_tensor_all_finite(r->ctx, a.y1)) return nde__fail_at(r, NDE_ERR_NONFINITE, h, "the state became NaN or Inf");
+        if (nde__check_every_step(r) || i + 2 == n_grid ||
+            (r->next_out < r->num_ts && !nde__before(r, t1, r->ts[r->next_out]))) {
+            if (!nde_tensor_all_finite(r->ctx, a.y1)) {
+                char what[160];
+                if (r->t_checked == r->t) snprintf(what, sizeof what, "the state became NaN or Inf");
+                else snprintf(what, sizeof what, "the state became NaN or Inf after t = %.17g (on a device, fixed "
+                              "steps are checked where outputs land)", r->t_checked);
+                return nde__fail_at(r, NDE_ERR_NONFINITE, h, what);
+            }
+            r->t_checked = t1;
+        }
         st = nde__accept(r, h, t1, &a, 0);
         if (!r->taped) nde_ctx_reset(r->ctx, m);
         if (st != NDE_OK) return st;
@@ -1803,7 +1825,8 @@ static nde_status nde__loop_adaptive(nde__run *r) {
             continue;
         }
         errn = a.err ? nde_error_norm(r->ctx, &r->o, a.err, r->z, a.y1) : 0.0;
-        if (!(errn == errn) || isinf(errn) || !nde_tensor_all_finite(r->ctx, a.y1)) {
+        /* the built-in norm is NaN for a non-finite y1: then it is the only host read */
+        if (!(errn == errn) || isinf(errn) || ((!a.err || r->o.norm) && !nde_tensor_all_finite(r->ctx, a.y1))) {
             nde_ctx_reset(r->ctx, m);
             r->sol->stats.rejected++;
             if (++nonfinite > 20) return nde__fail_at(r, NDE_ERR_NONFINITE, h_try, "NaN or Inf in the vector field or the state");
@@ -1993,6 +2016,7 @@ static nde_status nde__solve(nde__run *r, nde_tensor *z0) {
     sol->store->be = r->be;
     sol->store->tab = r->mi->tableau;
     r->t = r->ts[0];
+    r->t_checked = r->t;
     r->t_end = r->ts[r->num_ts - 1];
     r->dir = r->t_end >= r->t ? 1.0 : -1.0;
     r->z = z0;

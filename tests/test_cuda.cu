@@ -3,8 +3,10 @@
    Every entry of the backend table is called on the same data through the CPU table
    and the CUDA table and the results compared; then every op of nde.h, forward and
    backward, runs on a CPU context and a CUDA context; then RNG streams, training
-   steps (MLP and a small CNN with each optimizer), CUDA graph capture and replay,
-   and the error paths. Tolerance: relative 1e-10 in double, 1e-4 in float, with
+   steps (MLP and a small CNN with each optimizer), jets (JVP, ODE Taylor
+   coefficients), solves (rk4 fixed, dopri5 adaptive, taped), every adjoint mode,
+   the host-synchronisation budget of a solve, CUDA graph capture and replay (a
+   training step, a fixed-step solve), and the error paths. Tolerance: relative 1e-10 in double, 1e-4 in float, with
    elements that cancel towards zero judged against 1% of the array's largest
    magnitude. RNG: uniform and Rademacher bitwise, normal within 1 ulp (float) or
    4 ulp (double; the GPU's log/cos are not the C library's).
@@ -14,6 +16,7 @@
    file runs on any machine under the CPU emulator of tests/cuda_emu.h
    (build/test_cuda_emu_f32, _f64), with smaller sizes where the emulator is slow.
    This file is C++ (nvcc); nde.h's C implementation is in tests/cuda_host.c. */
+#include "../nde_adjoint.h"
 #include "../nde_cuda.h"
 #include "nde_test.h"
 #include <math.h>
@@ -1136,6 +1139,265 @@ static void test_graph(void) {
     nde_ctx_free(c1); nde_ctx_free(c2);
 }
 
+
+/* ================================================================ jets */
+static nde_jet *jet_mlp(nde_ctx *ctx, nde_jet *x, void *user) { return nde_jet_mlp_forward(ctx, (const nde_mlp *)user, x); }
+static nde_jet *jet_field(nde_ctx *ctx, nde_jet *t, nde_jet *z, void *user) {
+    (void)t;
+    return nde_jet_tanh(ctx, nde_jet_mlp_forward(ctx, (const nde_mlp *)user, z));
+}
+static void read_tensor(nde_ctx *ctx, nde_tensor *t, nde_real *host) { if (t) nde_tensor_to_host(ctx, t, host); }
+static void test_jets(void) {
+    nde_ctx *c[2];
+    nde_mlp net[2];
+    int64_t widths[3] = {4, 16, 4}, xs[2] = {8, 4};
+    nde_real *xh = host_uniform(32, 60, -1, 1), *vh = host_uniform(32, 61, -1, 1);
+    nde_real *y[2], *jv[2], *coef[2];
+    int i, k;
+    for (i = 0; i < 2; i++) {
+        nde_tensor *x, *v, *yt = NULL, *jt = NULL;
+        nde_jet *zc;
+        c[i] = ctx_on(i ? gpu : NULL);
+        nde_mlp_init(c[i], &net[i], "j", 3, widths, NDE_ACT_TANH, 5);
+        x = nde_tensor_from(c[i], 2, xs, xh);
+        v = nde_tensor_from(c[i], 2, xs, vh);
+        y[i] = host_new(32); jv[i] = host_new(32); coef[i] = host_new(5 * 32);
+        CHECK(nde_jvp(c[i], jet_mlp, &net[i], x, v, &yt, &jt) == NDE_OK);
+        read_tensor(c[i], yt, y[i]);
+        read_tensor(c[i], jt, jv[i]);
+        zc = nde_ode_taylor_coeffs(c[i], jet_field, &net[i], NDE_R(0.3), x, 4);
+        CHECK(zc != NULL);
+        for (k = 0; zc && k <= 4; k++) read_tensor(c[i], nde_jet_coeff(c[i], zc, k), coef[i] + k * 32);
+        CHECK(nde_ctx_synchronize(c[i]) == NDE_OK);
+        if (nde_ctx_status(c[i]) != NDE_OK) fprintf(stderr, "jets: %s\n", nde_ctx_message(c[i]));
+    }
+    CHECK_CLOSE("jvp: value", y[0], y[1], 32);
+    CHECK_CLOSE("jvp: directional derivative", jv[0], jv[1], 32);
+    for (k = 0; k <= 4; k++) {
+        char what[64];
+        snprintf(what, sizeof what, "ODE Taylor coefficient %d", k);
+        CHECK_CLOSE(what, coef[0] + k * 32, coef[1] + k * 32, 32);
+    }
+    for (i = 0; i < 2; i++) { free(y[i]); free(jv[i]); free(coef[i]); nde_ctx_free(c[i]); }
+    free(xh); free(vh);
+}
+
+/* ================================================================ solves */
+typedef struct field_user { nde_mlp net; int nan_after; } field_user;
+/* f(t, z) = tanh-MLP(z) * (1 + t/2); NaN once t passes nan_after (if set) */
+static nde_tensor *mlp_field(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *user) {
+    field_user *u = (field_user *)user;
+    nde_tensor *y = nde_mul(ctx, nde_mlp_forward(ctx, &u->net, z), nde_add_scalar(ctx, nde_scale(ctx, t, NDE_R(0.5)), NDE_R(1.0)));
+    if (u->nan_after && nde_tensor_item(ctx, t, 0) > (nde_real)u->nan_after * NDE_R(0.1))   /* a host read */
+        y = nde_mul(ctx, y, nde_tensor_scalar(ctx, (nde_real)NAN));
+    return y;
+}
+/* The same field without the host read of t (capturable). */
+static nde_tensor *mlp_field_plain(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *user) {
+    field_user *u = (field_user *)user;
+    return nde_mul(ctx, nde_mlp_forward(ctx, &u->net, z), nde_add_scalar(ctx, nde_scale(ctx, t, NDE_R(0.5)), NDE_R(1.0)));
+}
+static void field_init(nde_ctx *ctx, field_user *u) {
+    int64_t widths[4] = {4, 32, 32, 4};
+    memset(u, 0, sizeof *u);
+    nde_mlp_init(ctx, &u->net, "field", 4, widths, NDE_ACT_TANH, 77);
+}
+static const int64_t solve_shape[2] = {16, 4};
+
+/* Solves on both backends; compares the outputs, the statistics, and the host
+   synchronisations the device spent (at most budget). */
+static void solve_case(const char *name, nde_solve_options o, int64_t sync_budget_const, int per_attempt) {
+    double ts[3] = {0.0, 1.5, 4.0};
+    nde_real *z0h = host_uniform(64, 31, -1, 1), *out[2];
+    nde_solve_stats stats[2];
+    int64_t syncs0 = 0, syncs1 = 0, launches0 = 0, launches1 = 0;
+    int i, j;
+    char what[128];
+    for (i = 0; i < 2; i++) {
+        nde_ctx *c = ctx_on(i ? gpu : NULL);
+        field_user u;
+        nde_solution sol;
+        nde_tensor *z0;
+        nde_status st;
+        field_init(c, &u);
+        z0 = nde_tensor_from(c, 2, solve_shape, z0h);
+        nde_set_grad_enabled(c, 0);
+        if (i) { nde_ctx_synchronize(c); nde_cuda_counters(gpu, &launches0, &syncs0); }
+        st = nde_solve(c, mlp_field, &u, z0, 3, ts, &o, &sol);
+        if (i) nde_cuda_counters(gpu, &launches1, &syncs1);
+        CHECK(st == NDE_OK);
+        if (st != NDE_OK) fprintf(stderr, "%s: %s\n", name, nde_ctx_message(c));
+        out[i] = host_new(3 * 64);
+        for (j = 0; j < sol.num_out && j < 3; j++) read_tensor(c, sol.ys[j], out[i] + j * 64);
+        stats[i] = sol.stats;
+        nde_solution_free(c, &sol);
+        nde_ctx_free(c);
+    }
+    snprintf(what, sizeof what, "%s: outputs", name);
+    CHECK_CLOSE(what, out[0], out[1], 3 * 64);
+#ifdef NDE_DOUBLE
+    CHECK(stats[0].accepted == stats[1].accepted && stats[0].rejected == stats[1].rejected && stats[0].nfe == stats[1].nfe);
+#endif
+    {
+        int64_t used = syncs1 - syncs0, budget = sync_budget_const + (per_attempt ? stats[1].accepted + stats[1].rejected : 0);
+        printf("%s: %s: %lld accepted + %lld rejected steps, %lld f evaluations, %lld host syncs, %lld launches\n",
+               TEST_NAME, name, (long long)stats[1].accepted, (long long)stats[1].rejected, (long long)stats[1].nfe,
+               (long long)used, (long long)(launches1 - launches0));
+        if (used > budget)
+            fprintf(stderr, "%s: %lld host syncs for %lld accepted + %lld rejected steps (budget %lld)\n", name,
+                    (long long)used, (long long)stats[1].accepted, (long long)stats[1].rejected, (long long)budget);
+        CHECK(used <= budget);
+    }
+    free(out[0]); free(out[1]); free(z0h);
+}
+
+static void test_solves(void) {
+    nde_solve_options o = nde_solve_options_default();
+    /* rk4, fixed steps: z0 and f(z0) checked, then the state where the two outputs
+       land, not at each of the 40 steps */
+    o.method = NDE_RK4; o.step_size = 0.1;
+    solve_case("rk4 fixed step", o, 4, 0);
+    /* dopri5, adaptive: one host read per step attempt (the error norm) */
+    o = nde_solve_options_default();
+    o.method = NDE_DOPRI5;
+    o.rtol = sizeof(nde_real) == 8 ? 1e-8 : 1e-5;
+    o.atol = o.rtol * 1e-2;
+    solve_case("dopri5 adaptive", o, 8, 1);
+    o.method = NDE_TSIT5;
+    solve_case("tsit5 adaptive", o, 8, 1);
+    o.method = NDE_BOSH3; o.rtol = 1e-4; o.atol = 1e-6;
+    solve_case("bosh3 adaptive", o, 8, 1);
+}
+
+/* A state that turns NaN is caught on the device too. */
+static void test_solve_nonfinite(void) {
+    double ts[2] = {0.0, 1.0};
+    nde_real *z0h = host_uniform(64, 32, -1, 1);
+    int adaptive;
+    for (adaptive = 0; adaptive < 2; adaptive++) {
+        nde_ctx *c = ctx_on(gpu);
+        field_user u;
+        nde_solution sol;
+        nde_solve_options o = nde_solve_options_default();
+        nde_tensor *z0;
+        field_init(c, &u);
+        u.nan_after = 5;   /* t > 0.5 */
+        if (!adaptive) { o.method = NDE_RK4; o.step_size = 0.05; }
+        z0 = nde_tensor_from(c, 2, solve_shape, z0h);
+        nde_set_grad_enabled(c, 0);
+        CHECK(nde_solve(c, mlp_field, &u, z0, 2, ts, &o, &sol) == NDE_ERR_NONFINITE);
+        CHECK_MSG(nde_ctx_message(c), "NaN or Inf");
+        nde_solution_free(c, &sol);
+        nde_ctx_free(c);
+    }
+    free(z0h);
+}
+
+/* Gradients through solves: the taped solve and every adjoint mode. */
+static void test_adjoints(void) {
+    static const nde_grad_mode modes[] = {NDE_GRAD_DIRECT, NDE_GRAD_CHECKPOINT, NDE_GRAD_BACKSOLVE,
+                                          NDE_GRAD_INTERPOLATED, NDE_GRAD_GAUSS, NDE_GRAD_GAUSS_STEP};
+    nde_real tv[3] = {NDE_R(0.0), NDE_R(0.3), NDE_R(0.8)}, *z0h = host_uniform(64, 33, -1, 1);
+    int64_t nt = 3;
+    int mi;
+    for (mi = 0; mi < (int)(sizeof modes / sizeof modes[0]); mi++) {
+        nde_real *z[2], *gp[2], *gz0[2];
+        int64_t np = 0;
+        int i;
+        char what[96];
+        for (i = 0; i < 2; i++) {
+            nde_ctx *c = ctx_on(i ? gpu : NULL);
+            field_user u;
+            nde_solve_options so = nde_solve_options_default();
+            nde_adjoint_options ao = nde_adjoint_options_default(modes[mi]);
+            nde_tensor *z0, *t, *zs, *loss;
+            field_init(c, &u);
+            so.rtol = 1e-6; so.atol = 1e-8;
+            if (modes[mi] == NDE_GRAD_CHECKPOINT) ao.checkpoints = 3;
+            z0 = nde_tensor_from(c, 2, solve_shape, z0h);
+            z0->requires_grad = 1;
+            t = nde_tensor_from(c, 1, &nt, tv);
+            zs = nde_odeint_adjoint(c, mlp_field, &u, z0, t, &so, &ao, NULL);
+            loss = nde_mean(c, nde_square(c, zs));
+            nde_zero_grad(c);
+            nde_backward(c, loss);
+            np = nde_params_count(c);
+            z[i] = host_new(3 * 64); gp[i] = host_new(np); gz0[i] = host_new(64);
+            if (zs) read_tensor(c, zs, z[i]);
+            read_backend(c, nde_params_grad(c), np, gp[i]);
+            if (z0->grad) read_backend(c, z0->grad, 64, gz0[i]);
+            CHECK(nde_ctx_synchronize(c) == NDE_OK);
+            if (nde_ctx_status(c) != NDE_OK) fprintf(stderr, "adjoint %s: %s\n", nde_grad_mode_name(modes[mi]), nde_ctx_message(c));
+            nde_ctx_free(c);
+        }
+        snprintf(what, sizeof what, "adjoint %s: solution", nde_grad_mode_name(modes[mi]));
+        CHECK_CLOSE(what, z[0], z[1], 3 * 64);
+        snprintf(what, sizeof what, "adjoint %s: parameter gradient", nde_grad_mode_name(modes[mi]));
+        CHECK_CLOSE_TOL(what, gp[0], gp[1], np, TOL * 10);
+        snprintf(what, sizeof what, "adjoint %s: z0 gradient", nde_grad_mode_name(modes[mi]));
+        CHECK_CLOSE_TOL(what, gz0[0], gz0[1], 64, TOL * 10);
+        for (i = 0; i < 2; i++) { free(z[i]); free(gp[i]); free(gz0[i]); }
+    }
+    free(z0h);
+}
+
+/* A fixed-step rk4 solve as ONE CUDA graph: nde_rk_step over the grid, captured
+   once, replayed for new initial states; against nde_solve on the CPU. */
+static void test_graph_solve(void) {
+    const int steps = 20;
+    const double h = 0.05;
+    nde_ctx *c1 = ctx_on(NULL), *c2 = ctx_on(gpu);
+    field_user u1, u2;
+    nde_tensor *z;
+    nde_cuda_graph *graph = NULL;
+    nde_mark m;
+    int64_t launches0, launches1;
+    int pass, i;
+    field_init(c1, &u1); field_init(c2, &u2);
+    nde_set_grad_enabled(c1, 0); nde_set_grad_enabled(c2, 0);
+    z = nde_tensor_zeros(c2, 2, solve_shape);   /* the state, made before the mark */
+    m = nde_ctx_mark(c2);
+    for (pass = 0; pass < 2; pass++) {          /* 0: warm-up, 1: capture */
+        if (pass == 1) CHECK(nde_cuda_graph_begin(gpu) == NDE_OK);
+        for (i = 0; i < steps; i++) {
+            nde_tensor *z1 = NULL;
+            nde_rk_step(c2, nde_tableau_get(NDE_RK4), mlp_field_plain, &u2, i * h, z, h, NULL, &z1, NULL, NULL);
+            nde_tensor_copy_into(c2, z, z1);
+            nde_ctx_reset(c2, m);
+        }
+        if (pass == 1) CHECK(nde_cuda_graph_end(gpu, &graph) == NDE_OK && graph != NULL);
+    }
+    if (!graph) {
+        const char *msg = "";
+        nde_cuda_error(gpu, &msg);
+        fprintf(stderr, "solve capture failed: %s | %s\n", msg, nde_ctx_message(c2));
+        nde_cuda_clear_error(gpu); nde_ctx_clear_error(c2);
+    }
+    for (pass = 0; graph && pass < 3; pass++) {
+        nde_real *z0h = host_uniform(64, 200 + (uint64_t)pass, -1, 1), *a = host_new(64), *b = host_new(64);
+        double ts[2] = {0.0, steps * h};
+        nde_solve_options o = nde_solve_options_default();
+        nde_solution sol;
+        nde_mark mc = nde_ctx_mark(c1);
+        o.method = NDE_RK4; o.step_size = h;
+        CHECK(nde_solve(c1, mlp_field, &u1, nde_tensor_from(c1, 2, solve_shape, z0h), 2, ts, &o, &sol) == NDE_OK);
+        read_tensor(c1, sol.ys[1], a);
+        nde_solution_free(c1, &sol);
+        nde_ctx_reset(c1, mc);
+        nde_tensor_set_host(c2, z, z0h);
+        nde_cuda_counters(gpu, &launches0, NULL);
+        CHECK(nde_cuda_graph_launch(graph) == NDE_OK);
+        nde_cuda_counters(gpu, &launches1, NULL);
+        CHECK(launches1 - launches0 == 1);       /* the whole solve is one launch */
+        nde_tensor_to_host(c2, z, b);
+        CHECK_CLOSE("rk4 solve replayed from a CUDA graph", a, b, 64);
+        free(z0h); free(a); free(b);
+    }
+    nde_cuda_graph_free(graph);
+    CHECK(nde_ctx_synchronize(c2) == NDE_OK);
+    nde_ctx_free(c1); nde_ctx_free(c2);
+}
+
 /* ================================================================ errors and options */
 static void test_errors(void) {
     const nde_backend *be = NULL;
@@ -1265,6 +1527,11 @@ int main(void) {
     test_training();
     test_frozen_param();
     test_graph();
+    test_jets();
+    test_solves();
+    test_solve_nonfinite();
+    test_adjoints();
+    test_graph_solve();
     test_errors();
     test_second_backend();
     CHECK(nde_ctx_status(cc) == NDE_OK && nde_ctx_status(gc) == NDE_OK);

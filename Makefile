@@ -35,6 +35,10 @@ $(B)/test_gemm_avx2_f64: tests/test_gemm.c $(HEADERS) tests/nde_test.h | $(B)
 $(B)/test_gemm_portable_f32: tests/test_gemm.c $(HEADERS) tests/nde_test.h | $(B)
 	$(CC) $(STD) $(WARN) -O2 $(OMP) $< -o $@ $(LDLIBS)
 
+# tests/test_ex_<name>.c includes examples/<name>.c (its core functions, no main)
+EX_TESTS  := $(patsubst tests/test_ex_%.c,%,$(wildcard tests/test_ex_*.c))
+$(foreach e,$(EX_TESTS),$(eval $(B)/test_ex_$(e)_f32 $(B)/test_ex_$(e)_f64 $(B)/test_ex_$(e)_san: examples/$(e).c examples/common.h))
+
 # Every test binary in float, double, and double under ASan+UBSan; the gemm
 # on its other SIMD paths; the CUDA test under the CPU emulator
 # (tests/cuda_emu.h); then the real CUDA test (prints a skip line without a

@@ -717,6 +717,12 @@ NDE_API double nde_optimizer_lr(const nde_optimizer *opt);
 NDE_API nde_status nde_optimizer_step(nde_ctx *ctx, nde_optimizer *opt);
 NDE_API double nde_grad_norm(nde_ctx *ctx);
 NDE_API double nde_clip_grad_norm(nde_ctx *ctx, double max_norm); /* returns the norm before */
+/* The optimizer's state arrays, flat like the parameters (nde_params_count
+   reals, backend memory), created zeroed on first use. which 0: the SGD/RMSprop
+   momentum buffer or Adam's first moment; 1: RMSprop's square average or Adam's
+   second moment. With nde_optimizer.step they are the optimizer's whole state:
+   save and restore them to resume training exactly. NULL on error. */
+NDE_API nde_real *nde_optimizer_state(nde_ctx *ctx, int which);
 
 /* ---------------------------------------------------------------- I/O
    Parameters as safetensors. nde_save_params writes every parameter under its
@@ -3624,6 +3630,16 @@ static nde_status nde__opt_state(nde_ctx *ctx, int need_v) {
         ctx->be->fill(ctx->be->self, ctx->param_count, NDE_R(0.0), ctx->opt_v);
     }
     return NDE_OK;
+}
+
+NDE_API nde_real *nde_optimizer_state(nde_ctx *ctx, int which) {
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (which != 0 && which != 1) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_optimizer_state: which is %d, must be 0 or 1", which);
+        return NULL;
+    }
+    if (nde__opt_state(ctx, which == 1) != NDE_OK) return NULL;
+    return which ? ctx->opt_v : ctx->opt_m;
 }
 
 NDE_API nde_status nde_optimizer_step(nde_ctx *ctx, nde_optimizer *o) {

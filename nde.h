@@ -4954,7 +4954,7 @@ static void nde__gemm_tile(int64_t kc, const nde_real *ap, const nde_real *bp, n
    slice only), pack the KC x NC block of op(B) (in parallel over its rows),
    then in parallel over MR-high row slivers: pack the A sliver and sweep it
    across the B slivers. kc and nc are balanced so that no block is tiny. */
-static void nde__gemm_packed(const nde__gemm_args *g) {
+static void nde__gemm_packed_block(const nde__gemm_args *g, int nde_omp_go) {
     nde_real bbuf_raw[NDE__GEMM_KC * NDE__GEMM_NC + NDE__ALIGN / sizeof(nde_real)];
     nde_real *bbuf = nde__gemm_align(bbuf_raw);
     int64_t k_blocks = (g->k + NDE__GEMM_KC - 1) / NDE__GEMM_KC;
@@ -4963,7 +4963,6 @@ static void nde__gemm_packed(const nde__gemm_args *g) {
     int64_t nc_max = ((g->n + n_blocks - 1) / n_blocks + NDE__GEMM_NR - 1) / NDE__GEMM_NR * NDE__GEMM_NR;
     int64_t m_slivers = (g->m + NDE__GEMM_MR - 1) / NDE__GEMM_MR;
     int64_t jc, pc, t;
-    int nde_omp_go = nde__gemm_threaded(g);
     (void)nde_omp_go;
     if (nc_max > NDE__GEMM_NC) nc_max = NDE__GEMM_NC;
     for (jc = 0; jc < g->n; jc += nc_max) {
@@ -4993,6 +4992,38 @@ static void nde__gemm_packed(const nde__gemm_args *g) {
             }
         }
     }
+}
+
+/* Threads share out the columns of C when every thread gets at least
+   NDE__GEMM_MIN_COLS_PER_THREAD of them: each packs its own blocks of op(B) and
+   runs without a barrier (A's slivers are packed once per thread, a cost of
+   1/(columns per thread) of the product). Narrower products share out row
+   slivers inside one column panel instead. Chunks start on multiples of NR, so
+   every element of C sees the same slivers, the same operations in the same
+   order, whatever the thread count. */
+#define NDE__GEMM_MIN_COLS_PER_THREAD 256
+static void nde__gemm_packed(const nde__gemm_args *g) {
+    int nde_omp_go = nde__gemm_threaded(g);
+#ifdef _OPENMP
+    int threads = nde_omp_go ? omp_get_max_threads() : 1;
+    if (threads > 1 && g->csc == 1 && g->n >= (int64_t)threads * NDE__GEMM_MIN_COLS_PER_THREAD) {
+        int64_t slivers = (g->n + NDE__GEMM_NR - 1) / NDE__GEMM_NR;
+        int part;
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (part = 0; part < threads; part++) {
+            nde__gemm_args sub = *g;
+            int64_t j0 = slivers * part / threads * NDE__GEMM_NR;
+            int64_t j1 = slivers * (part + 1) / threads * NDE__GEMM_NR;
+            if (j1 > g->n) j1 = g->n;
+            sub.n = j1 - j0;
+            sub.b = g->b + j0 * g->csb;
+            sub.c = g->c + j0;
+            if (sub.n > 0) nde__gemm_packed_block(&sub, 0);
+        }
+        return;
+    }
+#endif
+    nde__gemm_packed_block(g, nde_omp_go);
 }
 
 /* ---- small products without packing */

@@ -1,8 +1,10 @@
 /* tests/test_taylor.c - Taylor mode: jet rules against closed-form series and
    finite differences, ODE time derivatives, gradients through jets, the
-   TayNODE regulariser, Taylor-Lagrange steps, Taylorized models. */
+   TayNODE regulariser, the Taylor-series solver of nde_solvers.h (observed
+   order, adaptive accuracy, taped gradients), Taylor-Lagrange steps, Taylorized
+   models. */
 #define NDE_IMPLEMENTATION
-#include "../nde.h"
+#include "../nde_solvers.h"
 #include "nde_test.h"
 #include <stdlib.h>
 
@@ -571,6 +573,99 @@ static void test_taylorized(void) {
     nde_ctx_free(ctx);
 }
 
+static nde_tensor *plain_decay(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *user);
+/* ---------------------------------------------------------------- Taylor solver */
+#ifdef NDE_DOUBLE
+#define ADAPTIVE_RTOL 1e-10
+#else
+#define ADAPTIVE_RTOL 1e-6
+#endif
+static nde_jet *field_cos_t2(nde_ctx *ctx, nde_jet *t, nde_jet *z, void *user);
+/* z' = cos(t) z - 0.1 z^2 with z(0) = 1: a reference by the adaptive method at tight tolerance */
+static nde_jet *field_cos_t2(nde_ctx *ctx, nde_jet *t, nde_jet *z, void *user) {
+    (void)user;
+    return nde_jet_sub(ctx, nde_jet_mul(ctx, nde_jet_cos(ctx, t), z), nde_jet_scale(ctx, nde_jet_square(ctx, z), NDE_R(0.1)));
+}
+static double taylor_solve_end(nde_ctx *ctx, nde_jet_field f, int order, double step, double rtol, int64_t *steps) {
+    nde_jet_field_ref ref; nde_solve_options o = nde_solve_options_default(); nde_solution sol; double ts[2] = {0, 2.0}, v;
+    nde_mark m = nde_ctx_mark(ctx);
+    ref.f = f; ref.user = NULL;
+    o.method = NDE_TAYLOR; o.taylor_order = order; o.step_size = step; o.rtol = rtol; o.atol = rtol;
+    if (nde_solve(ctx, nde_jet_field_plain, &ref, scalar(ctx, 1.0), 2, ts, &o, &sol) != NDE_OK) { nde_ctx_reset(ctx, m); return NAN; }
+    v = nde_tensor_item(ctx, sol.ys[1], 0);
+    if (steps) *steps = sol.stats.accepted;
+    nde_solution_free(ctx, &sol);
+    nde_ctx_reset(ctx, m);
+    return v;
+}
+static void test_taylor_solver(void) {
+    nde_ctx *ctx = new_ctx();
+#ifdef NDE_DOUBLE
+    static const int orders[3] = {2, 4, 6};
+    const double rtol_ref = 1e-15;
+#else
+    static const int orders[3] = {1, 2, 3};
+    const double rtol_ref = 1e-7;
+#endif
+    int64_t steps = 0; int i;
+    double ref = taylor_solve_end(ctx, field_cos_t2, 0, 0, rtol_ref, &steps);
+    CHECK(ref == ref && steps > 0 && steps < 200);
+    for (i = 0; i < 3; i++) {
+        int p = orders[i];
+        double e1 = fabs(taylor_solve_end(ctx, field_cos_t2, p, 0.2, 1e-7, NULL) - ref);
+        double e2 = fabs(taylor_solve_end(ctx, field_cos_t2, p, 0.1, 1e-7, NULL) - ref);
+        double observed = log(e1 / e2) / log(2.0);
+        printf("taylor solver order %d: errors %.3g, %.3g, observed order %.2f\n", p, e1, e2, observed);
+        CHECK(fabs(observed - p) < 0.35);
+    }
+    {   /* adaptive, linear 2x2 system with several outputs against e^(A t) */
+        nde_jet_field_ref fr; nde_solve_options o = nde_solve_options_default(); nde_solution sol;
+        double ts[4] = {0, 0.5, 2.0, 5.0}; nde_real zv[2] = {1.0, -0.5}; int64_t s12[2] = {1, 2};
+        int k;
+        fr.f = field_linear; fr.user = NULL;
+        o.method = NDE_TAYLOR; o.rtol = ADAPTIVE_RTOL; o.atol = 1e-2 * ADAPTIVE_RTOL;
+        CHECK(nde_solve(ctx, nde_jet_field_plain, &fr, nde_tensor_from(ctx, 2, s12, zv), 4, ts, &o, &sol) == NDE_OK);
+        for (k = 1; k < 4; k++) {
+            /* reference: the Taylor series of e^(A t) z0 summed to convergence in double */
+            double a[4] = {-1.0, 2.0, -0.5, -0.3}, term[2] = {zv[0], zv[1]}, sum[2] = {zv[0], zv[1]}, t = ts[k]; int n;
+            for (n = 1; n < 80; n++) {
+                double u0 = (a[0] * term[0] + a[1] * term[1]) * t / n, u1 = (a[2] * term[0] + a[3] * term[1]) * t / n;
+                term[0] = u0; term[1] = u1; sum[0] += u0; sum[1] += u1;
+            }
+            CHECK_NEAR(nde_tensor_item(ctx, sol.ys[k], 0), sum[0], 100 * ADAPTIVE_RTOL, 0);
+            CHECK_NEAR(nde_tensor_item(ctx, sol.ys[k], 1), sum[1], 100 * ADAPTIVE_RTOL, 0);
+        }
+        printf("taylor solver, adaptive (rtol %g): %lld steps, %lld coefficient evaluations\n",
+               ADAPTIVE_RTOL, (long long)sol.stats.accepted, (long long)sol.stats.nfe);
+        CHECK(sol.stats.rejected == 0 && sol.stats.accepted < 40);
+        nde_solution_free(ctx, &sol);
+    }
+    {   /* taped: d z(T) / d z0 = e^(-0.7 T); R_2 over the recorded steps */
+        nde_jet_field_ref fr; nde_solve_options o = nde_solve_options_default(); nde_solution sol;
+        double ts[2] = {0, 1.5}; nde_tensor *z0 = scalar(ctx, 2.0), *r2;
+        fr.f = field_linear; fr.user = NULL;
+        z0->requires_grad = 1;
+        o.method = NDE_TAYLOR; o.taylor_order = 6; o.step_size = 0.01; o.record_steps = 1;
+        CHECK(nde_solve(ctx, nde_jet_field_plain, &fr, z0, 2, ts, &o, &sol) == NDE_OK);
+        CHECK(nde_backward(ctx, sol.ys[1]) == NDE_OK);
+        CHECK_NEAR(z0->grad[0], exp(-0.7 * 1.5), 10 * TOL, 10 * TOL);
+        r2 = nde_taynode_reg_solution(ctx, field_linear, NULL, 2, &sol);
+        CHECK_NEAR(nde_tensor_item(ctx, r2, 0), pow(0.7, 4) * 4.0 * (1 - exp(-1.4 * 1.5)) / 1.4, 0, 1e-4);
+        nde_solution_free(ctx, &sol);
+    }
+    {   /* a plain field is refused with a clear message */
+        nde_solve_options o = nde_solve_options_default(); nde_solution sol; double ts[2] = {0, 1};
+        o.method = NDE_TAYLOR;
+        CHECK(nde_solve(ctx, plain_decay, NULL, scalar(ctx, 1.0), 2, ts, &o, &sol) == NDE_ERR_ARG);
+        CHECK_MSG(nde_ctx_message(ctx), "needs a field written on jets");
+        nde_solution_free(ctx, &sol);
+        nde_ctx_clear_error(ctx);
+    }
+    CHECK(nde_ctx_status(ctx) == NDE_OK);
+    nde_ctx_free(ctx);
+}
+static nde_tensor *plain_decay(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *user) { (void)t; (void)user; return nde_neg(ctx, z); }
+
 /* ---------------------------------------------------------------- errors */
 static nde_jet *field_linear(nde_ctx *ctx, nde_jet *t, nde_jet *z, void *user);
 static void test_errors(void) {
@@ -603,6 +698,7 @@ int main(void) {
     test_taynode_nonlinear();
     test_tayla();
     test_taylorized();
+    test_taylor_solver();
     test_errors();
     return nde_test_finish("test_taylor");
 }

@@ -60,7 +60,7 @@ examples-check: | $(B)
 	@for f in examples/*.c; do cmd=$$(sed -n '1s|^// *||p' $$f); echo "$$cmd"; sh -ec "$$cmd" || exit 1; done
 
 demo: $(B)/ex_spiral
-	./$(B)/ex_spiral
+	./$(B)/ex_spiral --svg $(B)/spiral.svg --params $(B)/spiral.safetensors
 
 bench:
 	$(MAKE) -C bench run

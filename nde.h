@@ -317,6 +317,23 @@ typedef nde_tensor *(*nde_fn)(nde_ctx *ctx, nde_tensor *x, void *user);
 NDE_API nde_status nde_vjp(nde_ctx *ctx, nde_fn f, void *user, nde_tensor *x, const nde_tensor *v,
                            nde_tensor **y, nde_tensor **x_bar, nde_real *param_grad);
 
+/* Custom tape nodes, for code built on nde (nde_adjoint.h records a whole ODE
+   solve as one node). nde_tape_custom records a node producing `out` from
+   `inputs` (at most NDE_MAX_INPUTS; NULL entries allowed) when grad mode is on;
+   it sets out->requires_grad. When a backward walk reaches the node with
+   out->grad set, backward(ctx, out, inputs, num_inputs, saved) runs with grad
+   mode off. It adds (d loss / d input) into nde_tensor_grad(ctx, inputs[i]) for
+   every input with requires_grad, and the parameter part into the current
+   parameter-gradient array (nde_params_grad: nde_vjp with param_grad NULL does
+   that). It may record and walk nodes of its own (nde_vjp, nde_backward_seed)
+   and allocate scratch, but must release them (nde_ctx_mark/nde_ctx_reset)
+   before it returns, never below the arena position it started at. `saved` is
+   the caller's (keep it in the arenas to release it with the tape). */
+typedef void (*nde_custom_backward_fn)(nde_ctx *ctx, nde_tensor *out, nde_tensor *const *inputs, int num_inputs,
+                                       void *saved);
+NDE_API nde_status nde_tape_custom(nde_ctx *ctx, nde_custom_backward_fn backward, nde_tensor *out, int num_inputs,
+                                   nde_tensor *const *inputs, void *saved);
+
 /* ---------------------------------------------------------------- parameters */
 /* A new parameter (persistent, requires grad) in the flat store, zero-filled. */
 NDE_API nde_tensor *nde_param_new(nde_ctx *ctx, const char *name, int ndim, const int64_t *shape);
@@ -437,6 +454,20 @@ NDE_API nde_status nde_init_kaiming_normal(nde_ctx *ctx, nde_tensor *t, nde_real
 
    Jets live in the work arena like tensors (nde_ctx_reset releases them).
    Functions returning nde_jet * return NULL on error (message in the context).
+
+   Example (tests/test_taylor.c does this): the first derivatives in time of the
+   solution of z' = mlp(z) through z0, and a JVP of the same network:
+       static nde_jet *field(nde_ctx *ctx, nde_jet *t, nde_jet *z, void *user) {
+           (void)t; return nde_jet_mlp_forward(ctx, (const nde_mlp *)user, z);
+       }
+       static nde_jet *net(nde_ctx *ctx, nde_jet *x, void *user) {
+           return nde_jet_mlp_forward(ctx, (const nde_mlp *)user, x);
+       }
+       nde_jet *c = nde_ode_taylor_coeffs(ctx, field, &mlp, 0.0, z0, 6);  // z_0..z_6
+       nde_tensor *d3 = nde_jet_derivative(ctx, c, 3);                   // d^3z/dt^3 = 3! z_3
+       nde_tensor *y, *jv;
+       nde_jvp(ctx, net, &mlp, x, v, &y, &jv);                           // mlp(x), J v
+   Every tensor above is on the tape: nde_backward through d3 trains the net.
 */
 #ifndef NDE_JET_MAX_ORDER
 #define NDE_JET_MAX_ORDER 16          /* every TU: it sizes nde_jet */
@@ -1334,6 +1365,7 @@ NDE_API nde_status nde_vjp(nde_ctx *ctx, nde_fn f, void *user, nde_tensor *x, co
                            nde_tensor **y_out, nde_tensor **x_bar, nde_real *param_grad) {
     int64_t start = ctx->tape_len;
     int was = nde_set_grad_enabled(ctx, 1);
+    nde_real *prev_grad = ctx->param_grad;   /* restored after a redirect (nested use) */
     nde_tensor *xl, *y;
     nde_status st;
     if (ctx->status != NDE_OK) { nde_set_grad_enabled(ctx, was); return ctx->status; }
@@ -1351,7 +1383,7 @@ NDE_API nde_status nde_vjp(nde_ctx *ctx, nde_fn f, void *user, nde_tensor *x, co
         st = (y->size == v->size) ? NDE_OK : nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_vjp: f(x) has %lld elements but v has %lld",
                                                         (long long)y->size, (long long)v->size);
     }
-    if (param_grad) nde_params_redirect_grad(ctx, NULL);
+    if (param_grad) nde_params_redirect_grad(ctx, prev_grad);
     if (st != NDE_OK) return st;
     if (x_bar) {
         *x_bar = nde_tensor_detach(ctx, xl);
@@ -1366,6 +1398,37 @@ NDE_API nde_status nde_vjp(nde_ctx *ctx, nde_fn f, void *user, nde_tensor *x, co
         *y_out = yd;
     }
     ctx->tape_len = start;
+    return NDE_OK;
+}
+
+/* ------------------------------------------------------------ custom nodes */
+typedef struct nde__custom {
+    nde_custom_backward_fn backward; void *saved; int num_inputs;
+} nde__custom;
+static void nde__custom_backward(nde_ctx *ctx, nde__node *n) {
+    /* Copy out of the node first: the callback may grow (and move) the tape. */
+    nde__custom c = *(nde__custom *)n->saved;
+    nde_tensor *out = n->out, *in[NDE_MAX_INPUTS];
+    int i;
+    for (i = 0; i < NDE_MAX_INPUTS; i++) in[i] = n->in[i];
+    c.backward(ctx, out, in, c.num_inputs, c.saved);
+}
+NDE_API nde_status nde_tape_custom(nde_ctx *ctx, nde_custom_backward_fn backward, nde_tensor *out, int num_inputs,
+                                   nde_tensor *const *inputs, void *saved) {
+    nde__node *n; nde__custom *c; int i;
+    if (!ctx) return NDE_ERR_ARG;
+    if (ctx->status != NDE_OK) return ctx->status;
+    if (!backward || !out || num_inputs < 0 || num_inputs > NDE_MAX_INPUTS || (num_inputs && !inputs))
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tape_custom: need a backward function, an output and 0..%d inputs (got %d)",
+                            NDE_MAX_INPUTS, num_inputs);
+    if (!ctx->grad_enabled) return NDE_OK;
+    c = (nde__custom *)nde_ctx_alloc_host(ctx, sizeof *c);
+    if (!c) return ctx->status;
+    c->backward = backward; c->saved = saved; c->num_inputs = num_inputs;
+    n = nde__record(ctx, nde__custom_backward, out, NULL, NULL, NULL);
+    if (!n) return ctx->status;
+    for (i = 0; i < num_inputs; i++) n->in[i] = inputs[i];
+    n->saved = c;
     return NDE_OK;
 }
 

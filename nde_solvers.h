@@ -68,8 +68,12 @@ GRAD MODES
    attempts are rolled back, so they cost no tape. Otherwise (grad mode off, or
    nothing requires gradients) the solver resets the work arena after every
    step: memory does not grow with the number of steps. The implicit method
-   (kvaerno5) refuses taped solves (NDE_ERR_UNSUPPORTED): differentiate it with
-   an adjoint mode of nde_adjoint.h.
+   (kvaerno5) iterates Newton off the tape and re-enters each converged stage
+   on the tape as one Newton step with the exact Jacobian at the stage (value
+   unchanged, derivative = the implicit-function-theorem derivative of the stage
+   equation), so its taped solves are exact too, at the price of one Jacobian
+   per stage. Output times are host doubles: d/dt_i is f(t_i, z(t_i)) . dL/dz_i
+   (nde_adjoint.h), not a tape gradient.
 
 METHODS (options.method, or nde_method_from_name)
    name            order  error est.  interpolant     note
@@ -146,8 +150,7 @@ ERRORS (status + a message naming the method, t and h)
    NDE_ERR_NONFINITE NaN or Inf in z0 or in f.
    NDE_ERR_MAX_STEPS more than options.max_num_steps step attempts.
    NDE_ERR_STEP_UNDERFLOW  the step size fell below the resolution of t.
-   NDE_ERR_UNSUPPORTED     a taped solve with the implicit method; a fixed-step
-                     implicit step whose Newton iteration fails.
+   NDE_ERR_UNSUPPORTED     a fixed-step implicit step whose Newton iteration fails.
    e.g. "nde_solve (dopri5): at t = 0.99999999999999967, h = 1.1e-16: step size underflow"
 
 BUILDING BLOCKS (for nde_adjoint.h and other code)
@@ -249,6 +252,16 @@ NDE_API const nde_tableau *nde_tableau_by_name(nde_ctx *ctx, const char *name);
 NDE_API const char *nde_method_name(nde_method m);
 
 /* ---------------------------------------------------------------- options */
+/* ---- added for nde_adjoint.h (step callback) ----
+   Called after every accepted step with the step's data (t0, h, y0, y1, f0, f1
+   and, for methods with their own interpolant, the stage derivatives k), so a
+   caller can evaluate the step's interpolant (the Gauss-Legendre adjoint reads
+   it at quadrature nodes) or record the step grid without keeping states. The
+   tensors are valid during the call only. A non-OK status stops the solve. */
+struct nde_step;
+typedef nde_status (*nde_step_fn)(nde_ctx *ctx, const struct nde_step *step, void *user);
+/* ---- end of the nde_adjoint.h addition ---- */
+
 typedef struct nde_solve_options {
     nde_method method;             /* NDE_DOPRI5                                      */
     double rtol, atol;             /* 1e-7, 1e-9 (torchdiffeq's defaults)            */
@@ -270,6 +283,7 @@ typedef struct nde_solve_options {
     double newton_kappa;           /* 0.03                                           */
     int dense;                     /* keep every step's interpolant in sol.steps     */
     int record_steps;              /* keep every accepted step's (t0, h, y0, y1)      */
+    nde_step_fn on_step; void *on_step_user;  /* (nde_adjoint.h) after each accepted step */
     nde_event_fn event; void *event_user;
     int event_direction;           /* 0 both, +1 rising, -1 falling                  */
     double event_tol;              /* 1e-12 (absolute, in t)                          */
@@ -1018,6 +1032,7 @@ NDE_API nde_status nde_jacobian(nde_ctx *ctx, nde_field_fn f, void *user, double
     nde__jac_user ju;
     nde_tensor *v;
     nde_real *e, *row, *scratch = NULL;
+    nde_real *grad_target = nde_params_grad(ctx);   /* nde_vjp resets a redirection: restore it */
     if (nde_ctx_status(ctx) != NDE_OK) return nde_ctx_status(ctx);
     if (!f || !z || !jac) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_jacobian: NULL field, state or output");
     n = z->size;
@@ -1035,7 +1050,12 @@ NDE_API nde_status nde_jacobian(nde_ctx *ctx, nde_field_fn f, void *user, double
         e[i] = NDE_R(1.0);
         if (i > 0) e[i - 1] = NDE_R(0.0);
         nde_tensor_set_host(ctx, v, e);
-        if (nde_vjp(ctx, nde__jac_fn, &ju, z, v, &y, &xbar, scratch) != NDE_OK) { nde_ctx_reset(ctx, m0); return nde__ctx_err(ctx); }
+        if (nde_vjp(ctx, nde__jac_fn, &ju, z, v, &y, &xbar, scratch) != NDE_OK) {
+            if (scratch) nde_params_redirect_grad(ctx, grad_target);
+            nde_ctx_reset(ctx, m0);
+            return nde__ctx_err(ctx);
+        }
+        if (scratch) nde_params_redirect_grad(ctx, grad_target);
         if (!nde_tensor_same_shape(y, z)) {
             char s1[64], s2[64];
             nde_ctx_reset(ctx, m0);
@@ -1138,7 +1158,7 @@ typedef struct nde__run {
     int hist_len; double hist_t[NDE_ADAMS_MAX_ORDER];
     nde_tensor *hist_f[NDE_ADAMS_MAX_ORDER], *hist_buf[NDE_ADAMS_MAX_ORDER];
     /* implicit */
-    double *jac, *lu, *hvec; int64_t *piv; nde_real *hreal;
+    double *jac, *lu, *jac2, *lu2, *hvec; int64_t *piv, *piv2; nde_real *hreal;
     int jac_valid; double jac_t;
     /* TAYLOR: the coefficients at (taylor_t, taylor_z), and where they were allocated */
     nde_jet *taylor_c; nde_tensor *taylor_z; double taylor_t; nde_mark taylor_mark; int taylor_have_mark;
@@ -1330,7 +1350,7 @@ static nde_status nde__accept(nde__run *r, double h, double t1, nde__attempt *a,
     const nde_tableau *tab = r->mi->tableau;
     int has_poly = a->num_k > 0 && tab && tab->dense_degree > 0;
     int inside = r->next_out < r->num_ts && nde__before(r, r->ts[r->next_out], t1);
-    int need_interp = r->o.dense || r->o.event || inside;
+    int need_interp = r->o.dense || r->o.event || r->o.on_step || inside;
     double t_stop = t1, th_ev = -1.0;
     int which = -1;
     if (!a->f1 && need_interp && !has_poly) {
@@ -1356,6 +1376,10 @@ static nde_status nde__accept(nde__run *r, double h, double t1, nde__attempt *a,
     }
     if (r->o.dense || r->o.record_steps) {
         st = nde__record_step(r, &cur);
+        if (st != NDE_OK) return st;
+    }
+    if (r->o.on_step) {   /* nde_adjoint.h addition */
+        st = r->o.on_step(r->ctx, &cur, r->o.on_step_user);
         if (st != NDE_OK) return st;
     }
     r->sol->stats.accepted++;
@@ -1445,6 +1469,49 @@ static nde_status nde__newton_delta(nde__run *r, nde_tensor *res, nde_tensor *de
     return nde_tensor_set_host(r->ctx, delta, r->hreal);
 }
 
+/* Taped solves: the converged stage Y* (off the tape) re-enters the tape as one
+   Newton step with the exact Jacobian at Y*,
+       Y = Y* - (I - h gamma J(Y*))^{-1} (Y* - base - h gamma f(t_i, Y*)),
+   whose value is Y* (to the Newton tolerance) and whose derivative with respect
+   to base and the parameters is the implicit-function-theorem derivative of the
+   stage equation (the derivative with respect to the constant Y* vanishes). */
+static nde_status nde__ift_stage(nde__run *r, double ti, double hg, nde_tensor *base, nde_tensor *ystar, nde_tensor **y_out) {
+    nde_ctx *ctx = r->ctx;
+    int64_t n = ystar->size, i, j, shp[2];
+    nde_tensor *fy, *g, *minv_t, *corr, *xs[3];
+    nde_real co[3];
+    if (nde_jacobian(ctx, r->f, r->user, ti, ystar, r->jac2) != NDE_OK) return nde__ctx_err(ctx);
+    r->sol->stats.njev++; r->sol->stats.nfe += n;
+    for (i = 0; i < n; i++)
+        for (j = 0; j < n; j++) r->lu2[i * n + j] = (i == j ? 1.0 : 0.0) - hg * r->jac2[i * n + j];
+    r->sol->stats.nlu++;
+    if (nde_lu_factor(n, r->lu2, r->piv2) != 0)
+        return nde__fail_at(r, NDE_ERR_NONFINITE, hg, "singular Newton matrix at a converged stage");
+    /* minv_t[j][i] = (M^{-1})[i][j]: row j of minv_t is M^{-1} e_j */
+    shp[0] = n; shp[1] = n;
+    minv_t = nde_tensor_new(ctx, 2, shp);
+    if (!minv_t) return nde__ctx_err(ctx);
+    for (j = 0; j < n; j++) {
+        for (i = 0; i < n; i++) r->hvec[i] = i == j ? 1.0 : 0.0;
+        nde_lu_solve(n, r->lu2, r->piv2, r->hvec);
+        for (i = 0; i < n; i++) r->hreal[i] = (nde_real)r->hvec[i];
+        r->be->copy(r->be->self, minv_t->data + j * n, r->hreal, (size_t)n * sizeof(nde_real),
+                    r->be->is_device ? NDE_COPY_TO_DEVICE : NDE_COPY_DEVICE);
+    }
+    fy = nde__eval(ctx, r->f, r->user, ti, ystar, &r->sol->stats.nfe, r->who);
+    if (!fy) return nde__ctx_err(ctx);
+    xs[0] = ystar; xs[1] = base; xs[2] = fy;
+    co[0] = NDE_R(1.0); co[1] = NDE_R(-1.0); co[2] = (nde_real)(-hg);
+    g = nde_lincomb(ctx, 3, co, xs);
+    shp[0] = 1; shp[1] = n;
+    corr = nde_matmul(ctx, nde_reshape(ctx, g, 2, shp), minv_t, 0, 0);     /* g^T M^{-T} = (M^{-1} g)^T */
+    corr = nde_reshape(ctx, corr, ystar->ndim, ystar->shape);
+    if (!corr) return nde__ctx_err(ctx);
+    xs[0] = ystar; xs[1] = corr; co[0] = NDE_R(1.0); co[1] = NDE_R(-1.0);
+    *y_out = nde_lincomb(ctx, 2, co, xs);
+    return *y_out ? NDE_OK : nde__ctx_err(ctx);
+}
+
 static nde_status nde__esdirk_attempt(nde__run *r, double h, nde__attempt *a) {
     const nde_tableau *tab = r->mi->tableau;
     nde_ctx *ctx = r->ctx;
@@ -1468,7 +1535,7 @@ static nde_status nde__esdirk_attempt(nde__run *r, double h, nde__attempt *a) {
     for (st_i = 1; st_i < s; st_i++) {
         double ti = r->t + tab->c[st_i] * h, prev = 0.0;
         nde_tensor *base, *kg;
-        int converged = 0;
+        int converged = 0, was = nde_set_grad_enabled(ctx, 0);   /* Newton runs off the tape */
         /* base = z + h sum_{j<i} a_ij k_j; start from k_i ~ sum_j predictor_ij k_j */
         m = 0; xs[m] = r->z; co[m++] = NDE_R(1.0);
         for (j = 0; j < st_i; j++) if (tab->a[st_i][j] != 0.0) { xs[m] = a->k[j]; co[m++] = (nde_real)(h * tab->a[st_i][j]); }
@@ -1476,19 +1543,19 @@ static nde_status nde__esdirk_attempt(nde__run *r, double h, nde__attempt *a) {
         m = 0; xs[m] = base; co[m++] = NDE_R(1.0);
         for (j = 0; j < st_i; j++) if (tab->predictor[st_i][j] != 0.0) { xs[m] = a->k[j]; co[m++] = (nde_real)(hg * tab->predictor[st_i][j]); }
         Y = nde_lincomb(ctx, m, co, xs);
-        if (!base || !Y) return nde__ctx_err(ctx);
+        if (!base || !Y) { nde_set_grad_enabled(ctx, was); return nde__ctx_err(ctx); }
         for (it = 0; it < r->o.newton_max_iters; it++) {
             nde_tensor *fY = nde__eval(ctx, r->f, r->user, ti, Y, &r->sol->stats.nfe, r->who), *res;
             double dn, rate;
-            if (!fY) return nde__ctx_err(ctx);
+            if (!fY) { nde_set_grad_enabled(ctx, was); return nde__ctx_err(ctx); }
             /* residual of Y = base + h gamma f(Y); (I - h gamma J) delta = residual */
             xs[0] = base; xs[1] = fY; xs[2] = Y;
             co[0] = NDE_R(1.0); co[1] = (nde_real)hg; co[2] = NDE_R(-1.0);
             res = nde_lincomb(ctx, 3, co, xs);
-            if (!res || nde__newton_delta(r, res, delta) != NDE_OK) return nde__ctx_err(ctx);
+            if (!res || nde__newton_delta(r, res, delta) != NDE_OK) { nde_set_grad_enabled(ctx, was); return nde__ctx_err(ctx); }
             xs[0] = Y; xs[1] = delta; co[0] = NDE_R(1.0); co[1] = NDE_R(1.0);
             Y = nde_lincomb(ctx, 2, co, xs);
-            if (!Y) return nde__ctx_err(ctx);
+            if (!Y) { nde_set_grad_enabled(ctx, was); return nde__ctx_err(ctx); }
             dn = nde_error_norm(ctx, &r->o, delta, Y, Y);
             if (!(dn == dn) || isinf(dn)) break;
             if (dn == 0.0) { converged = 1; break; }
@@ -1499,7 +1566,17 @@ static nde_status nde__esdirk_attempt(nde__run *r, double h, nde__attempt *a) {
             } else if (dn <= 1e-2 * r->o.newton_kappa) { converged = 1; break; }
             prev = dn;
         }
+        nde_set_grad_enabled(ctx, was);
         if (!converged) { a->failed = 1; r->sol->stats.newton_failures++; return NDE_OK; }
+        if (r->taped) {
+            nde_status st;
+            m = 0; xs[m] = r->z; co[m++] = NDE_R(1.0);
+            for (j = 0; j < st_i; j++) if (tab->a[st_i][j] != 0.0) { xs[m] = a->k[j]; co[m++] = (nde_real)(h * tab->a[st_i][j]); }
+            base = m == 1 ? r->z : nde_lincomb(ctx, m, co, xs);
+            if (!base) return nde__ctx_err(ctx);
+            st = nde__ift_stage(r, ti, hg, base, Y, &Y);
+            if (st != NDE_OK) return st;
+        }
         /* k_i = (Y_i - base_i) / (h gamma) */
         xs[0] = Y; xs[1] = base; co[0] = (nde_real)(1.0 / hg); co[1] = (nde_real)(-1.0 / hg);
         kg = nde_lincomb(ctx, 2, co, xs);
@@ -1884,6 +1961,12 @@ static nde_status nde__setup_buffers(nde__run *r, nde_tensor *z0) {
         r->hvec = (double *)nde_ctx_alloc_host(ctx, (size_t)n * sizeof(double));
         r->piv = (int64_t *)nde_ctx_alloc_host(ctx, (size_t)n * sizeof(int64_t));
         r->hreal = (nde_real *)nde_ctx_alloc_host(ctx, (size_t)n * sizeof(nde_real));
+        if (r->taped) {
+            r->jac2 = (double *)nde_ctx_alloc_host(ctx, (size_t)(n * n) * sizeof(double));
+            r->lu2 = (double *)nde_ctx_alloc_host(ctx, (size_t)(n * n) * sizeof(double));
+            r->piv2 = (int64_t *)nde_ctx_alloc_host(ctx, (size_t)n * sizeof(int64_t));
+        }
+        if (nde_ctx_status(ctx) != NDE_OK) return nde_ctx_status(ctx);
     }
     if (r->o.event) {
         nde_status st = nde__eval_g(r, r->t, r->z, NULL);
@@ -1924,9 +2007,6 @@ static nde_status nde__solve(nde__run *r, nde_tensor *z0) {
     r->taped = nde_grad_enabled(ctx) && (z0->requires_grad || r->fz->requires_grad);
     sol->taped = r->taped;
     if (!r->taped) nde_set_grad_enabled(ctx, 0);
-    if (r->taped && r->mi->implicit)
-        return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "%s: a taped (direct) solve through the implicit method is not supported: "
-                            "use an adjoint gradient mode (nde_adjoint.h) or turn grad mode off", r->who);
     st = nde__setup_buffers(r, z0);
     if (st != NDE_OK) return st;
     r->next_out = 1;

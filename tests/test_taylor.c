@@ -666,6 +666,32 @@ static void test_taylor_solver(void) {
 }
 static nde_tensor *plain_decay(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *user) { (void)t; (void)user; return nde_neg(ctx, z); }
 
+/* The example in nde.h's JETS documentation, verbatim apart from the set-up. */
+static nde_jet *doc_field(nde_ctx *ctx, nde_jet *t, nde_jet *z, void *user) {
+    (void)t; return nde_jet_mlp_forward(ctx, (const nde_mlp *)user, z);
+}
+static nde_jet *doc_net(nde_ctx *ctx, nde_jet *x, void *user) {
+    return nde_jet_mlp_forward(ctx, (const nde_mlp *)user, x);
+}
+static void test_doc_example(void) {
+    nde_ctx *ctx = new_ctx();
+    nde_mlp mlp; int64_t w[3] = {2, 8, 2}, sh[2] = {3, 2};
+    nde_tensor *z0, *x, *v;
+    nde_mlp_init(ctx, &mlp, "doc", 3, w, NDE_ACT_TANH, 1);
+    z0 = nde_tensor_randn(ctx, 2, sh, 1, 0); x = z0; v = nde_tensor_randn(ctx, 2, sh, 1, 1);
+    {
+        nde_jet *c = nde_ode_taylor_coeffs(ctx, doc_field, &mlp, 0.0, z0, 6);  /* z_0..z_6 */
+        nde_tensor *d3 = nde_jet_derivative(ctx, c, 3);                      /* d^3z/dt^3 = 3! z_3 */
+        nde_tensor *y, *jv;
+        nde_jvp(ctx, doc_net, &mlp, x, v, &y, &jv);                          /* mlp(x), J v */
+        CHECK(c && c->order == 6 && d3 && y && jv);
+        nde_zero_grad(ctx);
+        CHECK(nde_backward(ctx, nde_sum(ctx, nde_square(ctx, d3))) == NDE_OK);
+        CHECK(nde_grad_norm(ctx) > 0);
+    }
+    nde_ctx_free(ctx);
+}
+
 /* ---------------------------------------------------------------- errors */
 static nde_jet *field_linear(nde_ctx *ctx, nde_jet *t, nde_jet *z, void *user);
 static void test_errors(void) {
@@ -699,6 +725,7 @@ int main(void) {
     test_tayla();
     test_taylorized();
     test_taylor_solver();
+    test_doc_example();
     test_errors();
     return nde_test_finish("test_taylor");
 }

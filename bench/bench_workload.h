@@ -25,24 +25,17 @@
    Flags: --iters N (timed), --warmup N, --modes direct,adjoint, --quick
    (iters 3, warmup 1), --threads N (2), --data DIR.
 
-   Gradient modes (bw_mode): "direct" backpropagates through the taped solve
-   (nde_solvers.h); "adjoint" is the continuous backsolve adjoint of
-   nde_adjoint.h (when that header is there; else the mode is skipped).
+   Gradient modes: any of nde_adjoint.h's names (direct, checkpoint, adjoint =
+   backsolve, interp, gq, gq_step); every solve goes through
+   nde_odeint_adjoint with that mode and its default options, and the NFE come
+   from its nde_adjoint_stats (nfe_b: evaluations of the backward pass, a VJP
+   counting one; 0 in direct mode, which replays the tape, as in torch).
 
    Include this after #define NDE_IMPLEMENTATION and _POSIX_C_SOURCE (clock_gettime). */
 #ifndef NDE_BENCH_WORKLOAD_H
 #define NDE_BENCH_WORKLOAD_H
 
-#if defined(__has_include)
-#if __has_include("../nde_adjoint.h")
-#define BW_HAVE_ADJOINT 1
-#endif
-#endif
-#ifdef BW_HAVE_ADJOINT
 #include "../nde_adjoint.h"
-#else
-#include "../nde_solvers.h"
-#endif
 
 #include <math.h>
 #include <stdint.h>
@@ -98,20 +91,6 @@ static inline int bw_parse(int argc, char **argv, bw_args *a, int iters, int war
 #ifdef _OPENMP
     omp_set_num_threads(a->threads);
 #endif
-    return 0;
-}
-
-/* Is `mode` in the comma-separated list? */
-static inline int bw_wants(const bw_args *a, const char *mode) {
-    const char *p = a->modes;
-    size_t n = strlen(mode);
-    while (*p) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == n && !strncmp(p, mode, n)) return 1;
-        if (!e) break;
-        p = e + 1;
-    }
     return 0;
 }
 
@@ -217,17 +196,23 @@ static inline void bw_table_row(const char *mode, const bw_result *r) {
 }
 
 /* ------------------------------------------------------------ nde helpers */
-typedef enum bw_mode { BW_DIRECT = 0, BW_ADJOINT, BW_MODE_COUNT } bw_mode;
-static const char *const bw_mode_names[BW_MODE_COUNT] = {"direct", "adjoint"};
-#define BW_MODES_DEFAULT "direct,adjoint"
-
-static inline int bw_mode_available(bw_mode m) {
-#ifdef BW_HAVE_ADJOINT
-    (void)m;
-    return 1;
-#else
-    return m == BW_DIRECT;
-#endif
+#define BW_MAX_MODES 8
+/* The modes of a->modes as nde_grad_mode values; returns their count (exit 2 on
+   an unknown name). */
+static inline int bw_modes(const bw_args *a, nde_grad_mode *out) {
+    char buf[128], *tok;
+    int n = 0;
+    nde_ctx *probe = nde_ctx_new(nde_ctx_desc_default());
+    snprintf(buf, sizeof buf, "%s", a->modes);
+    for (tok = strtok(buf, ","); tok && n < BW_MAX_MODES; tok = strtok(NULL, ",")) {
+        if (nde_grad_mode_from_name(probe, tok, &out[n]) != NDE_OK) {
+            fprintf(stderr, "bench: %s\n", nde_ctx_message(probe));
+            exit(2);
+        }
+        n++;
+    }
+    nde_ctx_free(probe);
+    return n;
 }
 
 /* Stops the program with the context's message if it holds an error. */
@@ -292,50 +277,35 @@ static inline nde_real *bw_snapshot_params(nde_ctx *ctx) {
     return p;
 }
 
-/* The state at t1 of z' = f(t, z), z(t0) = z0, differentiable by `mode`.
-   it->nfe_f is set here; it->nfe_b after the backward pass by bw_solve_finish. */
-#ifdef BW_HAVE_ADJOINT
+/* z at the times of t (a 1-D tensor) stacked, (len(t), ...z0.shape), by
+   nde_odeint_adjoint in `mode`; it->nfe_f is set here, it->nfe_b by
+   bw_solve_finish after the backward pass. */
 static nde_adjoint_stats bw_adjoint_stats;
-#endif
-static inline nde_tensor *bw_solve_to(nde_ctx *ctx, bw_mode mode, nde_field_fn f, void *user, nde_tensor *z0,
-                                      double t0, double t1, const nde_solve_options *o, bw_iter *it) {
-    it->nfe_f = it->nfe_b = 0;
+static inline nde_tensor *bw_solve(nde_ctx *ctx, nde_grad_mode mode, nde_field_fn f, void *user, nde_tensor *z0,
+                                   nde_tensor *t, const nde_solve_options *o, bw_iter *it) {
+    nde_adjoint_options adj = nde_adjoint_options_default(mode);
+    nde_tensor *zs;
+    memset(&bw_adjoint_stats, 0, sizeof bw_adjoint_stats);
+    adj.stats = &bw_adjoint_stats;
+    zs = nde_odeint_adjoint(ctx, f, user, z0, t, o, &adj, NULL);
+    it->nfe_f = bw_adjoint_stats.nfe_forward;
+    it->nfe_b = 0;
     it->loss = NAN;
-    if (mode == BW_DIRECT) {
-        double ts[2];
-        nde_solution sol;
-        nde_tensor *z1 = NULL;
-        ts[0] = t0; ts[1] = t1;
-        if (nde_solve(ctx, f, user, z0, 2, ts, o, &sol) == NDE_OK) z1 = sol.ys[1];
-        it->nfe_f = sol.stats.nfe;
-        nde_solution_free(ctx, &sol);
-        return z1;
-    }
-#ifdef BW_HAVE_ADJOINT
-    {
-        nde_adjoint_options adj = nde_adjoint_options_default(NDE_GRAD_BACKSOLVE);
-        nde_real tv[2];
-        nde_tensor *t, *zs;
-        tv[0] = (nde_real)t0; tv[1] = (nde_real)t1;
-        t = nde_tensor_from(ctx, 1, (int64_t[]){2}, tv);
-        memset(&bw_adjoint_stats, 0, sizeof bw_adjoint_stats);
-        adj.stats = &bw_adjoint_stats;
-        zs = nde_odeint_adjoint(ctx, f, user, z0, t, o, &adj, NULL);
-        it->nfe_f = bw_adjoint_stats.nfe_forward;
-        return zs ? nde_reshape(ctx, nde_slice(ctx, zs, 0, 1, 2), z0->ndim, z0->shape) : NULL;
-    }
-#else
-    nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "bench: adjoint mode needs nde_adjoint.h");
-    return NULL;
-#endif
+    return zs;
 }
-static inline void bw_solve_finish(nde_ctx *ctx, bw_mode mode, bw_iter *it) {
-    (void)ctx;
-#ifdef BW_HAVE_ADJOINT
-    if (mode == BW_ADJOINT) it->nfe_b = bw_adjoint_stats.nfe_backward;
-#else
-    (void)mode; (void)it;
-#endif
+/* z(t1) from z(t0) = z0 (shape of z0). */
+static inline nde_tensor *bw_solve_to(nde_ctx *ctx, nde_grad_mode mode, nde_field_fn f, void *user, nde_tensor *z0,
+                                      double t0, double t1, const nde_solve_options *o, bw_iter *it) {
+    nde_real tv[2];
+    nde_tensor *t, *zs;
+    int64_t two = 2;
+    tv[0] = (nde_real)t0; tv[1] = (nde_real)t1;
+    t = nde_tensor_from(ctx, 1, &two, tv);
+    zs = bw_solve(ctx, mode, f, user, z0, t, o, it);
+    return zs ? nde_reshape(ctx, nde_slice(ctx, zs, 0, 1, 2), z0->ndim, z0->shape) : NULL;
+}
+static inline void bw_solve_finish(bw_iter *it) {
+    it->nfe_b = bw_adjoint_stats.nfe_backward;
 }
 
 #endif

@@ -15,7 +15,7 @@
      peak        the measured FMA peak of this machine on the same threads
                  (bench_common.h), and both as a percentage of it.
 
-   Usage: build/w3_dense [--iters N] [--warmup N] [--modes direct,adjoint] [--quick] [--data DIR] */
+   Usage: build/w3_dense [--iters N] [--warmup N] [--modes direct,adjoint,...] [--quick] [--data DIR] */
 #define _POSIX_C_SOURCE 200809L
 #define NDE_IMPLEMENTATION
 #include "bench_workload.h"
@@ -47,7 +47,7 @@ typedef struct w3_model {
     nde_tensor *z0;
     nde_real *params0;
     nde_optimizer opt;
-    bw_mode mode;
+    nde_grad_mode mode;
 } w3_model;
 
 static nde_tensor *w3_field(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *user) {
@@ -77,7 +77,7 @@ static bw_iter w3_step(void *user) {
     loss = nde_mean(ctx, nde_square(ctx, z1));
     nde_zero_grad(ctx);
     nde_backward(ctx, loss);
-    bw_solve_finish(ctx, m->mode, &it);
+    bw_solve_finish(&it);
     nde_optimizer_step(ctx, &m->opt);
     it.loss = loss ? nde_tensor_item(ctx, loss, 0) : NAN;
     bw_check(ctx, "W3");
@@ -108,11 +108,13 @@ int main(int argc, char **argv) {
     w3_model m;
     nde_ctx *ctx;
     nde_ctx_desc desc = nde_ctx_desc_default();
-    bw_result res[BW_MODE_COUNT];
-    int ran[BW_MODE_COUNT] = {0}, synthetic, k;
+    bw_result res[BW_MAX_MODES];
+    nde_grad_mode modes[BW_MAX_MODES];
+    int nmodes, synthetic, k;
     double peak;
     const double flops_eval = 2.0 * W3_BATCH * (W3_DIM * W3_HIDDEN + W3_HIDDEN * W3_HIDDEN + W3_HIDDEN * W3_DIM);
-    if (bw_parse(argc, argv, &a, 10, 2, BW_MODES_DEFAULT)) return 1;
+    if (bw_parse(argc, argv, &a, 10, 2, "direct,adjoint")) return 1;
+    nmodes = bw_modes(&a, modes);
     w3_gemm.cpu = nde_cpu_backend();
     w3_gemm.table = *w3_gemm.cpu;
     w3_gemm.table.gemm = w3_timed_gemm;
@@ -125,27 +127,25 @@ int main(int argc, char **argv) {
     printf("# nde W3 dense: batch %d, 64-256-256-64 tanh, rk4 h=0.1, Adam; threads=%d iters=%d warmup=%d data=%s "
            "fma_peak=%.1f GFLOP/s (%s, %d threads)\n", W3_BATCH, a.threads, a.iters, a.warmup,
            synthetic ? "synthetic" : "peers", peak, BENCH_ISA, a.threads);
-    for (k = 0; k < BW_MODE_COUNT; k++) {
+    for (k = 0; k < nmodes; k++) {
         char extra[256];
         double fl, gemm_rate;
-        if (!bw_wants(&a, bw_mode_names[k]) || !bw_mode_available((bw_mode)k)) continue;
-        m.mode = (bw_mode)k;
+        m.mode = modes[k];
         w3_gemm.seconds = w3_gemm.flops = 0.0;
         w3_gemm.on = 1;
         res[k] = bw_time(&a, w3_reset, w3_step, &m);
         w3_gemm.on = 0;
-        ran[k] = 1;
         /* flops per iteration: direct 3F per forward eval; adjoint F forward + 3F per backward eval */
-        fl = flops_eval * (m.mode == BW_DIRECT ? 3.0 * (double)res[k].first.nfe_f
+        fl = flops_eval * (m.mode == NDE_GRAD_DIRECT ? 3.0 * (double)res[k].first.nfe_f
                                                : (double)res[k].first.nfe_f + 3.0 * (double)res[k].first.nfe_b);
         gemm_rate = w3_gemm.seconds > 0 ? w3_gemm.flops / w3_gemm.seconds * 1e-9 : 0.0;
         snprintf(extra, sizeof extra, " gflops=%.2f gemm_gflops=%.2f peak_gflops=%.1f pct_peak=%.1f gemm_pct_peak=%.1f",
                  fl / (res[k].ms * 1e-3) * 1e-9, gemm_rate, peak, 100.0 * fl / (res[k].ms * 1e-3) * 1e-9 / peak,
                  100.0 * gemm_rate / peak);
-        bw_print("W3", bw_mode_names[k], &res[k], extra);
+        bw_print("W3", nde_grad_mode_name(modes[k]), &res[k], extra);
     }
     bw_table_head("W3 dense (nde)");
-    for (k = 0; k < BW_MODE_COUNT; k++) if (ran[k]) bw_table_row(bw_mode_names[k], &res[k]);
+    for (k = 0; k < nmodes; k++) bw_table_row(nde_grad_mode_name(modes[k]), &res[k]);
     nde_ctx_free(ctx);
     free(m.params0);
     return 0;

@@ -13,7 +13,7 @@
    create_graph; the work is of the same order (two extra products per hidden
    layer), and the result, the same number, is differentiable through the tape.
 
-   Usage: build/w4_cnf2d [--iters N] [--warmup N] [--modes direct,adjoint] [--quick] [--data DIR] */
+   Usage: build/w4_cnf2d [--iters N] [--warmup N] [--modes direct,adjoint,...] [--quick] [--data DIR] */
 #define _POSIX_C_SOURCE 200809L
 #define NDE_IMPLEMENTATION
 #include "bench_workload.h"
@@ -27,7 +27,7 @@ typedef struct w4_model {
     nde_tensor *s0;
     nde_real *params0;
     nde_optimizer opt;
-    bw_mode mode;
+    nde_grad_mode mode;
 } w4_model;
 
 /* dz/dt = g(z) and da/dt = tr(dg/dz) for the state s = [z, a]. */
@@ -86,7 +86,7 @@ static bw_iter w4_step(void *user) {
     loss = nde_mean(ctx, nll);
     nde_zero_grad(ctx);
     nde_backward(ctx, loss);
-    bw_solve_finish(ctx, m->mode, &it);
+    bw_solve_finish(&it);
     nde_optimizer_step(ctx, &m->opt);
     it.loss = loss ? nde_tensor_item(ctx, loss, 0) : NAN;
     bw_check(ctx, "W4");
@@ -143,9 +143,11 @@ int main(int argc, char **argv) {
     bw_args a;
     w4_model m;
     nde_ctx *ctx;
-    bw_result res[BW_MODE_COUNT];
-    int ran[BW_MODE_COUNT] = {0}, synthetic, k;
-    if (bw_parse(argc, argv, &a, 10, 2, BW_MODES_DEFAULT)) return 1;
+    bw_result res[BW_MAX_MODES];
+    nde_grad_mode modes[BW_MAX_MODES];
+    int nmodes, synthetic, k;
+    if (bw_parse(argc, argv, &a, 10, 2, "direct,adjoint")) return 1;
+    nmodes = bw_modes(&a, modes);
     ctx = nde_ctx_new(nde_ctx_desc_default());
     if (!ctx || nde_ctx_status(ctx) != NDE_OK) { fprintf(stderr, "w4: no context\n"); return 2; }
     w4_setup(&m, ctx, &a, &synthetic);
@@ -153,15 +155,13 @@ int main(int argc, char **argv) {
     printf("# nde W4 cnf2d: batch %d, MLP 2-64-64-64-2 tanh, exact trace, dopri5 rtol=atol=1e-5, Adam; "
            "threads=%d iters=%d warmup=%d data=%s\n", W4_BATCH, a.threads, a.iters, a.warmup,
            synthetic ? "synthetic" : "peers");
-    for (k = 0; k < BW_MODE_COUNT; k++) {
-        if (!bw_wants(&a, bw_mode_names[k]) || !bw_mode_available((bw_mode)k)) continue;
-        m.mode = (bw_mode)k;
+    for (k = 0; k < nmodes; k++) {
+        m.mode = modes[k];
         res[k] = bw_time(&a, w4_reset, w4_step, &m);
-        ran[k] = 1;
-        bw_print("W4", bw_mode_names[k], &res[k], NULL);
+        bw_print("W4", nde_grad_mode_name(modes[k]), &res[k], NULL);
     }
     bw_table_head("W4 cnf2d (nde)");
-    for (k = 0; k < BW_MODE_COUNT; k++) if (ran[k]) bw_table_row(bw_mode_names[k], &res[k]);
+    for (k = 0; k < nmodes; k++) bw_table_row(nde_grad_mode_name(modes[k]), &res[k]);
     nde_ctx_free(ctx);
     free(m.params0);
     return 0;

@@ -7,7 +7,7 @@
      on [0, 1]; head: global average pool + Linear(64, 10), cross-entropy on the
      labels i % 10; SGD lr 0.1 momentum 0.9.
 
-   Usage: build/w5_odenet [--iters N] [--warmup N] [--modes direct,adjoint] [--quick] [--data DIR] */
+   Usage: build/w5_odenet [--iters N] [--warmup N] [--modes direct,adjoint,...] [--quick] [--data DIR] */
 #define _POSIX_C_SOURCE 200809L
 #define NDE_IMPLEMENTATION
 #include "bench_workload.h"
@@ -26,7 +26,7 @@ typedef struct w5_model {
     int64_t labels[W5_BATCH];
     nde_real *params0;
     nde_optimizer opt;
-    bw_mode mode;
+    nde_grad_mode mode;
 } w5_model;
 
 static nde_tensor *w5_concat_conv(nde_ctx *ctx, w5_model *m, int i, nde_tensor *t, nde_tensor *x) {
@@ -66,7 +66,7 @@ static bw_iter w5_step(void *user) {
     loss = nde_cross_entropy(ctx, logits, m->labels);
     nde_zero_grad(ctx);
     nde_backward(ctx, loss);
-    bw_solve_finish(ctx, m->mode, &it);
+    bw_solve_finish(&it);
     nde_optimizer_step(ctx, &m->opt);
     it.loss = loss ? nde_tensor_item(ctx, loss, 0) : NAN;
     bw_check(ctx, "W5");
@@ -111,24 +111,24 @@ int main(int argc, char **argv) {
     bw_args a;
     w5_model m;
     nde_ctx *ctx;
-    bw_result res[BW_MODE_COUNT];
-    int ran[BW_MODE_COUNT] = {0}, synthetic, k;
-    if (bw_parse(argc, argv, &a, 5, 1, BW_MODES_DEFAULT)) return 1;
+    bw_result res[BW_MAX_MODES];
+    nde_grad_mode modes[BW_MAX_MODES];
+    int nmodes, synthetic, k;
+    if (bw_parse(argc, argv, &a, 5, 1, "direct,adjoint")) return 1;
+    nmodes = bw_modes(&a, modes);
     ctx = nde_ctx_new(nde_ctx_desc_default());
     if (!ctx || nde_ctx_status(ctx) != NDE_OK) { fprintf(stderr, "w5: no context\n"); return 2; }
     w5_setup(&m, ctx, &a, &synthetic);
     bw_check(ctx, "W5 setup");
     printf("# nde W5 odenet: x (128, 64, 7, 7), GN-ReLU-ConcatConv3x3 x2 + GN, dopri5 rtol=atol=1e-3, SGD momentum; "
            "threads=%d iters=%d warmup=%d data=%s\n", a.threads, a.iters, a.warmup, synthetic ? "synthetic" : "peers");
-    for (k = 0; k < BW_MODE_COUNT; k++) {
-        if (!bw_wants(&a, bw_mode_names[k]) || !bw_mode_available((bw_mode)k)) continue;
-        m.mode = (bw_mode)k;
+    for (k = 0; k < nmodes; k++) {
+        m.mode = modes[k];
         res[k] = bw_time(&a, w5_reset, w5_step, &m);
-        ran[k] = 1;
-        bw_print("W5", bw_mode_names[k], &res[k], NULL);
+        bw_print("W5", nde_grad_mode_name(modes[k]), &res[k], NULL);
     }
     bw_table_head("W5 odenet (nde)");
-    for (k = 0; k < BW_MODE_COUNT; k++) if (ran[k]) bw_table_row(bw_mode_names[k], &res[k]);
+    for (k = 0; k < nmodes; k++) bw_table_row(nde_grad_mode_name(modes[k]), &res[k]);
     nde_ctx_free(ctx);
     free(m.params0);
     return 0;

@@ -889,6 +889,16 @@ static inline float nde__tanh_float(float xf) {
     double big = (e - 1.0) / (e + 1.0), small = a - a * a * a * (1.0 / 3.0);
     return (float)copysign(a < 0.01 ? small : big, x);
 }
+/* softplus(x) = max(x, 0) + log1p(u), u = exp(-|x|) in (0, 1], with
+   log1p(u) = 2 atanh(s), s = u / (2 + u) in (0, 1/3]: no cancellation, and the
+   odd series 2 s (1 + s^2/3 + ... + s^20/21) is within 2e-11 relative. */
+static inline float nde__softplus_float(float xf) {
+    double x = (double)xf, ax = fabs(x), a = ax > 120.0 ? 120.0 : ax, u = nde__exp_poly(-a);
+    double s = u / (2.0 + u), s2 = s * s;
+    double p = 1.0 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9 + s2 * (1.0 / 11 + s2 * (1.0 / 13
+        + s2 * (1.0 / 15 + s2 * (1.0 / 17 + s2 * (1.0 / 19 + s2 * (1.0 / 21))))))))));
+    return (float)((x > 0.0 ? x : 0.0) + 2.0 * s * p);
+}
 static inline float nde__sigmoid_float(float xf) {   /* e/(1+e) or 1/(1+e), e = exp(-|x|), |x| <= 120 */
     double x = (double)xf, ax = fabs(x), a = ax > 120.0 ? 120.0 : ax, e = nde__exp_poly(-a);
     return (float)((x < 0.0 ? e : 1.0) / (1.0 + e));
@@ -4536,6 +4546,9 @@ static nde_real nde__powi1(nde_real x, int n) {
 
 static void nde__cpu_unary_range(nde_unary_op op, int64_t n, const nde_real *x, nde_real al, nde_real *y) {
     int64_t i;
+#ifndef NDE_DOUBLE
+    (void)nde__softplus1; (void)nde__sigmoid1;   /* the float build uses the vectorisable forms */
+#endif
     switch (op) {
     case NDE_UNARY_NEG: for (i = 0; i < n; i++) y[i] = -x[i]; break;
     case NDE_UNARY_SCALE: for (i = 0; i < n; i++) y[i] = al * x[i]; break;
@@ -4553,9 +4566,13 @@ static void nde__cpu_unary_range(nde_unary_op op, int64_t n, const nde_real *x, 
     case NDE_UNARY_TANH: for (i = 0; i < n; i++) y[i] = nde__tanh_float(x[i]); break;
     case NDE_UNARY_SIGMOID: for (i = 0; i < n; i++) y[i] = nde__sigmoid_float(x[i]); break;
 #endif
+#ifdef NDE_DOUBLE
+    case NDE_UNARY_SOFTPLUS: for (i = 0; i < n; i++) y[i] = nde__softplus1(x[i]); break;
+#else
+    case NDE_UNARY_SOFTPLUS: for (i = 0; i < n; i++) y[i] = nde__softplus_float(x[i]); break;
+#endif
     case NDE_UNARY_RELU: for (i = 0; i < n; i++) y[i] = x[i] > NDE_R(0.0) ? x[i] : NDE_R(0.0); break;
     case NDE_UNARY_LEAKY_RELU: for (i = 0; i < n; i++) y[i] = x[i] > NDE_R(0.0) ? x[i] : al * x[i]; break;
-    case NDE_UNARY_SOFTPLUS: for (i = 0; i < n; i++) y[i] = nde__softplus1(x[i]); break;
     case NDE_UNARY_ELU: for (i = 0; i < n; i++) y[i] = x[i] > NDE_R(0.0) ? x[i] : al * nde__expm1(x[i]); break;
     case NDE_UNARY_ABS: for (i = 0; i < n; i++) y[i] = nde__fabs(x[i]); break;
     case NDE_UNARY_POWI: for (i = 0; i < n; i++) y[i] = nde__powi1(x[i], (int)al); break;
@@ -4579,7 +4596,11 @@ static void nde__cpu_unary_backward_range(nde_unary_op op, int64_t n, const nde_
     case NDE_UNARY_SIGMOID: for (i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (NDE_R(1.0) - y[i]); break;
     case NDE_UNARY_RELU: for (i = 0; i < n; i++) dx[i] += x[i] > NDE_R(0.0) ? dy[i] : NDE_R(0.0); break;
     case NDE_UNARY_LEAKY_RELU: for (i = 0; i < n; i++) dx[i] += x[i] > NDE_R(0.0) ? dy[i] : al * dy[i]; break;
+#ifdef NDE_DOUBLE
     case NDE_UNARY_SOFTPLUS: for (i = 0; i < n; i++) dx[i] += dy[i] * nde__sigmoid1(x[i]); break;
+#else
+    case NDE_UNARY_SOFTPLUS: for (i = 0; i < n; i++) dx[i] += dy[i] * nde__sigmoid_float(x[i]); break;
+#endif
     case NDE_UNARY_ELU: for (i = 0; i < n; i++) dx[i] += x[i] > NDE_R(0.0) ? dy[i] : dy[i] * (y[i] + al); break;
     case NDE_UNARY_ABS: for (i = 0; i < n; i++) dx[i] += x[i] > NDE_R(0.0) ? dy[i] : (x[i] < NDE_R(0.0) ? -dy[i] : NDE_R(0.0)); break;
     case NDE_UNARY_POWI: for (i = 0; i < n; i++) dx[i] += dy[i] * al * nde__powi1(x[i], (int)al - 1); break;
@@ -4686,7 +4707,7 @@ static void nde__cpu_lincomb(void *self, int64_t n, int count, const nde_real *c
     if (count > NDE__LINCOMB_MAX) { nde__cpu_lincomb_range(n, count, coef, xs, acc, out); return; }
     NDE_OMP_PARALLEL_FOR
     for (c = 0; c < chunks; c++) {
-        const nde_real *part[NDE__LINCOMB_MAX];
+        const nde_real *part[NDE__LINCOMB_MAX] = {0};
         int64_t lo = c * NDE__CHUNK, len = n - lo < NDE__CHUNK ? n - lo : NDE__CHUNK;
         int j;
         for (j = 0; j < count; j++) part[j] = xs[j] + lo;

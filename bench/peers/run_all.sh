@@ -19,11 +19,18 @@
 #              PEERS_LIBS  which peers (default "torchdiffeq torchdyn diffrax").
 #              PEERS_WORKLOADS  e.g. "W3,W4" (default all).
 #              NDE_ONLY=1  skip the peers (nde lines only).
+#              PEERS_VENV=DIR  use this existing venv as it is (no setup_venv.sh).
 set -eu
+# OpenMP threads sleep instead of spinning while they wait (for nde and torch
+# alike): on a shared machine a spinning thread that loses its core turns every
+# parallel region into a scheduler round trip (measured 10-90x slower per
+# iteration under load for both libraries). Override by setting it yourself.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 here=$(cd "$(dirname "$0")" && pwd)
 bench=$(cd "$here/.." && pwd)
 root=$(cd "$bench/.." && pwd)
-py="$bench/.venv/bin/python"
+venv=${PEERS_VENV:-"$bench/.venv"}
+py="$venv/bin/python"
 args=${PEERS_ARGS:-}
 libs=${PEERS_LIBS:-"torchdiffeq torchdyn diffrax"}
 workloads=${PEERS_WORKLOADS:-W1,W2,W3,W4,W5}
@@ -42,11 +49,11 @@ log() { printf '%s\n' "$*" | tee -a "$out"; }
     echo "# command: make peers PEERS_ARGS='$args' PEERS_LIBS='$libs' PEERS_WORKLOADS='$workloads'"
     echo "# git: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet 2>/dev/null || echo ' (dirty)')"
     echo "# cpu: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1), $(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
-    echo "# cc: $(${CC:-cc} --version | head -n 1)"
+    echo "# cc: $(${CC:-cc} --version | head -n 1); OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
 } > "$out"
 cat "$out"
 
-bash "$here/setup_venv.sh" 2>&1 | tail -n 3
+if [ -z "${PEERS_VENV:-}" ]; then bash "$here/setup_venv.sh" 2>&1 | tail -n 3; fi
 "$py" "$here/common.py" --dump "$bench/data" > /dev/null
 log "# data: bench/data (common.py --dump)"
 

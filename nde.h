@@ -869,8 +869,8 @@ static inline nde_real nde__expm1(nde_real x) { return expm1f(x); }
    e^r by its Taylor polynomial to r^9 (relative error < 1e-11), 2^k assembled in
    the exponent bits. Branch-free (selects only), so loops over them vectorise.
    tanh(a) = (e^{2a} - 1) / (e^{2a} + 1) for a = |x| >= 0.01, a - a^3/3 below
-   (relative error < 2e-9 at the switch); |x| clamped to 9 (tanh rounds to 1 in
-   float there). Both are within 1 ulp of the correctly rounded float result
+   (relative error < 2e-9 at the switch); |x| clamped to 10 (tanh rounds to 1
+   in float from 9.01 on). Both are within 1 ulp of the correctly rounded float result
    (checked over all floats); NaN propagates through the arithmetic. Double
    builds keep libm (they check gradients). */
 static inline double nde__exp_poly(double y) {   /* |y| <= 700 */
@@ -885,7 +885,7 @@ static inline double nde__exp_poly(double y) {   /* |y| <= 700 */
     return p * scale.d;
 }
 static inline float nde__tanh_float(float xf) {
-    double x = (double)xf, ax = fabs(x), a = ax > 9.0 ? 9.0 : ax, e = nde__exp_poly(2.0 * a);
+    double x = (double)xf, ax = fabs(x), a = ax > 10.0 ? 10.0 : ax, e = nde__exp_poly(2.0 * a);
     double big = (e - 1.0) / (e + 1.0), small = a - a * a * a * (1.0 / 3.0);
     return (float)copysign(a < 0.01 ? small : big, x);
 }
@@ -1963,26 +1963,55 @@ NDE_API nde_tensor *nde_gather_rows(nde_ctx *ctx, nde_tensor *x, int64_t count, 
 }
 
 /* ------------------------------------------------------------ convolution
-   im2col + gemm per image: y_n (O, OH*OW) = W (O, C*KH*KW) col_n. */
+   im2col + gemm: y_n (O, OH*OW) = W (O, C*KH*KW) col_n. Images go through in
+   groups of g whose columns sit side by side, [col_n ... col_{n+g-1}] (K, g P),
+   so each GEMM has at least ~1024 columns (small feature maps, e.g. 7x7, would
+   give GEMMs of 49 columns per image otherwise). */
+static int64_t nde__conv_group(int64_t N, int64_t K, int64_t P) {
+    int64_t g = (1024 + P - 1) / P, cap = ((int64_t)1 << 22) / (K * P);   /* <= 4 Mi reals of columns */
+    if (g > cap) g = cap;
+    if (g > N) g = N;
+    return g < 1 ? 1 : g;
+}
+/* Columns of images i0..i0+g-1 into col (K, g P); tmp (K, P) is scratch. */
+static void nde__conv_cols(const nde_backend *be, const nde_tensor *x, int64_t i0, int64_t g, int64_t K, int64_t P,
+                           int kh, int kw, int stride, int pad, nde_real *tmp, nde_real *col) {
+    int64_t C = x->shape[1], H = x->shape[2], W = x->shape[3], j;
+    for (j = 0; j < g; j++) {
+        nde_real *dst = g == 1 ? col : tmp;
+        be->im2col(be->self, C, H, W, kh, kw, stride, pad, x->data + (i0 + j) * C * H * W, dst);
+        if (g > 1) be->copy2d(be->self, K, P, tmp, P, col + j * P, g * P, 0);
+    }
+}
 static void nde__conv_backward(nde_ctx *ctx, nde__node *n) {
     nde_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
     int stride = (int)n->iarg[0], pad = (int)n->iarg[1];
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t O = w->shape[0], KH = w->shape[2], KW = w->shape[3], OH = y->shape[2], OW = y->shape[3];
-    int64_t K = C * KH * KW, P = OH * OW, i;
+    int64_t K = C * KH * KW, P = OH * OW, G = nde__conv_group(N, K, P), i0, j;
     nde_real *gx = nde__in_grad(ctx, x), *gw = nde__in_grad(ctx, w), *gb = nde__in_grad(ctx, b);
-    nde_real *col = nde_ctx_alloc_reals(ctx, K * P);
+    nde_real *col = nde_ctx_alloc_reals(ctx, K * G * P), *tmp = nde_ctx_alloc_reals(ctx, K * P);
+    nde_real *dyg = G > 1 ? nde_ctx_alloc_reals(ctx, O * G * P) : NULL;
     const nde_backend *be = ctx->be;
-    if (!col) return;
-    for (i = 0; i < N; i++) {
-        const nde_real *dy = y->grad + i * O * P;
+    if (!col || !tmp || (G > 1 && !dyg)) return;
+    for (i0 = 0; i0 < N; i0 += G) {
+        int64_t g = N - i0 < G ? N - i0 : G, gp = g * P;
+        const nde_real *dy = y->grad + i0 * O * P;
+        if (g > 1) {   /* dY of the group as (O, g P) */
+            for (j = 0; j < g; j++) be->copy2d(be->self, O, P, y->grad + (i0 + j) * O * P, P, dyg + j * P, gp, 0);
+            dy = dyg;
+        }
         if (gw) {
-            be->im2col(be->self, C, H, W, (int)KH, (int)KW, stride, pad, x->data + i * C * H * W, col);
-            be->gemm(be->self, 0, 1, O, K, P, NDE_R(1.0), dy, P, col, P, NDE_R(1.0), gw, K);
+            nde__conv_cols(be, x, i0, g, K, P, (int)KH, (int)KW, stride, pad, tmp, col);
+            be->gemm(be->self, 0, 1, O, K, gp, NDE_R(1.0), dy, gp, col, gp, NDE_R(1.0), gw, K);
         }
         if (gx) {
-            be->gemm(be->self, 1, 0, K, P, O, NDE_R(1.0), w->data, K, dy, P, NDE_R(0.0), col, P);
-            be->col2im(be->self, C, H, W, (int)KH, (int)KW, stride, pad, col, gx + i * C * H * W);
+            be->gemm(be->self, 1, 0, K, gp, O, NDE_R(1.0), w->data, K, dy, gp, NDE_R(0.0), col, gp);
+            for (j = 0; j < g; j++) {
+                const nde_real *cj = col;
+                if (g > 1) { be->copy2d(be->self, K, P, col + j * P, gp, tmp, P, 0); cj = tmp; }
+                be->col2im(be->self, C, H, W, (int)KH, (int)KW, stride, pad, cj, gx + (i0 + j) * C * H * W);
+            }
         }
     }
     if (gb) {
@@ -2022,11 +2051,18 @@ NDE_API nde_tensor *nde_conv2d(nde_ctx *ctx, nde_tensor *x, nde_tensor *w, nde_t
     be = ctx->be;
     {
         nde_mark m = nde_ctx_mark(ctx);
-        col = nde_ctx_alloc_reals(ctx, K * P);
-        if (!col) return NULL;
-        for (i = 0; i < N; i++) {
-            be->im2col(be->self, C, H, W, (int)KH, (int)KW, stride, padding, x->data + i * C * H * W, col);
-            be->gemm(be->self, 0, 0, O, P, K, NDE_R(1.0), w->data, K, col, P, NDE_R(0.0), y->data + i * O * P, P);
+        int64_t G = nde__conv_group(N, K, P), j;
+        nde_real *tmp, *yg;
+        col = nde_ctx_alloc_reals(ctx, K * G * P);
+        tmp = nde_ctx_alloc_reals(ctx, K * P);
+        yg = G > 1 ? nde_ctx_alloc_reals(ctx, O * G * P) : NULL;
+        if (!col || !tmp || (G > 1 && !yg)) return NULL;
+        for (i = 0; i < N; i += G) {
+            int64_t g = N - i < G ? N - i : G, gp = g * P;
+            nde__conv_cols(be, x, i, g, K, P, (int)KH, (int)KW, stride, padding, tmp, col);
+            be->gemm(be->self, 0, 0, O, gp, K, NDE_R(1.0), w->data, K, col, gp, NDE_R(0.0), g > 1 ? yg : y->data + i * O * P, gp);
+            if (g > 1)
+                for (j = 0; j < g; j++) be->copy2d(be->self, O, P, yg + j * P, gp, y->data + (i + j) * O * P, P, 0);
         }
         nde_ctx_reset(ctx, m);
     }

@@ -61,7 +61,8 @@ make -s -C "$bench" all
 : > "$raw"
 for w in $(echo "$workloads" | tr ',' ' '); do
     lw=$(echo "$w" | tr 'W' 'w')
-    for exe in "$bench"/build/"$lw"_*; do
+    for src in "$bench"/"$lw"_*.c; do
+        exe="$bench/build/$(basename "$src" .c)"
         [ -x "$exe" ] || continue
         log "# == $(basename "$exe") --data bench/data $args"
         # shellcheck disable=SC2086

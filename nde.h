@@ -4776,6 +4776,14 @@ static void nde__cpu_scatter_add_rows(void *self, int64_t count, int64_t cols, c
     for (i = 0; i < count; i++) for (c = 0; c < cols; c++) dst[idx[i] * cols + c] += src[i * cols + c];
 }
 
+/* Output columns ow whose input column ow*stride - pad + j lies inside [0, W):
+   [*lo, *hi). */
+static void nde__conv_valid_range(int64_t OW, int64_t W, int stride, int pad, int j, int64_t *lo, int64_t *hi) {
+    int64_t l = 0, h = OW;
+    while (l < OW && l * stride - pad + j < 0) l++;
+    while (h > l && (h - 1) * stride - pad + j >= W) h--;
+    *lo = l; *hi = h;
+}
 static void nde__cpu_im2col(void *self, int64_t C, int64_t H, int64_t W, int kh, int kw, int stride, int pad,
                             const nde_real *x, nde_real *col) {
     int64_t OH = (H + 2 * pad - kh) / stride + 1, OW = (W + 2 * pad - kw) / stride + 1, c, oh, ow;
@@ -4784,12 +4792,20 @@ static void nde__cpu_im2col(void *self, int64_t C, int64_t H, int64_t W, int kh,
         for (i = 0; i < kh; i++)
             for (j = 0; j < kw; j++) {
                 nde_real *row = col + ((c * kh + i) * kw + j) * OH * OW;
+                int64_t lo, hi;
+                nde__conv_valid_range(OW, W, stride, pad, j, &lo, &hi);
                 for (oh = 0; oh < OH; oh++) {
                     int64_t hh = oh * stride - pad + i;
-                    for (ow = 0; ow < OW; ow++) {
-                        int64_t ww = ow * stride - pad + j;
-                        row[oh * OW + ow] = (hh >= 0 && hh < H && ww >= 0 && ww < W) ? x[(c * H + hh) * W + ww] : NDE_R(0.0);
+                    nde_real *r = row + oh * OW;
+                    const nde_real *xr;
+                    if (hh < 0 || hh >= H) { for (ow = 0; ow < OW; ow++) r[ow] = NDE_R(0.0); continue; }
+                    for (ow = 0; ow < lo; ow++) r[ow] = NDE_R(0.0);
+                    if (hi > lo) {
+                        xr = x + (c * H + hh) * W + lo * stride - pad + j;   /* input of column lo */
+                        if (stride == 1) for (ow = lo; ow < hi; ow++) r[ow] = xr[ow - lo];
+                        else for (ow = lo; ow < hi; ow++) r[ow] = xr[(ow - lo) * stride];
                     }
+                    for (ow = hi; ow < OW; ow++) r[ow] = NDE_R(0.0);
                 }
             }
 }
@@ -4801,13 +4817,17 @@ static void nde__cpu_col2im(void *self, int64_t C, int64_t H, int64_t W, int kh,
         for (i = 0; i < kh; i++)
             for (j = 0; j < kw; j++) {
                 const nde_real *row = col + ((c * kh + i) * kw + j) * OH * OW;
+                int64_t lo, hi;
+                nde__conv_valid_range(OW, W, stride, pad, j, &lo, &hi);
                 for (oh = 0; oh < OH; oh++) {
                     int64_t hh = oh * stride - pad + i;
+                    const nde_real *r = row + oh * OW;
+                    nde_real *xr;
                     if (hh < 0 || hh >= H) continue;
-                    for (ow = 0; ow < OW; ow++) {
-                        int64_t ww = ow * stride - pad + j;
-                        if (ww >= 0 && ww < W) x[(c * H + hh) * W + ww] += row[oh * OW + ow];
-                    }
+                    if (hi <= lo) continue;
+                    xr = x + (c * H + hh) * W + lo * stride - pad + j;   /* input of column lo */
+                    if (stride == 1) for (ow = lo; ow < hi; ow++) xr[ow - lo] += r[ow];
+                    else for (ow = lo; ow < hi; ow++) xr[(ow - lo) * stride] += r[ow];
                 }
             }
 }

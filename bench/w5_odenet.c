@@ -22,7 +22,8 @@ typedef struct w5_model {
     nde_ctx *ctx;
     nde_tensor *conv_w[2], *conv_b[2], *gn_w[3], *gn_b[3];
     nde_linear head;
-    nde_tensor *x, *ones;     /* ones (N, 1, H, W): the time channel is ones * t */
+    nde_tensor *x, *xflat;    /* the input (N, C, H, W) and its (N, C*H*W) view */
+    nde_tensor *ones;         /* (N, 1, H, W): the time channel is ones * t */
     int64_t labels[W5_BATCH];
     nde_real *params0;
     nde_optimizer opt;
@@ -36,14 +37,18 @@ static nde_tensor *w5_concat_conv(nde_ctx *ctx, w5_model *m, int i, nde_tensor *
     return nde_conv2d(ctx, nde_concat(ctx, 2, parts, 1), m->conv_w[i], m->conv_b[i], 1, 1);
 }
 
-static nde_tensor *w5_field(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *user) {
+/* The solver's state is (N, C*H*W) (nde_odeint_adjoint stacks the output times
+   on a new axis, so a state has at most 3 dimensions); the field works on the
+   (N, C, H, W) view of it. */
+static nde_tensor *w5_field(nde_ctx *ctx, nde_tensor *t, nde_tensor *zflat, void *user) {
     w5_model *m = (w5_model *)user;
     const nde_real eps = NDE_R(1e-5);
+    nde_tensor *z = nde_reshape(ctx, zflat, 4, m->x->shape);
     nde_tensor *h = nde_relu(ctx, nde_group_norm(ctx, z, W5_GROUPS, m->gn_w[0], m->gn_b[0], eps));
     h = w5_concat_conv(ctx, m, 0, t, h);
     h = nde_relu(ctx, nde_group_norm(ctx, h, W5_GROUPS, m->gn_w[1], m->gn_b[1], eps));
     h = w5_concat_conv(ctx, m, 1, t, h);
-    return nde_group_norm(ctx, h, W5_GROUPS, m->gn_w[2], m->gn_b[2], eps);
+    return nde_reshape(ctx, nde_group_norm(ctx, h, W5_GROUPS, m->gn_w[2], m->gn_b[2], eps), 2, zflat->shape);
 }
 
 static void w5_reset(void *user) {
@@ -61,8 +66,8 @@ static bw_iter w5_step(void *user) {
     o.method = NDE_DOPRI5;
     o.rtol = 1e-3;
     o.atol = 1e-3;
-    z1 = bw_solve_to(ctx, m->mode, w5_field, m, m->x, 0.0, 1.0, &o, &it);
-    logits = nde_linear_forward(ctx, &m->head, nde_global_avg_pool(ctx, z1));
+    z1 = bw_solve_to(ctx, m->mode, w5_field, m, m->xflat, 0.0, 1.0, &o, &it);
+    logits = nde_linear_forward(ctx, &m->head, nde_global_avg_pool(ctx, nde_reshape(ctx, z1, 4, m->x->shape)));
     loss = nde_cross_entropy(ctx, logits, m->labels);
     nde_zero_grad(ctx);
     nde_backward(ctx, loss);
@@ -100,6 +105,7 @@ static void w5_setup(w5_model *m, nde_ctx *ctx, const bw_args *a, int *synthetic
     *synthetic |= !bw_linear(ctx, a, "W5", &m->head, "head.w", "head.b", W5_CH, W5_CLASSES, 520);
     m->x = nde_tensor_new(ctx, 4, (int64_t[]){W5_BATCH, W5_CH, W5_HW, W5_HW});
     *synthetic |= !bw_tensor(ctx, a, "W5", "x", m->x, 530);
+    m->xflat = nde_reshape(ctx, m->x, 2, (int64_t[]){W5_BATCH, W5_CH * W5_HW * W5_HW});
     m->ones = nde_tensor_full(ctx, 4, (int64_t[]){W5_BATCH, 1, W5_HW, W5_HW}, NDE_R(1.0));
     if (!bw_load_raw(a, "W5", "labels", W5_BATCH, 1, lab)) for (i = 0; i < W5_BATCH; i++) lab[i] = i % W5_CLASSES;
     for (i = 0; i < W5_BATCH; i++) m->labels[i] = lab[i];

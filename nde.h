@@ -89,6 +89,7 @@ BACKENDS
 #ifndef NDE_H
 #define NDE_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -216,6 +217,9 @@ NDE_API int nde_grad_enabled(const nde_ctx *ctx);
 NDE_API int nde_set_grad_enabled(nde_ctx *ctx, int on);   /* returns previous */
 NDE_API int64_t nde_tape_length(const nde_ctx *ctx);
 NDE_API void nde_set_num_threads(int n);
+/* Wait for the backend's queued work (a no-op on the CPU); a backend failure becomes
+   the context's error. Useful before timing and at the end of a device program. */
+NDE_API nde_status nde_ctx_synchronize(nde_ctx *ctx);
 NDE_API const char *nde_version_string(void);
 
 /* Raw scratch memory from the arenas (released by nde_ctx_reset). */
@@ -370,6 +374,56 @@ NDE_API double nde_rng_normal1(nde_rng *r);
 NDE_API nde_status nde_tensor_fill_normal(nde_ctx *ctx, nde_tensor *t, nde_rng *r, nde_real mean, nde_real std);
 NDE_API nde_status nde_tensor_fill_uniform(nde_ctx *ctx, nde_tensor *t, nde_rng *r, nde_real lo, nde_real hi);
 NDE_API nde_status nde_tensor_fill_rademacher(nde_ctx *ctx, nde_tensor *t, nde_rng *r);
+
+/* The streams' value mapping, inline so that a device backend compiles the very
+   same code (nde_cuda.h runs it in its kernels, hence NDE_HOST_DEVICE): value i
+   of (seed, stream) comes from the block with key seed, counter_hi stream and
+   counter_lo counter + i. kind 0: uniform (k + 1/2) 2^-b from the top b bits,
+   b = 23 for float and 52 for double (exactly representable, so strictly inside
+   (0, 1) in nde_real; with 24 or 53 bits the largest value would round up to 1);
+   1: normal, Box-Muller on two 52-bit uniforms in double; 2: Rademacher +-1. */
+#if defined(__CUDACC__)
+#define NDE_HOST_DEVICE __host__ __device__
+#else
+#define NDE_HOST_DEVICE
+#endif
+static inline NDE_HOST_DEVICE void nde__philox_block(uint64_t key, uint64_t counter_hi, uint64_t counter_lo,
+                                                     uint32_t out[4]) {
+    /* Philox 4x32-10 (Salmon et al. 2011; Table 2 constants) */
+    uint32_t c0 = (uint32_t)counter_lo, c1 = (uint32_t)(counter_lo >> 32);
+    uint32_t c2 = (uint32_t)counter_hi, c3 = (uint32_t)(counter_hi >> 32);
+    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+    int r;
+    for (r = 0; r < 10; r++) {
+        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
+        uint32_t n1 = (uint32_t)p1;
+        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+        uint32_t n3 = (uint32_t)p0;
+        c0 = n0; c1 = n1; c2 = n2; c3 = n3;
+        k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
+    }
+    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+}
+static inline NDE_HOST_DEVICE double nde__philox_u01_52(uint32_t hi, uint32_t lo) {
+    return ((double)(((uint64_t)hi << 20) | (uint64_t)(lo >> 12)) + 0.5) * (1.0 / 4503599627370496.0);
+}
+static inline NDE_HOST_DEVICE double nde__philox_value(int kind, uint64_t seed, uint64_t stream, uint64_t idx) {
+    uint32_t o[4];
+    nde__philox_block(seed, stream, idx, o);
+    if (kind == 0) {
+#ifdef NDE_DOUBLE
+        return nde__philox_u01_52(o[0], o[1]);
+#else
+        return ((double)(o[0] >> 9) + 0.5) * (1.0 / 8388608.0);
+#endif
+    }
+    if (kind == 2) return (o[0] & 1u) ? 1.0 : -1.0;
+    {
+        double u1 = nde__philox_u01_52(o[0], o[1]), u2 = nde__philox_u01_52(o[2], o[3]);
+        return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+    }
+}
 
 /* ---------------------------------------------------------------- layers */
 typedef enum nde_activation {
@@ -578,26 +632,32 @@ NDE_API nde_tensor *nde_taynode_step_integral(nde_ctx *ctx, const nde_jet *zc, i
 /* Taylor-Lagrange step (TayLaNets: Djeumou, Neary, Goubault, Putot, Topcu,
    "Taylor-Lagrange Neural Ordinary Differential Equations", 2022). With
    T = sum_{i<=K} h^i z_i (the truncated Taylor step from (t, z)),
-       z(t + h) = T + h^(K+1) z_{K+1}(t_m, xi),
-       xi  = z + Gamma * (T - z),  Gamma = sigmoid(midpoint(z)) in (0,1)^n,
-   the Lagrange form of the remainder at a learned point between z(t) and its
-   Taylor estimate of z(t + h). midpoint(z) returns (batch, n) logits for a state
-   z (batch, n), or (batch, n + 1): the last column then places the remainder's
-   time t_m = t + h sigmoid(.) per sample; without it t_m = t + h/2. (The
-   research code uses xi = z + Gamma f(z) with an unconstrained Gamma; for K = 1
-   that is our form with Gamma scaled by h and unbounded.) midpoint = NULL gives
-   the truncated Taylor step. remainder (optional) receives h^(K+1) z_{K+1}. */
-NDE_API nde_tensor *nde_tayla_step(nde_ctx *ctx, nde_jet_field f, void *user, nde_fn midpoint, void *midpoint_user,
-                                   nde_real t, nde_real h, nde_tensor *z, int K, nde_tensor **remainder);
+       z(t + h) = T + h^(K+1) z_{K+1}(t_m, xi),     xi = z + Gamma * (T - z),
+   the Lagrange form of the remainder at a learned point. midpoint(z) returns
+   (batch, n) outputs g for a state z (batch, n), or (batch, n + 1): the last
+   column then places the remainder's time t_m = t + h sigmoid(g_n) per sample;
+   without it t_m = t + h/2. Gamma = sigmoid(g) in (0,1)^n puts xi between z(t)
+   and its Taylor estimate T of z(t + h) (the mean-value form; the default), or
+   Gamma = g with midpoint_unbounded: the research code's parameterisation
+   (it writes xi = z + c * f(z) with an unbounded c; component-wise the same
+   family, since T - z = h f(z) for K = 1). Unbounded is needed when T
+   overshoots so far that the Lagrange point lies outside [z, T] (stiff
+   problems at order >= 2). midpoint = NULL: the truncated Taylor step. */
 typedef struct nde_tayla_options {
     int order;                 /* K, the research code's --order (>= 1)          */
     int n_steps;               /* equal steps per interval (--n_steps, >= 1)     */
     nde_fn midpoint;           /* midpoint network, NULL: truncated Taylor       */
     void *midpoint_user;
+    int midpoint_unbounded;    /* 0: Gamma = sigmoid(g) in (0,1); 1: Gamma = g   */
 } nde_tayla_options;
-/* n_steps Taylor-Lagrange steps from (t0, z0) to t1. remainder_l1 (optional,
-   NULL without a midpoint) receives the penalty term of the research code:
-   the mean over steps and batch of sum_i |remainder_i| (shape (1)). */
+NDE_API nde_tayla_options nde_tayla_options_default(void);   /* order 1, 1 step, no midpoint */
+/* One step of size h from (t, z); n_steps is not used. remainder (optional)
+   receives h^(K+1) z_{K+1}(t_m, xi) (NULL without a midpoint). */
+NDE_API nde_tensor *nde_tayla_step(nde_ctx *ctx, nde_jet_field f, void *user, const nde_tayla_options *opt,
+                                   nde_real t, nde_real h, nde_tensor *z, nde_tensor **remainder);
+/* n_steps steps from (t0, z0) to t1. remainder_l1 (optional, NULL without a
+   midpoint) receives the research code's penalty term: the mean over steps
+   and batch of sum_i |remainder_i| (shape (1)). */
 NDE_API nde_tensor *nde_tayla_solve(nde_ctx *ctx, nde_jet_field f, void *user, const nde_tayla_options *opt,
                                     nde_real t0, nde_real t1, nde_tensor *z0, nde_tensor **remainder_l1);
 
@@ -751,7 +811,9 @@ struct nde_backend {
     void (*log_softmax_backward)(void *self, int64_t n, int64_t k, const nde_real *y, const nde_real *dy, nde_real *dx);
     /* Philox streams: kind 0 uniform [0,1), 1 normal, 2 Rademacher; value i uses counter start + i/4 */
     void (*philox_fill)(void *self, int kind, uint64_t seed, uint64_t stream, uint64_t counter, int64_t n, nde_real *out);
-    /* sqrt(mean((err / (atol + rtol*max(|y0|,|y1|)))^2)); atol_vec may be NULL (scalar atol). */
+    /* sqrt(mean((err / (atol + rtol*max(|y0|,|y1|)))^2)); atol_vec may be NULL (scalar atol).
+       NaN if y1 (the proposed state) holds a NaN or Inf, so that this one reduction, one
+       host read, both measures a step's error and vets the step. */
     double (*rms_error_norm)(void *self, int64_t n, const nde_real *err, const nde_real *y0, const nde_real *y1,
                              double rtol, double atol, const nde_real *atol_vec);
     double (*dot)(void *self, int64_t n, const nde_real *x, const nde_real *y); /* accumulated in double */
@@ -761,6 +823,19 @@ struct nde_backend {
     void (*adam_step)(void *self, int64_t n, nde_real *p, const nde_real *g, nde_real *m, nde_real *v,
                       double lr, double beta1, double beta2, double eps, double weight_decay,
                       double bc1, double bc2, int decoupled);
+    /* ---- optional entries: NULL means the core reports NDE_ERR_UNSUPPORTED or never asks. */
+    /* SGD (PyTorch's form) over flat arrays; buf is the momentum buffer, first = 1 on the
+       first step (buf := g). */
+    void (*sgd_step)(void *self, int64_t n, nde_real *p, const nde_real *g, nde_real *buf, double lr,
+                     double momentum, double dampening, int nesterov, double weight_decay, int first);
+    /* RMSprop (PyTorch's form); sq the running mean of g^2, buf the momentum buffer. */
+    void (*rmsprop_step)(void *self, int64_t n, nde_real *p, const nde_real *g, nde_real *sq, nde_real *buf,
+                         double lr, double alpha, double eps, double momentum, double weight_decay);
+    /* The backend's first failure (NDE_OK if none) and its message. Compute entries return
+       void, so a device backend keeps its first failure here (and returns it from copy and
+       synchronize); the core copies it into the context at every host read and in
+       nde_ctx_synchronize. */
+    nde_status (*last_error)(void *self, const char **message);
 };
 NDE_API const nde_backend *nde_cpu_backend(void);
 
@@ -987,6 +1062,15 @@ NDE_API const char *nde_ctx_message(const nde_ctx *ctx) {
 }
 NDE_API void nde_ctx_clear_error(nde_ctx *ctx) { ctx->status = NDE_OK; ctx->message[0] = 0; }
 
+/* A backend failure (st, or the backend's own recorded error) into the context. */
+static nde_status nde__backend_check(nde_ctx *ctx, nde_status st, const char *who) {
+    const char *msg = "";
+    nde_status rec = ctx->be->last_error ? ctx->be->last_error(ctx->be->self, &msg) : NDE_OK;
+    if (st == NDE_OK) st = rec;
+    if (st != NDE_OK) nde_ctx_fail(ctx, st, "%s: backend '%s' failed: %s", who, ctx->be->name, msg ? msg : "");
+    return st;
+}
+
 static size_t nde__round_up(size_t n) { return (n + NDE__ALIGN - 1) / NDE__ALIGN * NDE__ALIGN; }
 
 static void *nde__raw_alloc(const nde_backend *be, size_t bytes) {
@@ -1039,6 +1123,7 @@ static void *nde__arena_alloc(nde_ctx *ctx, nde__arena *a, size_t bytes, const c
             a->blocks = nb; a->cap_blocks = nc;
         }
         base = (unsigned char *)nde__raw_alloc(a->backend, cap + NDE__ALIGN);
+        if (!base && a->backend && nde__backend_check(ctx, NDE_OK, who) != NDE_OK) return NULL;
         if (!base) {
             nde_ctx_fail(ctx, NDE_ERR_OOM, "%s: out of memory allocating an arena block of %zu bytes", who, cap);
             return NULL;
@@ -1153,6 +1238,12 @@ NDE_API void nde_set_num_threads(int n) {
 #endif
 }
 
+NDE_API nde_status nde_ctx_synchronize(nde_ctx *ctx) {
+    if (!ctx) return NDE_ERR_ARG;
+    nde__backend_check(ctx, ctx->be->synchronize(ctx->be->self), "nde_ctx_synchronize");
+    return ctx->status;
+}
+
 NDE_API void *nde_ctx_alloc_host(nde_ctx *ctx, size_t bytes) {
     return nde__arena_alloc(ctx, &ctx->meta, bytes, "nde_ctx_alloc_host");
 }
@@ -1230,14 +1321,16 @@ NDE_API nde_tensor *nde_tensor_scalar(nde_ctx *ctx, nde_real value) {
 NDE_API nde_status nde_tensor_set_host(nde_ctx *ctx, nde_tensor *t, const nde_real *host) {
     if (!t || !host) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tensor_set_host: NULL tensor or host pointer");
     if (ctx->be->is_device)
-        return ctx->be->copy(ctx->be->self, t->data, host, (size_t)t->size * sizeof(nde_real), NDE_COPY_TO_DEVICE);
+        return nde__backend_check(ctx, ctx->be->copy(ctx->be->self, t->data, host, (size_t)t->size * sizeof(nde_real),
+                                                     NDE_COPY_TO_DEVICE), "nde_tensor_set_host");
     memcpy(t->data, host, (size_t)t->size * sizeof(nde_real));
     return NDE_OK;
 }
 NDE_API nde_status nde_tensor_to_host(nde_ctx *ctx, const nde_tensor *t, nde_real *host) {
     if (!t || !host) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tensor_to_host: NULL tensor or host pointer");
     if (ctx->be->is_device)
-        return ctx->be->copy(ctx->be->self, host, t->data, (size_t)t->size * sizeof(nde_real), NDE_COPY_TO_HOST);
+        return nde__backend_check(ctx, ctx->be->copy(ctx->be->self, host, t->data, (size_t)t->size * sizeof(nde_real),
+                                                     NDE_COPY_TO_HOST), "nde_tensor_to_host");
     memcpy(host, t->data, (size_t)t->size * sizeof(nde_real));
     return NDE_OK;
 }
@@ -1248,8 +1341,11 @@ NDE_API nde_real nde_tensor_item(nde_ctx *ctx, const nde_tensor *t, int64_t inde
                      (long long)index, (long long)(t ? t->size : 0));
         return (nde_real)NAN;
     }
-    if (ctx->be->is_device) ctx->be->copy(ctx->be->self, &v, t->data + index, sizeof v, NDE_COPY_TO_HOST);
-    else v = t->data[index];
+    if (ctx->be->is_device) {
+        if (nde__backend_check(ctx, ctx->be->copy(ctx->be->self, &v, t->data + index, sizeof v, NDE_COPY_TO_HOST),
+                               "nde_tensor_item") != NDE_OK)
+            return (nde_real)NAN;
+    } else v = t->data[index];
     return v;
 }
 NDE_API nde_status nde_tensor_fill(nde_ctx *ctx, nde_tensor *t, nde_real value) {
@@ -1270,7 +1366,8 @@ NDE_API nde_status nde_tensor_copy_into(nde_ctx *ctx, nde_tensor *dst, const nde
     if (dst->size != src->size)
         return nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_tensor_copy_into: dst is %s, src is %s",
                             nde_shape_str(dst, sa, sizeof sa), nde_shape_str(src, sb, sizeof sb));
-    return ctx->be->copy(ctx->be->self, dst->data, src->data, (size_t)src->size * sizeof(nde_real), NDE_COPY_DEVICE);
+    return nde__backend_check(ctx, ctx->be->copy(ctx->be->self, dst->data, src->data, (size_t)src->size * sizeof(nde_real),
+                                                 NDE_COPY_DEVICE), "nde_tensor_copy_into");
 }
 NDE_API int nde_tensor_same_shape(const nde_tensor *a, const nde_tensor *b) {
     int i;
@@ -2340,26 +2437,8 @@ NDE_API void nde_param_set_trainable(nde_ctx *ctx, int i, int trainable) {
 }
 
 /* ------------------------------------------------------------ RNG */
-/* Philox 4x32-10 round constants (Salmon et al. 2011, Table 2). */
-#define NDE__PHILOX_M0 0xD2511F53u
-#define NDE__PHILOX_M1 0xCD9E8D57u
-#define NDE__PHILOX_W0 0x9E3779B9u
-#define NDE__PHILOX_W1 0xBB67AE85u
 NDE_API void nde_philox4x32(uint64_t key, uint64_t counter_hi, uint64_t counter_lo, uint32_t out[4]) {
-    uint32_t c0 = (uint32_t)counter_lo, c1 = (uint32_t)(counter_lo >> 32);
-    uint32_t c2 = (uint32_t)counter_hi, c3 = (uint32_t)(counter_hi >> 32);
-    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
-    int r;
-    for (r = 0; r < 10; r++) {
-        uint64_t p0 = (uint64_t)NDE__PHILOX_M0 * c0, p1 = (uint64_t)NDE__PHILOX_M1 * c2;
-        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
-        uint32_t n1 = (uint32_t)p1;
-        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-        uint32_t n3 = (uint32_t)p0;
-        c0 = n0; c1 = n1; c2 = n2; c3 = n3;
-        k0 += NDE__PHILOX_W0; k1 += NDE__PHILOX_W1;
-    }
-    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+    nde__philox_block(key, counter_hi, counter_lo, out);
 }
 NDE_API nde_rng nde_rng_new(uint64_t seed, uint64_t stream) { nde_rng r; r.seed = seed; r.stream = stream; r.counter = 0; return r; }
 NDE_API nde_rng nde_rng_split(const nde_rng *r, uint64_t child) {
@@ -2368,35 +2447,6 @@ NDE_API nde_rng nde_rng_split(const nde_rng *r, uint64_t child) {
     nde_philox4x32(r->seed ^ 0x5DEECE66DULL, r->stream, child, o);
     c.seed = r->seed; c.stream = ((uint64_t)o[0] << 32 | o[1]) ^ (r->stream + 1); c.counter = 0;
     return c;
-}
-/* Value number i of (seed, stream, kind): block i/4 of the counter space. */
-/* Uniforms are (k + 1/2) 2^-b with k the top b random bits: exactly
-   representable in nde_real (b = 23 for float, 52 for double), so strictly
-   inside (0, 1) after the conversion (with 24 or 53 bits the largest value
-   rounds up to 1). */
-#ifndef NDE_DOUBLE
-static double nde__u01(uint32_t x) { return ((double)(x >> 9) + 0.5) * (1.0 / 8388608.0); }
-#endif
-static double nde__u01_52(uint32_t hi, uint32_t lo) {
-    return ((double)(((uint64_t)hi << 20) | (uint64_t)(lo >> 12)) + 0.5) * (1.0 / 4503599627370496.0);
-}
-/* kind 0: uniform, 1: normal (Box-Muller on a pair of blocks), 2: rademacher. Value i
-   depends only on (seed, stream, counter + i). */
-static double nde__philox_value(int kind, uint64_t seed, uint64_t stream, uint64_t idx) {
-    uint32_t o[4];
-    nde_philox4x32(seed, stream, idx, o);
-    if (kind == 0) {
-#ifdef NDE_DOUBLE
-        return nde__u01_52(o[0], o[1]);
-#else
-        return nde__u01(o[0]);
-#endif
-    }
-    if (kind == 2) return (o[0] & 1u) ? 1.0 : -1.0;
-    {
-        double u1 = nde__u01_52(o[0], o[1]), u2 = nde__u01_52(o[2], o[3]);
-        return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-    }
 }
 static void nde__cpu_philox_fill(void *self, int kind, uint64_t seed, uint64_t stream, uint64_t counter, int64_t n, nde_real *out) {
     int64_t i; (void)self;
@@ -2411,7 +2461,7 @@ NDE_API void nde_rng_normal(nde_rng *r, int64_t n, nde_real *out) {
 NDE_API void nde_rng_rademacher(nde_rng *r, int64_t n, nde_real *out) {
     nde__cpu_philox_fill(NULL, 2, r->seed, r->stream, r->counter, n, out); r->counter += (uint64_t)n;
 }
-NDE_API double nde_rng_uniform1(nde_rng *r) { uint32_t o[4]; nde_philox4x32(r->seed, r->stream, r->counter++, o); return nde__u01_52(o[0], o[1]); }
+NDE_API double nde_rng_uniform1(nde_rng *r) { uint32_t o[4]; nde_philox4x32(r->seed, r->stream, r->counter++, o); return nde__philox_u01_52(o[0], o[1]); }
 NDE_API double nde_rng_normal1(nde_rng *r) { return nde__philox_value(1, r->seed, r->stream, r->counter++); }
 
 static nde_status nde__fill_random(nde_ctx *ctx, nde_tensor *t, nde_rng *r, int kind, nde_real scale, nde_real shift, const char *who) {
@@ -3375,36 +3425,45 @@ NDE_API nde_tensor *nde_taynode_step_integral(nde_ctx *ctx, const nde_jet *zc, i
 }
 
 /* ---- Taylor-Lagrange step (TayLaNets, Djeumou et al. 2022) */
-NDE_API nde_tensor *nde_tayla_step(nde_ctx *ctx, nde_jet_field f, void *user, nde_fn midpoint, void *midpoint_user,
-                                   nde_real t, nde_real h, nde_tensor *z, int K, nde_tensor **remainder) {
-    nde_jet *zc, *rc; nde_tensor *T, *logits, *gam, *tm, *xi, *R, *ck;
+NDE_API nde_tayla_options nde_tayla_options_default(void) {
+    nde_tayla_options o;
+    memset(&o, 0, sizeof o);
+    o.order = 1; o.n_steps = 1;
+    return o;
+}
+NDE_API nde_tensor *nde_tayla_step(nde_ctx *ctx, nde_jet_field f, void *user, const nde_tayla_options *o,
+                                   nde_real t, nde_real h, nde_tensor *z, nde_tensor **remainder) {
+    nde_jet *zc, *rc; nde_tensor *T, *g, *gam, *tm, *xi, *R, *ck; int K;
     if (remainder) *remainder = NULL;
     if (!ctx || ctx->status != NDE_OK) return NULL;
-    if (!z || K < 1 || K >= NDE_JET_MAX_ORDER) {
-        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tayla_step: NULL state or order K = %d outside 1..%d", K, NDE_JET_MAX_ORDER - 1);
+    K = o ? o->order : 0;
+    if (!o || !z || K < 1 || K >= NDE_JET_MAX_ORDER) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_tayla_step: NULL options or state, or order K = %d outside 1..%d", K,
+                     NDE_JET_MAX_ORDER - 1);
         return NULL;
     }
     zc = nde__ode_coeffs(ctx, f, user, nde_tensor_scalar(ctx, t), z, K, "nde_tayla_step");
     T = zc ? nde_jet_eval(ctx, zc, h) : NULL;          /* sum_{i<=K} h^i z_i */
-    if (!T || !midpoint) return T;
-    logits = midpoint(ctx, z, midpoint_user);
-    if (!logits) {
+    if (!T || !o->midpoint) return T;
+    g = o->midpoint(ctx, z, o->midpoint_user);
+    if (!g) {
         if (ctx->status == NDE_OK) nde_ctx_fail(ctx, NDE_ERR_USER_FN, "nde_tayla_step: the midpoint function returned NULL");
         return NULL;
     }
-    if (logits->size == z->size) {
-        gam = nde_sigmoid(ctx, nde__jet_fit(ctx, logits, z));
+    if (g->size == z->size) {
+        gam = nde__jet_fit(ctx, g, z);
         tm = nde_tensor_scalar(ctx, t + NDE_R(0.5) * h);
-    } else if (z->ndim == 2 && logits->ndim == 2 && logits->shape[0] == z->shape[0] && logits->shape[1] == z->shape[1] + 1) {
-        gam = nde_sigmoid(ctx, nde_slice(ctx, logits, 1, 0, z->shape[1]));
-        tm = nde_add_scalar(ctx, nde_scale(ctx, nde_sigmoid(ctx, nde_slice(ctx, logits, 1, z->shape[1], z->shape[1] + 1)), h), t);
+    } else if (z->ndim == 2 && g->ndim == 2 && g->shape[0] == z->shape[0] && g->shape[1] == z->shape[1] + 1) {
+        gam = nde_slice(ctx, g, 1, 0, z->shape[1]);
+        tm = nde_add_scalar(ctx, nde_scale(ctx, nde_sigmoid(ctx, nde_slice(ctx, g, 1, z->shape[1], z->shape[1] + 1)), h), t);
     } else {
         char s1[64], s2[64];
         nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_tayla_step: the midpoint returned %s for a state %s (need the state's "
-                     "shape, or (batch, n + 1) with a time column)", nde_shape_str(logits, s1, sizeof s1), nde_shape_str(z, s2, sizeof s2));
+                     "shape, or (batch, n + 1) with a time column)", nde_shape_str(g, s1, sizeof s1), nde_shape_str(z, s2, sizeof s2));
         return NULL;
     }
-    xi = nde_add(ctx, z, nde_mul(ctx, gam, nde_sub(ctx, T, z)));   /* between z(t) and its estimate of z(t+h) */
+    if (!o->midpoint_unbounded) gam = nde_sigmoid(ctx, gam);
+    xi = nde_add(ctx, z, nde_mul(ctx, gam, nde_sub(ctx, T, z)));
     rc = nde__ode_coeffs(ctx, f, user, tm, xi, K + 1, "nde_tayla_step");
     ck = rc ? nde_jet_coeff(ctx, rc, K + 1) : NULL;
     R = ck ? nde_scale(ctx, ck, (nde_real)pow((double)h, (double)(K + 1))) : NULL;   /* h^(K+1) z_{K+1}(xi) */
@@ -3426,8 +3485,7 @@ NDE_API nde_tensor *nde_tayla_solve(nde_ctx *ctx, nde_jet_field f, void *user, c
     batch = z0->ndim >= 2 ? z0->shape[0] : 1;
     for (i = 0; i < o->n_steps && z; i++) {
         nde_tensor *R = NULL;
-        z = nde_tayla_step(ctx, f, user, o->midpoint, o->midpoint_user, t0 + (nde_real)i * h, h, z, o->order,
-                           remainder_l1 ? &R : NULL);
+        z = nde_tayla_step(ctx, f, user, o, t0 + (nde_real)i * h, h, z, remainder_l1 ? &R : NULL);
         if (R) { nde_tensor *s = nde_sum(ctx, nde_abs(ctx, R)); acc = acc ? nde_add(ctx, acc, s) : s; }
     }
     if (remainder_l1 && acc) *remainder_l1 = nde_scale(ctx, acc, NDE_R(1.0) / (nde_real)(batch * o->n_steps));
@@ -3559,59 +3617,40 @@ static nde_status nde__opt_state(nde_ctx *ctx, int need_v) {
     return NDE_OK;
 }
 
-/* SGD and RMSprop on host-readable memory (the CUDA backend brings its own). */
-static void nde__sgd_update(int64_t n, nde_real *p, const nde_real *g0, nde_real *buf, const nde_optimizer *o, double lr, int first) {
-    int64_t i;
-    for (i = 0; i < n; i++) {
-        double g = g0[i] + o->weight_decay * p[i];
-        if (o->momentum != 0.0) {
-            double b = first ? g : o->momentum * buf[i] + (1.0 - o->dampening) * g;
-            buf[i] = (nde_real)b;
-            g = o->nesterov ? g + o->momentum * b : b;
-        }
-        p[i] = (nde_real)(p[i] - lr * g);
-    }
-}
-static void nde__rmsprop_update(int64_t n, nde_real *p, const nde_real *g0, nde_real *sq, nde_real *buf, const nde_optimizer *o, double lr) {
-    int64_t i;
-    for (i = 0; i < n; i++) {
-        double g = g0[i] + o->weight_decay * p[i];
-        double v = o->alpha * sq[i] + (1.0 - o->alpha) * g * g;
-        double upd = g / (sqrt(v) + o->eps);
-        sq[i] = (nde_real)v;
-        if (o->momentum != 0.0) { buf[i] = (nde_real)(o->momentum * buf[i] + upd); upd = buf[i]; }
-        p[i] = (nde_real)(p[i] - lr * upd);
-    }
-}
-
 NDE_API nde_status nde_optimizer_step(nde_ctx *ctx, nde_optimizer *o) {
-    double lr; int i;
+    double lr; int i, j;
+    const nde_backend *be = ctx->be;
     if (ctx->status != NDE_OK) return ctx->status;
     if (!o) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_optimizer_step: NULL optimizer");
+    if ((o->kind == NDE_OPT_SGD && !be->sgd_step) || (o->kind == NDE_OPT_RMSPROP && !be->rmsprop_step))
+        return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_optimizer_step: backend '%s' has no %s kernel; use Adam",
+                            be->name, o->kind == NDE_OPT_SGD ? "SGD" : "RMSprop");
     if (o->clip_grad_norm > 0) o->last_grad_norm = nde_clip_grad_norm(ctx, o->clip_grad_norm);
     lr = nde_optimizer_lr(o);
     if (nde__opt_state(ctx, o->kind != NDE_OPT_SGD) != NDE_OK) return ctx->status;
-    if ((o->kind == NDE_OPT_SGD || o->kind == NDE_OPT_RMSPROP) && ctx->be->is_device)
-        return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_optimizer_step: SGD/RMSprop on a device backend are not implemented; use Adam");
     o->step++;
-    for (i = 0; i < ctx->num_params; i++) {
-        nde__param_info *pi = &ctx->params[i];
-        nde_tensor *t = pi->tensor;
-        int64_t off = pi->offset;
-        if (!pi->trainable) continue;
+    /* One kernel per run of consecutive trainable parameters (they are contiguous in the
+       flat store; with nothing frozen that is a single call). */
+    for (i = 0; i < ctx->num_params; i = j) {
+        int64_t off = ctx->params[i].offset, n = 0;
+        for (j = i; j < ctx->num_params && ctx->params[j].trainable == ctx->params[i].trainable; j++)
+            n += ctx->params[j].tensor->size;
+        if (!ctx->params[i].trainable) continue;
         switch (o->kind) {
         case NDE_OPT_SGD:
-            nde__sgd_update(t->size, t->data, t->grad, ctx->opt_m + off, o, lr, o->step == 1);
+            be->sgd_step(be->self, n, ctx->param_data + off, ctx->param_grad + off, ctx->opt_m + off, lr,
+                         o->momentum, o->dampening, o->nesterov, o->weight_decay, o->step == 1);
             break;
         case NDE_OPT_RMSPROP:
-            nde__rmsprop_update(t->size, t->data, t->grad, ctx->opt_v + off, ctx->opt_m + off, o, lr);
+            be->rmsprop_step(be->self, n, ctx->param_data + off, ctx->param_grad + off, ctx->opt_v + off,
+                             ctx->opt_m + off, lr, o->alpha, o->eps, o->momentum, o->weight_decay);
             break;
         case NDE_OPT_ADAM:
         case NDE_OPT_ADAMW:
-            ctx->be->adam_step(ctx->be->self, t->size, t->data, t->grad, ctx->opt_m + off, ctx->opt_v + off, lr,
-                               o->beta1, o->beta2, o->eps, o->weight_decay,
-                               1.0 - pow(o->beta1, (double)o->step), 1.0 - pow(o->beta2, (double)o->step),
-                               o->kind == NDE_OPT_ADAMW);
+            be->adam_step(be->self, n, ctx->param_data + off, ctx->param_grad + off, ctx->opt_m + off,
+                          ctx->opt_v + off, lr, o->beta1, o->beta2, o->eps, o->weight_decay,
+                          1.0 - pow(o->beta1, (double)o->step), 1.0 - pow(o->beta2, (double)o->step),
+                          o->kind == NDE_OPT_ADAMW);
             break;
         }
     }
@@ -4932,6 +4971,7 @@ static double nde__cpu_rms_error_norm(void *self, int64_t n, const nde_real *err
     for (i = 0; i < n; i++) {
         double a0 = fabs((double)y0[i]), a1 = fabs((double)y1[i]);
         double sc = (atol_vec ? (double)atol_vec[i] : atol) + rtol * (a0 > a1 ? a0 : a1);
+        if (!isfinite(a1)) return NAN;   /* the proposed state is not finite */
         double e = (double)err[i] / sc;
         s += e * e;
     }
@@ -4972,6 +5012,32 @@ static void nde__cpu_adam_step(void *self, int64_t n, nde_real *p, const nde_rea
     }
 }
 
+static void nde__cpu_sgd_step(void *self, int64_t n, nde_real *p, const nde_real *g0, nde_real *buf, double lr,
+                              double momentum, double dampening, int nesterov, double wd, int first) {
+    int64_t i; (void)self;
+    for (i = 0; i < n; i++) {
+        double g = g0[i] + wd * p[i];
+        if (momentum != 0.0) {
+            double b = first ? g : momentum * buf[i] + (1.0 - dampening) * g;
+            buf[i] = (nde_real)b;
+            g = nesterov ? g + momentum * b : b;
+        }
+        p[i] = (nde_real)(p[i] - lr * g);
+    }
+}
+static void nde__cpu_rmsprop_step(void *self, int64_t n, nde_real *p, const nde_real *g0, nde_real *sq, nde_real *buf,
+                                  double lr, double alpha, double eps, double momentum, double wd) {
+    int64_t i; (void)self;
+    for (i = 0; i < n; i++) {
+        double g = g0[i] + wd * p[i];
+        double v = alpha * sq[i] + (1.0 - alpha) * g * g;
+        double upd = g / (sqrt(v) + eps);
+        sq[i] = (nde_real)v;
+        if (momentum != 0.0) { buf[i] = (nde_real)(momentum * buf[i] + upd); upd = buf[i]; }
+        p[i] = (nde_real)(p[i] - lr * upd);
+    }
+}
+
 NDE_API const nde_backend *nde_cpu_backend(void) {
     static const nde_backend cpu = {
         "cpu", 0, NULL,
@@ -4981,7 +5047,7 @@ NDE_API const nde_backend *nde_cpu_backend(void) {
         nde__cpu_im2col, nde__cpu_col2im, nde__cpu_group_norm, nde__cpu_group_norm_backward,
         nde__cpu_avg_pool2d, nde__cpu_avg_pool2d_backward, nde__cpu_log_softmax, nde__cpu_log_softmax_backward,
         nde__cpu_philox_fill, nde__cpu_rms_error_norm, nde__cpu_dot, nde__cpu_max_abs, nde__cpu_all_finite,
-        nde__cpu_adam_step
+        nde__cpu_adam_step, nde__cpu_sgd_step, nde__cpu_rmsprop_step, NULL
     };
     return &cpu;
 }

@@ -401,17 +401,18 @@ NDE_API void nde_lagrange_weights(int m, const double *x, double a, double b, do
    program extended one order at a time: O(p^2) products per op) and takes
    z(t + h) = sum_k z_k h^k, evaluated in Horner-free form with one lincomb.
    Order p: options.taylor_order, or 0 for the optimal order of Jorba & Zou
-   (2005, eq. 3.6 rounded up): p = ceil(-ln(tol) / 2 + 1), tol = the smaller
+   (2005, sec. 3.2) rounded up: p = ceil(-ln(tol) / 2 + 1), tol = the smaller
    positive tolerance, clamped to 2..NDE_JET_MAX_ORDER.
    Step size (adaptive, the default): from the last two coefficients,
        h = exp(-0.7 / (p - 1)) * min over j in {p-1, p} of (eps / |z_j|_inf)^(1/j),
        eps = max(atol, rtol |z|_inf),
    (Jorba & Zou, "A software package for the numerical integration of ODEs by
    means of high-order Taylor methods", Experimental Mathematics 14, 2005,
-   sec. 3.2, with their safety factor); no step is rejected. The step is also
-   clipped to the next output time, so outputs are Taylor values, not
-   interpolants; dtmax and step_ts apply, first_step is ignored. With
-   options.step_size or options.grid the steps are fixed.
+   sec. 3.2, with their safety factor; atol_tensor and norm are not used here);
+   no step is rejected. The step is also clipped to the next output time, so
+   outputs are Taylor values, not interpolants; dtmax and step_ts apply,
+   first_step is ignored. With options.step_size or options.grid the steps are
+   fixed (outputs between grid points then come from the Hermite interpolant).
    The field must be written on jets: pass nde_jet_field_plain as the field
    and an nde_jet_field_ref as its user data. The same pair serves every other
    method (it evaluates the jet field at order 0). stats.nfe counts one
@@ -425,6 +426,169 @@ NDE_API nde_tensor *nde_jet_field_plain(nde_ctx *ctx, nde_tensor *t, nde_tensor 
    or dense; in a taped solve the points carry their history, so R_K is
    differentiable through the solve). */
 NDE_API nde_tensor *nde_taynode_reg_solution(nde_ctx *ctx, nde_jet_field f, void *user, int K, const nde_solution *sol);
+
+/* ================================================================ SDE
+   Stochastic differential equations (added by the zoo issue; this block and
+   its implementation block are self-contained):
+
+       dz = f(t, z) dt + g(t, z) dW      (Ito)
+       dz = f(t, z) dt + g(t, z) o dW    (Stratonovich)
+
+   THE SDE (nde_sde)
+     drift       f, an nde_field_fn (returns z's shape).
+     diffusion   g, an nde_field_fn; or diffusion_jet, the same written on jets
+                 (nde_jet_field). With diffusion_jet, Milstein's derivative term
+                 is an exact forward-mode JVP (nde_jvp); with diffusion alone it
+                 is derivative-free (below). If both are given, diffusion is used
+                 for plain values. One user pointer serves all three.
+     type        NDE_SDE_ITO or NDE_SDE_STRATONOVICH.
+     noise       diagonal: W has z's shape; g returns z's shape (or a shape that
+                   broadcasts to it, e.g. a (1, d) row); the noise term is g * dW
+                   elementwise. g_i should depend on z_i only (the assumption of
+                   the diagonal Milstein term, as in torchsde).
+                 scalar: one Brownian motion per sample, W of shape (batch, 1)
+                   ((1) for a 1-D state); g returns z's shape; the noise term is
+                   g * dW broadcast over the columns.
+                 additive: g(t) does not depend on z (diagonal W). Ito and
+                   Stratonovich coincide, so every method applies.
+
+   METHODS (nde_sde_options.method; nde_sde_method_from_name)
+     name             calculus            strong order                 evals/step
+     euler            Ito (or additive)   0.5; 1.0 additive            f, g
+     milstein         Ito, Stratonovich   1.0                          f, g, JVP of g
+     euler_heun       Stratonovich        0.5; 1.0 commutative noise   f, 2 g
+     reversible_heun  Stratonovich        0.5; 1.0 additive            f, g
+     sra1             additive noise      1.5                          2 f, 2 g
+     euler (Euler-Maruyama): z + f h + g dW.
+     milstein: z + f h + g dW + 1/2 (g'g) (dW^2 - h)  (Ito; dW^2 for
+       Stratonovich), g'g = J_g(z) g(z). Derivative-free without diffusion_jet:
+       g'g ~ (g(t, z + g sqrt(h)) - g(t, z)) / sqrt(h) (Kloeden & Platen 11.1,
+       Roessler's derivative-free Milstein); strong order 1 either way.
+     euler_heun: z~ = z + g dW; z + f h + 1/2 (g(z) + g(z~)) dW (torchsde's).
+     reversible_heun: Kidger, Foster, Li, Lyons, "Efficient and Accurate
+       Gradients for Neural SDEs" (NeurIPS 2021), eq. (4): the state is
+       (y, y^, mu, sigma) with y^_0 = y_0, mu = f(t, y^), sigma = g(t, y^):
+         y^_{n+1} = 2 y_n - y^_n + mu_n h + sigma_n dW
+         mu_{n+1}, sigma_{n+1} = f, g at (t_{n+1}, y^_{n+1})
+         y_{n+1}  = y_n + (mu_n + mu_{n+1}) h/2 + (sigma_n + sigma_{n+1}) dW/2.
+       One f and one g per step, and algebraically reversible: the step can
+       be undone exactly from its end state.
+     sra1: Roessler, "Runge-Kutta methods for the strong approximation of
+       solutions of stochastic differential equations", SIAM J. Numer. Anal.
+       48 (2010), the SRA1 scheme for additive noise (order 1.5 strong, 2.0
+       weak); it uses I_(1,0) = integral over the step of (W_u - W_t) du =
+       h (dW/2 + H), H the space-time Levy area of the Brownian path:
+         H2 = z + 3/4 h f(t, z) + 3/2 g(t + h) I_(1,0)/h
+         z' = z + h (f(t, z) + 2 f(t + 3h/4, H2)) / 3 + g(t + h) dW
+                + (g(t) - g(t + h)) I_(1,0)/h.
+   The Stratonovich-only methods refuse Ito SDEs with non-additive noise (and
+   euler refuses Stratonovich ones) with NDE_ERR_UNSUPPORTED: convert the
+   drift (f -/+ 1/2 g'g) or pick another method.
+
+   STEPS
+   Fixed: the grid t_0 + k dt (options.dt), or options.grid, merged with the
+   output times ts (strictly increasing), so every output is a step end.
+
+   THE BROWNIAN PATH (nde_brownian): a virtual Brownian tree
+   A Brownian motion on [t0, t1] of any shape, reproducible from a seed: every
+   query is a pure function of (seed, s, t), whatever was queried before and
+   in whatever order, so the backward pass (or a second solve) sees exactly
+   the same path. The tree bisects [t0, t1] `depth` times. Each node carries
+   the increment W and the space-time Levy area H of its interval (Philox 4x32
+   normals keyed by (seed, node, element)); a node's halves are drawn from the
+   exact conditional law given (W, H) (derived from the Gaussian conditioning
+   of (W_mid, H_left, H_right); cf. Foster's and Jelincic-Foster-Kidger's
+   bridges):
+       W_left = W/2 + 3H/2 + (sqrt(h)/4) Z1,  W_right = W - W_left,
+       S = H/2 - (sqrt(h)/4) Z1, R = sqrt(h/12) Z2,
+       H_left = (S + R)/2,  H_right = (S - R)/2.
+   At the 2^depth + 1 dyadic points t0 + k (t1 - t0) 2^-depth the path is an
+   exact Brownian sample (increments and Levy areas of every dyadic interval
+   included). Inside a leaf interval the path is the quadratic with the leaf's
+   increment and area, W(a + th) = W(a) + th W + 6 th (1 - th) H, so W(s, t)
+   and H(s, t) for arbitrary s < t are exact functionals of one continuous
+   path (a Brownian sample at resolution tol). tol (nde_brownian_init) sets
+   depth = ceil(log2((t1 - t0) / tol)), at most NDE_BROWNIAN_MAX_DEPTH; a query
+   costs O(depth) node draws per element, O(1) amortised for increasing
+   queries (the last root-to-leaf path is cached). Host memory:
+   4 (depth + 1) + 4 doubles per element.
+   nde_sde_solve without options.bm builds its own path over
+   [ts[0], ts[0] + dt 2^ceil(log2 N)] (N = number of grid steps) with leaves
+   of dt/16, so the grid points t_0 + k dt are dyadic points: exact.
+
+   GRADIENTS
+   Backpropagation through the solver: with grad mode on and z0 or the
+   drift/diffusion at (t0, z0) requiring gradients, every step is recorded on
+   the tape (the Brownian increments are constants), so nde_backward gives the
+   exact gradient of the discrete solve for that path (any method; Milstein's
+   JVP is taped too). Otherwise the solve runs off the tape in constant
+   memory. */
+typedef enum nde_sde_type { NDE_SDE_ITO = 0, NDE_SDE_STRATONOVICH } nde_sde_type;
+typedef enum nde_noise_type { NDE_NOISE_DIAGONAL = 0, NDE_NOISE_SCALAR, NDE_NOISE_ADDITIVE } nde_noise_type;
+typedef enum nde_sde_method {
+    NDE_SDE_EULER = 0,          /* Euler-Maruyama                              */
+    NDE_SDE_MILSTEIN,
+    NDE_SDE_EULER_HEUN,
+    NDE_SDE_REVERSIBLE_HEUN,
+    NDE_SDE_SRA1,
+    NDE_SDE_METHOD_COUNT
+} nde_sde_method;
+
+typedef struct nde_sde {
+    nde_field_fn drift;            /* f(t, z)                                     */
+    nde_field_fn diffusion;        /* g(t, z), or NULL with diffusion_jet          */
+    nde_jet_field diffusion_jet;   /* g on jets (optional): exact Milstein term    */
+    void *user;
+    nde_sde_type type;
+    nde_noise_type noise;
+} nde_sde;
+
+#define NDE_BROWNIAN_MAX_DEPTH 48
+typedef struct nde_brownian {
+    double t0, t1;
+    int ndim; int64_t shape[NDE_MAX_DIMS];
+    int64_t size;                  /* elements of W                               */
+    int depth;
+    uint64_t seed;
+    /* cache of the last root-to-leaf path (host, owned) */
+    int64_t *node;                 /* node index per level, -1 = none             */
+    double *levels;                /* per level: W(a), W(b), G(a), H; G = int W   */
+    double *scratch;               /* 4 size: W and G at the two query points     */
+} nde_brownian;
+/* A path on [t0, t1] (t0 < t1) of the given shape with leaves no wider than
+   tol (> 0). Returns NDE_OK or an error (bad arguments, out of memory). */
+NDE_API nde_status nde_brownian_init(nde_ctx *ctx, nde_brownian *bm, double t0, double t1, int ndim,
+                                     const int64_t *shape, double tol, uint64_t seed);
+NDE_API void nde_brownian_free(nde_brownian *bm);
+/* Host arrays of bm->size doubles: dw = W(t) - W(s) and, if h is not NULL, the
+   space-time Levy area of [min(s,t), max(s,t)]:
+   H = (1/|t - s|) integral (W_u - W_min) du - (W_max - W_min)/2. */
+NDE_API nde_status nde_brownian_query(nde_ctx *ctx, nde_brownian *bm, double s, double t, double *dw, double *h);
+/* The same as tensors of bm's shape (work arena, no history); h may be NULL. */
+NDE_API nde_status nde_brownian_increment(nde_ctx *ctx, nde_brownian *bm, double s, double t, nde_tensor **dw,
+                                          nde_tensor **h);
+
+typedef struct nde_sde_options {
+    nde_sde_method method;         /* NDE_SDE_EULER                               */
+    double dt;                     /* step size (> 0), unless grid is given       */
+    const double *grid; int grid_len;  /* increasing step grid spanning ts        */
+    nde_brownian *bm;              /* the path; NULL: an internal one from seed   */
+    uint64_t seed;                 /* internal path's Philox key                  */
+} nde_sde_options;
+NDE_API nde_sde_options nde_sde_options_default(void);
+NDE_API const char *nde_sde_method_name(nde_sde_method m);
+/* "euler", "milstein", "euler_heun", "reversible_heun", "sra1". */
+NDE_API nde_status nde_sde_method_from_name(nde_ctx *ctx, const char *name, nde_sde_method *out);
+/* The shape of W for a state z under sde's noise type. */
+NDE_API nde_status nde_sde_noise_shape(nde_ctx *ctx, const nde_sde *sde, const nde_tensor *z, int *ndim, int64_t *shape);
+/* Solve from ts[0] (z0) over strictly increasing ts; ys (num_ts pointers)
+   receives z(ts[i]) (ys[0] = z0). */
+NDE_API nde_status nde_sde_solve(nde_ctx *ctx, const nde_sde *sde, nde_tensor *z0, int num_ts, const double *ts,
+                                 const nde_sde_options *opts, nde_tensor **ys);
+/* The same, stacked: (num_ts, ...z0.shape); NULL on error. */
+NDE_API nde_tensor *nde_sdeint(nde_ctx *ctx, const nde_sde *sde, nde_tensor *z0, int num_ts, const double *ts,
+                               const nde_sde_options *opts);
+/* ================================================================ end of SDE */
 
 #ifdef __cplusplus
 }
@@ -1164,7 +1328,18 @@ typedef struct nde__run {
     nde_jet *taylor_c; nde_tensor *taylor_z; double taylor_t; nde_mark taylor_mark; int taylor_have_mark;
     /* step_ts / jump_ts sorted along the direction */
     double *step_ts, *jump_ts; int nstep, njump, istep, ijump;
+    double t_checked;                /* the state was last found finite here */
 } nde__run;
+
+/* On a device backend each NaN/Inf check is a host synchronisation, so without
+   events or step callbacks the solver checks only where it must: an adaptive step
+   is vetted by its error norm (NaN for a non-finite state: one host read per
+   attempt), a fixed-step state where an output lands and at the end (a non-finite
+   state stays non-finite, z + h sum b_i k_i, so it is still caught), and f only at
+   the start. On the CPU every step is checked. */
+static int nde__check_every_step(const nde__run *r) {
+    return !r->be->is_device || r->o.event || r->o.on_step;
+}
 
 static nde_status nde__fail_at(nde__run *r, nde_status st, double h, const char *what) {
     return nde_ctx_fail(r->ctx, st, "%s: at t = %.17g, h = %.3g: %s", r->who, r->t, h, what);
@@ -1235,7 +1410,8 @@ static nde_status nde__ensure_f(nde__run *r) {
     m = nde_ctx_mark(r->ctx);
     k = nde__eval(r->ctx, r->f, r->user, r->t, r->z, &r->sol->stats.nfe, r->who);
     if (!k) return nde__ctx_err(r->ctx);
-    if (!nde_tensor_all_finite(r->ctx, k)) return nde__fail_at(r, NDE_ERR_NONFINITE, 0.0, "the vector field returned NaN or Inf");
+    if ((nde__check_every_step(r) || r->sol->stats.accepted == 0) && !nde_tensor_all_finite(r->ctx, k))
+        return nde__fail_at(r, NDE_ERR_NONFINITE, 0.0, "the vector field returned NaN or Inf");
     r->fz = nde__keep(r, r->fbuf, k);
     if (!r->taped) nde_ctx_reset(r->ctx, m);
     return NDE_OK;
@@ -1734,7 +1910,17 @@ static nde_status nde__loop_fixed(nde__run *r, const double *grid, int64_t n_gri
             return nde__fail_at(r, NDE_ERR_UNSUPPORTED, h,
                                 "the Newton iteration did not converge and fixed steps cannot be rejected "
                                 "(use adaptive stepping or a smaller step_size)");
-        if (!nde_tensor_all_finite(r->ctx, a.y1)) return nde__fail_at(r, NDE_ERR_NONFINITE, h, "the state became NaN or Inf");
+        if (nde__check_every_step(r) || i + 2 == n_grid ||
+            (r->next_out < r->num_ts && !nde__before(r, t1, r->ts[r->next_out]))) {
+            if (!nde_tensor_all_finite(r->ctx, a.y1)) {
+                char what[160];
+                if (r->t_checked == r->t) snprintf(what, sizeof what, "the state became NaN or Inf");
+                else snprintf(what, sizeof what, "the state became NaN or Inf after t = %.17g (on a device, fixed "
+                              "steps are checked where outputs land)", r->t_checked);
+                return nde__fail_at(r, NDE_ERR_NONFINITE, h, what);
+            }
+            r->t_checked = t1;
+        }
         st = nde__accept(r, h, t1, &a, 0);
         if (!r->taped) nde_ctx_reset(r->ctx, m);
         if (st != NDE_OK) return st;
@@ -1802,7 +1988,8 @@ static nde_status nde__loop_adaptive(nde__run *r) {
             continue;
         }
         errn = a.err ? nde_error_norm(r->ctx, &r->o, a.err, r->z, a.y1) : 0.0;
-        if (!(errn == errn) || isinf(errn) || !nde_tensor_all_finite(r->ctx, a.y1)) {
+        /* the built-in norm is NaN for a non-finite y1: then it is the only host read */
+        if (!(errn == errn) || isinf(errn) || ((!a.err || r->o.norm) && !nde_tensor_all_finite(r->ctx, a.y1))) {
             nde_ctx_reset(r->ctx, m);
             r->sol->stats.rejected++;
             if (++nonfinite > 20) return nde__fail_at(r, NDE_ERR_NONFINITE, h_try, "NaN or Inf in the vector field or the state");
@@ -1992,6 +2179,7 @@ static nde_status nde__solve(nde__run *r, nde_tensor *z0) {
     sol->store->be = r->be;
     sol->store->tab = r->mi->tableau;
     r->t = r->ts[0];
+    r->t_checked = r->t;
     r->t_end = r->ts[r->num_ts - 1];
     r->dir = r->t_end >= r->t ? 1.0 : -1.0;
     r->z = z0;
@@ -2154,5 +2342,528 @@ NDE_API nde_tensor *nde_odeint(nde_ctx *ctx, nde_field_fn f, void *user, nde_ten
     nde_solution_free(ctx, &sol);
     return out;
 }
+
+/* ================================================================ SDE
+   (declarations and documentation: the SDE block at the top of this file) */
+
+/* ------------------------------------------------------------ Brownian tree */
+/* Two independent N(0, 1) from one Philox block (Box-Muller on 52-bit uniforms). */
+static void nde__bm_normals(uint64_t seed, uint64_t node, int64_t elem, double *z1, double *z2) {
+    uint32_t o[4];
+    double u1, u2, r;
+    nde_philox4x32(seed, node, (uint64_t)elem, o);
+    u1 = ((double)(((uint64_t)o[0] << 20) | (uint64_t)(o[1] >> 12)) + 0.5) * (1.0 / 4503599627370496.0);
+    u2 = ((double)(((uint64_t)o[2] << 20) | (uint64_t)(o[3] >> 12)) + 0.5) * (1.0 / 4503599627370496.0);
+    r = sqrt(-2.0 * log(u1));
+    *z1 = r * cos(6.283185307179586 * u2);
+    *z2 = r * sin(6.283185307179586 * u2);
+}
+
+NDE_API nde_status nde_brownian_init(nde_ctx *ctx, nde_brownian *bm, double t0, double t1, int ndim,
+                                     const int64_t *shape, double tol, uint64_t seed) {
+    int i, depth;
+    int64_t size = 1;
+    if (!bm) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_brownian_init: NULL path");
+    memset(bm, 0, sizeof *bm);
+    if (!isfinite(t0) || !isfinite(t1) || !(t1 > t0) || !(tol > 0) || !isfinite(tol))
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_brownian_init: need finite t0 < t1 and tol > 0 (t0 = %g, t1 = %g, tol = %g)",
+                            t0, t1, tol);
+    if (ndim < 1 || ndim > NDE_MAX_DIMS || !shape)
+        return nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_brownian_init: ndim %d outside 1..%d", ndim, NDE_MAX_DIMS);
+    for (i = 0; i < ndim; i++) {
+        if (shape[i] < 1) return nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_brownian_init: dimension %d is %lld", i, (long long)shape[i]);
+        size *= shape[i];
+    }
+    depth = 0;
+    while (depth < NDE_BROWNIAN_MAX_DEPTH && (t1 - t0) / ldexp(1.0, depth) > tol) depth++;
+    bm->t0 = t0; bm->t1 = t1; bm->ndim = ndim; bm->size = size; bm->depth = depth; bm->seed = seed;
+    for (i = 0; i < NDE_MAX_DIMS; i++) bm->shape[i] = i < ndim ? shape[i] : 1;
+    bm->node = (int64_t *)NDE_MALLOC((size_t)(depth + 1) * sizeof(int64_t));
+    bm->levels = (double *)NDE_MALLOC((size_t)(depth + 1) * 4 * (size_t)size * sizeof(double));
+    bm->scratch = (double *)NDE_MALLOC(4 * (size_t)size * sizeof(double));
+    if (!bm->node || !bm->levels || !bm->scratch) {
+        nde_brownian_free(bm);
+        return nde_ctx_fail(ctx, NDE_ERR_OOM, "nde_brownian_init: out of memory for %lld elements at depth %d",
+                            (long long)size, depth);
+    }
+    for (i = 0; i <= depth; i++) bm->node[i] = -1;
+    return NDE_OK;
+}
+
+NDE_API void nde_brownian_free(nde_brownian *bm) {
+    if (!bm) return;
+    NDE_FREE(bm->node); NDE_FREE(bm->levels); NDE_FREE(bm->scratch);
+    bm->node = NULL; bm->levels = NULL; bm->scratch = NULL;
+}
+
+/* Level L of the cache: W(a), W(b), G(a), H of the node, each bm->size doubles. */
+static double *nde__bm_level(nde_brownian *bm, int level, int which) {
+    return bm->levels + ((size_t)level * 4 + (size_t)which) * (size_t)bm->size;
+}
+
+/* Fill cache level L with node i (its parent at level L-1 is cached). */
+static void nde__bm_fill(nde_brownian *bm, int level, int64_t i) {
+    int64_t n = bm->size, e;
+    double *wa = nde__bm_level(bm, level, 0), *wb = nde__bm_level(bm, level, 1);
+    double *ga = nde__bm_level(bm, level, 2), *hh = nde__bm_level(bm, level, 3);
+    double T = bm->t1 - bm->t0;
+    if (level == 0) {
+        double sw = sqrt(T), sh = sqrt(T / 12.0);
+        for (e = 0; e < n; e++) {
+            double z1, z2;
+            nde__bm_normals(bm->seed, 0, e, &z1, &z2);
+            wa[e] = 0.0; ga[e] = 0.0; wb[e] = sw * z1; hh[e] = sh * z2;
+        }
+    } else {
+        const double *pwa = nde__bm_level(bm, level - 1, 0), *pwb = nde__bm_level(bm, level - 1, 1);
+        const double *pga = nde__bm_level(bm, level - 1, 2), *ph = nde__bm_level(bm, level - 1, 3);
+        double h = ldexp(T, -(level - 1));                          /* parent width */
+        uint64_t parent_id = ((uint64_t)1 << (level - 1)) + (uint64_t)(i >> 1);
+        int right = (int)(i & 1);
+        double q = sqrt(h) / 4.0, r12 = sqrt(h / 12.0);
+        for (e = 0; e < n; e++) {
+            double z1, z2, W = pwb[e] - pwa[e], H = ph[e], wl, s, r, hl;
+            nde__bm_normals(bm->seed, parent_id, e, &z1, &z2);
+            wl = 0.5 * W + 1.5 * H + q * z1;      /* W(mid) - W(a) given (W, H) */
+            s = 0.5 * H - q * z1;                 /* H_left + H_right           */
+            r = r12 * z2;                         /* H_left - H_right           */
+            hl = 0.5 * (s + r);
+            if (!right) {
+                wa[e] = pwa[e]; wb[e] = pwa[e] + wl; ga[e] = pga[e]; hh[e] = hl;
+            } else {
+                wa[e] = pwa[e] + wl; wb[e] = pwb[e];
+                ga[e] = pga[e] + 0.5 * h * (pwa[e] + 0.5 * wl + hl);   /* G(mid) = G(a) + int_a^mid W */
+                hh[e] = 0.5 * (s - r);
+            }
+        }
+    }
+    bm->node[level] = i;
+}
+
+/* W(t) and G(t) = int_{t0}^t W for every element. */
+static void nde__bm_point(nde_brownian *bm, double t, double *w, double *g) {
+    double T = bm->t1 - bm->t0, frac = (t - bm->t0) / T, th, h;
+    int64_t n = bm->size, e, i = 0;
+    int L;
+    const double *wa, *wb, *ga, *hh;
+    if (frac < 0) frac = 0;
+    if (frac > 1) frac = 1;
+    for (L = 0; L <= bm->depth; L++) {
+        int64_t cnt = (int64_t)1 << L;
+        i = (int64_t)floor(frac * (double)cnt);
+        if (i > cnt - 1) i = cnt - 1;
+        if (bm->node[L] != i) nde__bm_fill(bm, L, i);   /* node values depend on the node only */
+    }
+    L = bm->depth;
+    h = ldexp(T, -L);
+    th = (t - (bm->t0 + (double)i * h)) / h;
+    if (th < 0) th = 0;
+    if (th > 1) th = 1;
+    wa = nde__bm_level(bm, L, 0); wb = nde__bm_level(bm, L, 1); ga = nde__bm_level(bm, L, 2); hh = nde__bm_level(bm, L, 3);
+    for (e = 0; e < n; e++) {
+        double W = wb[e] - wa[e], H = hh[e];
+        /* the leaf's quadratic W(a) + th W + 6 th (1 - th) H and its integral */
+        w[e] = wa[e] + th * W + 6.0 * th * (1.0 - th) * H;
+        g[e] = ga[e] + h * (th * wa[e] + 0.5 * W * th * th + H * (3.0 * th * th - 2.0 * th * th * th));
+    }
+}
+
+NDE_API nde_status nde_brownian_query(nde_ctx *ctx, nde_brownian *bm, double s, double t, double *dw, double *hout) {
+    double lo, hi, len, span;
+    double *ws, *gs, *wt, *gt;
+    int64_t e;
+    if (nde_ctx_status(ctx) != NDE_OK) return nde_ctx_status(ctx);
+    if (!bm || !bm->levels || !dw) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_brownian_query: NULL or uninitialised path or output");
+    span = bm->t1 - bm->t0;
+    if (!(s >= bm->t0 - 1e-12 * span && s <= bm->t1 + 1e-12 * span && t >= bm->t0 - 1e-12 * span && t <= bm->t1 + 1e-12 * span))
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_brownian_query: [%.17g, %.17g] is outside the path's interval [%.17g, %.17g]",
+                            s, t, bm->t0, bm->t1);
+    ws = bm->scratch; gs = ws + bm->size; wt = gs + bm->size; gt = wt + bm->size;
+    lo = s < t ? s : t; hi = s < t ? t : s; len = hi - lo;
+    nde__bm_point(bm, lo, ws, gs);
+    nde__bm_point(bm, hi, wt, gt);
+    for (e = 0; e < bm->size; e++) {
+        double inc = wt[e] - ws[e];
+        dw[e] = s <= t ? inc : -inc;
+        if (hout) hout[e] = len > 0 ? (gt[e] - gs[e] - len * ws[e]) / len - 0.5 * inc : 0.0;
+    }
+    return NDE_OK;
+}
+
+static nde_tensor *nde__host_to_tensor(nde_ctx *ctx, const nde_brownian *bm, const double *v) {
+    nde_real *buf = (nde_real *)nde_ctx_alloc_host(ctx, (size_t)bm->size * sizeof(nde_real));
+    int64_t e;
+    if (!buf) return NULL;
+    for (e = 0; e < bm->size; e++) buf[e] = (nde_real)v[e];
+    return nde_tensor_from(ctx, bm->ndim, bm->shape, buf);
+}
+
+NDE_API nde_status nde_brownian_increment(nde_ctx *ctx, nde_brownian *bm, double s, double t, nde_tensor **dw,
+                                          nde_tensor **h) {
+    double *a, *b = NULL;
+    nde_status st;
+    if (nde_ctx_status(ctx) != NDE_OK) return nde_ctx_status(ctx);
+    if (!bm || !bm->levels || !dw) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_brownian_increment: NULL or uninitialised path or output");
+    a = (double *)nde_ctx_alloc_host(ctx, (size_t)bm->size * sizeof(double) * (h ? 2 : 1));
+    if (!a) return nde_ctx_status(ctx);
+    if (h) b = a + bm->size;
+    st = nde_brownian_query(ctx, bm, s, t, a, b);
+    if (st != NDE_OK) return st;
+    *dw = nde__host_to_tensor(ctx, bm, a);
+    if (h) *h = nde__host_to_tensor(ctx, bm, b);
+    return nde_ctx_status(ctx);
+}
+
+/* ------------------------------------------------------------ SDE methods */
+static const char *const nde__sde_names[NDE_SDE_METHOD_COUNT] = {
+    "euler", "milstein", "euler_heun", "reversible_heun", "sra1"
+};
+NDE_API const char *nde_sde_method_name(nde_sde_method m) {
+    return ((int)m >= 0 && m < NDE_SDE_METHOD_COUNT) ? nde__sde_names[m] : "unknown";
+}
+NDE_API nde_status nde_sde_method_from_name(nde_ctx *ctx, const char *name, nde_sde_method *out) {
+    int i;
+    for (i = 0; name && i < NDE_SDE_METHOD_COUNT; i++)
+        if (strcmp(name, nde__sde_names[i]) == 0) { if (out) *out = (nde_sde_method)i; return NDE_OK; }
+    return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_sde_method_from_name: unknown SDE method '%s' (known: euler, milstein, "
+                        "euler_heun, reversible_heun, sra1)", name ? name : "(null)");
+}
+NDE_API nde_sde_options nde_sde_options_default(void) {
+    nde_sde_options o;
+    memset(&o, 0, sizeof o);
+    o.method = NDE_SDE_EULER;
+    return o;
+}
+NDE_API nde_status nde_sde_noise_shape(nde_ctx *ctx, const nde_sde *sde, const nde_tensor *z, int *ndim, int64_t *shape) {
+    int i;
+    if (!sde || !z || !ndim || !shape) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_sde_noise_shape: NULL argument");
+    if (sde->noise == NDE_NOISE_SCALAR) {
+        *ndim = z->ndim >= 2 ? 2 : 1;
+        shape[0] = z->ndim >= 2 ? z->shape[0] : 1;
+        if (z->ndim >= 2) shape[1] = 1;
+        return NDE_OK;
+    }
+    if (sde->noise != NDE_NOISE_DIAGONAL && sde->noise != NDE_NOISE_ADDITIVE)
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_sde_noise_shape: unknown noise type %d", (int)sde->noise);
+    *ndim = z->ndim;
+    for (i = 0; i < z->ndim; i++) shape[i] = z->shape[i];
+    return NDE_OK;
+}
+
+typedef struct nde__sde_run {
+    nde_ctx *ctx;
+    const nde_sde *sde;
+    nde_sde_method method;
+    nde_brownian *bm;
+    char who[48];
+} nde__sde_run;
+
+static nde_tensor *nde__sde_drift(nde__sde_run *r, double t, nde_tensor *z) {
+    return nde__eval(r->ctx, r->sde->drift, r->sde->user, t, z, NULL, r->who);
+}
+static nde_tensor *nde__sde_diffusion(nde__sde_run *r, double t, nde_tensor *z) {
+    nde_tensor *g;
+    if (nde_ctx_status(r->ctx) != NDE_OK) return NULL;
+    if (r->sde->diffusion) g = r->sde->diffusion(r->ctx, nde_tensor_scalar(r->ctx, (nde_real)t), z, r->sde->user);
+    else g = nde_jet_field_eval(r->ctx, r->sde->diffusion_jet, r->sde->user, (nde_real)t, z);
+    if (!g && nde_ctx_status(r->ctx) == NDE_OK)
+        nde_ctx_fail(r->ctx, NDE_ERR_USER_FN, "%s: the diffusion returned NULL at t = %.17g", r->who, t);
+    return g;
+}
+/* g * dW with the result checked to have z's shape (broadcasting is allowed). */
+static nde_tensor *nde__sde_noise(nde__sde_run *r, nde_tensor *g, nde_tensor *dw, const nde_tensor *z) {
+    nde_tensor *p = nde_mul(r->ctx, g, dw);
+    if (p && p->size != z->size) {
+        char s1[64], s2[64], s3[64];
+        nde_ctx_fail(r->ctx, NDE_ERR_SHAPE, "%s: the diffusion returned %s; with noise %s of shape %s it must give the state's shape %s",
+                     r->who, nde_shape_str(g, s1, sizeof s1), r->sde->noise == NDE_NOISE_SCALAR ? "scalar" : "diagonal",
+                     nde_shape_str(dw, s2, sizeof s2), nde_shape_str(z, s3, sizeof s3));
+        return NULL;
+    }
+    if (p && !nde_tensor_same_shape(p, z)) p = nde_reshape(r->ctx, p, z->ndim, z->shape);
+    return p;
+}
+static nde_tensor *nde__sum3(nde_ctx *ctx, nde_real a, nde_tensor *x, nde_real b, nde_tensor *y, nde_real c, nde_tensor *w) {
+    nde_real co[3]; nde_tensor *xs[3];
+    int n = 0;
+    if (x) { co[n] = a; xs[n++] = x; }
+    if (y) { co[n] = b; xs[n++] = y; }
+    if (w) { co[n] = c; xs[n++] = w; }
+    if (nde_ctx_status(ctx) != NDE_OK || n == 0) return NULL;
+    return nde_lincomb(ctx, n, co, xs);
+}
+
+/* Milstein's g'g = J_g(z) g(z): an exact JVP through the jet diffusion. */
+typedef struct nde__sde_jvp_user { const nde_sde *sde; double t; } nde__sde_jvp_user;
+static nde_jet *nde__sde_diffusion_jet(nde_ctx *ctx, nde_jet *x, void *user) {
+    nde__sde_jvp_user *u = (nde__sde_jvp_user *)user;
+    nde_jet *tj = nde_jet_const(ctx, nde_tensor_scalar(ctx, (nde_real)u->t), x ? x->order : 0);
+    return u->sde->diffusion_jet(ctx, tj, x, u->sde->user);
+}
+static nde_tensor *nde__sde_gdg(nde__sde_run *r, double t, double h, nde_tensor *z, nde_tensor *g) {
+    nde_ctx *ctx = r->ctx;
+    if (r->sde->diffusion_jet) {
+        nde__sde_jvp_user u;
+        nde_tensor *y = NULL, *jv = NULL, *v = g;
+        u.sde = r->sde; u.t = t;
+        if (!nde_tensor_same_shape(v, z)) v = nde_add(ctx, nde_tensor_zeros_like(ctx, z), v);   /* a broadcast g */
+        if (nde_jvp(ctx, nde__sde_diffusion_jet, &u, z, v, &y, &jv) != NDE_OK) return NULL;
+        return jv;
+    } else {
+        /* derivative-free: (g(t, z + g sqrt(h)) - g(t, z)) / sqrt(h) */
+        nde_real sq = (nde_real)sqrt(fabs(h));
+        nde_tensor *zb = nde_add(ctx, z, nde_scale(ctx, g, sq));
+        nde_tensor *gb = nde__sde_diffusion(r, t, zb);
+        return nde_scale(ctx, nde_sub(ctx, gb, g), NDE_R(1.0) / sq);
+    }
+}
+
+/* One step from (t, state) of size h with increment dw (and Levy area lh for
+   sra1). state: y, or (y, y^, mu, sigma) for reversible Heun. */
+static nde_status nde__sde_step(nde__sde_run *r, double t, double h, nde_tensor **s, nde_tensor **out) {
+    nde_ctx *ctx = r->ctx;
+    nde_tensor *dw = NULL, *lh = NULL, *z = s[0];
+    nde_real hh = (nde_real)h;
+    if (nde_brownian_increment(ctx, r->bm, t, t + h, &dw, r->method == NDE_SDE_SRA1 ? &lh : NULL) != NDE_OK)
+        return nde__ctx_err(ctx);
+    switch (r->method) {
+    case NDE_SDE_EULER: {
+        nde_tensor *f = nde__sde_drift(r, t, z), *g = nde__sde_diffusion(r, t, z);
+        out[0] = nde__sum3(ctx, NDE_R(1.0), z, hh, f, NDE_R(1.0), nde__sde_noise(r, g, dw, z));
+        break;
+    }
+    case NDE_SDE_MILSTEIN: {
+        nde_tensor *f = nde__sde_drift(r, t, z), *g = nde__sde_diffusion(r, t, z), *corr = NULL;
+        if (r->sde->noise != NDE_NOISE_ADDITIVE) {
+            /* 1/2 g'g (dW^2 - h) (Ito) or 1/2 g'g dW^2 (Stratonovich) */
+            nde_tensor *gdg = nde__sde_gdg(r, t, h, z, g), *q = nde_square(ctx, dw);
+            if (r->sde->type == NDE_SDE_ITO) q = nde_add_scalar(ctx, q, -hh);
+            corr = nde__sde_noise(r, gdg, q, z);
+        }
+        out[0] = nde__sum3(ctx, NDE_R(1.0), z, hh, f, NDE_R(1.0), nde__sde_noise(r, g, dw, z));
+        if (corr) out[0] = nde__sum3(ctx, NDE_R(1.0), out[0], NDE_R(0.5), corr, 0, NULL);
+        break;
+    }
+    case NDE_SDE_EULER_HEUN: {
+        nde_tensor *f = nde__sde_drift(r, t, z), *g = nde__sde_diffusion(r, t, z);
+        nde_tensor *zt = nde_add(ctx, z, nde__sde_noise(r, g, dw, z));
+        nde_tensor *g2 = nde__sde_diffusion(r, t + h, zt);
+        nde_tensor *gs = nde_scale(ctx, nde_add(ctx, g, g2), NDE_R(0.5));
+        out[0] = nde__sum3(ctx, NDE_R(1.0), z, hh, f, NDE_R(1.0), nde__sde_noise(r, gs, dw, z));
+        break;
+    }
+    case NDE_SDE_REVERSIBLE_HEUN: {
+        nde_tensor *y = s[0], *yh = s[1], *mu = s[2], *sg = s[3], *yh1, *mu1, *sg1;
+        yh1 = nde__sum3(ctx, NDE_R(2.0), y, NDE_R(-1.0), yh, hh, mu);
+        yh1 = nde_add(ctx, yh1, nde__sde_noise(r, sg, dw, y));
+        mu1 = nde__sde_drift(r, t + h, yh1);
+        sg1 = nde__sde_diffusion(r, t + h, yh1);
+        out[0] = nde__sum3(ctx, NDE_R(1.0), y, NDE_R(0.5) * hh, mu, NDE_R(0.5) * hh, mu1);
+        out[0] = nde_add(ctx, out[0], nde__sde_noise(r, nde_scale(ctx, nde_add(ctx, sg, sg1), NDE_R(0.5)), dw, y));
+        out[1] = yh1; out[2] = mu1; out[3] = sg1;
+        break;
+    }
+    case NDE_SDE_SRA1: {
+        /* Roessler (2010) SRA1: c0 = (0, 3/4), c1 = (1, 0), A0_21 = 3/4, B0_21 = 3/2,
+           alpha = (1/3, 2/3), beta1 = (1, 0), beta2 = (-1, 1); I10/h = dW/2 + H */
+        nde_tensor *i10h = nde__sum3(ctx, NDE_R(0.5), dw, NDE_R(1.0), lh, 0, NULL);
+        nde_tensor *f1 = nde__sde_drift(r, t, z), *g0 = nde__sde_diffusion(r, t, z), *g1 = nde__sde_diffusion(r, t + h, z);
+        nde_tensor *H2 = nde__sum3(ctx, NDE_R(1.0), z, NDE_R(0.75) * hh, f1, NDE_R(1.5), nde__sde_noise(r, g1, i10h, z));
+        nde_tensor *f2 = nde__sde_drift(r, t + 0.75 * h, H2);
+        nde_tensor *y = nde__sum3(ctx, NDE_R(1.0), z, hh / NDE_R(3.0), f1, NDE_R(2.0) * hh / NDE_R(3.0), f2);
+        y = nde__sum3(ctx, NDE_R(1.0), y, NDE_R(1.0), nde__sde_noise(r, g1, dw, z), NDE_R(1.0),
+                      nde__sde_noise(r, nde_sub(ctx, g0, g1), i10h, z));
+        out[0] = y;
+        break;
+    }
+    default:
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: unknown method %d", r->who, (int)r->method);
+    }
+    return nde_ctx_status(ctx) == NDE_OK && out[0] ? NDE_OK : nde__ctx_err(ctx);
+}
+
+static nde_status nde__sde_check(nde_ctx *ctx, const nde_sde *sde, nde_tensor *z0, int num_ts, const double *ts,
+                                 const nde_sde_options *o, const char *who) {
+    int i;
+    nde_sde_method m;
+    if (!sde || !sde->drift || (!sde->diffusion && !sde->diffusion_jet) || !z0)
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: need an SDE with a drift and a diffusion (or diffusion_jet), and z0", who);
+    if ((int)sde->type < 0 || sde->type > NDE_SDE_STRATONOVICH || (int)sde->noise < 0 || sde->noise > NDE_NOISE_ADDITIVE)
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: unknown SDE type %d or noise type %d", who, (int)sde->type, (int)sde->noise);
+    m = o->method;
+    if ((int)m < 0 || m >= NDE_SDE_METHOD_COUNT) return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: unknown SDE method %d", who, (int)m);
+    if (sde->noise != NDE_NOISE_ADDITIVE) {
+        if (m == NDE_SDE_EULER && sde->type != NDE_SDE_ITO)
+            return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "%s: euler (Euler-Maruyama) converges to the Ito solution; this SDE is "
+                                "Stratonovich: use euler_heun, reversible_heun or milstein", who);
+        if ((m == NDE_SDE_EULER_HEUN || m == NDE_SDE_REVERSIBLE_HEUN) && sde->type != NDE_SDE_STRATONOVICH)
+            return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "%s: %s converges to the Stratonovich solution; this SDE is Ito: use "
+                                "euler or milstein", who, nde__sde_names[m]);
+        if (m == NDE_SDE_SRA1)
+            return nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "%s: sra1 needs additive noise (noise = NDE_NOISE_ADDITIVE)", who);
+    }
+    if (num_ts < 1 || !ts) return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: empty ts (num_ts = %d)", who, num_ts);
+    for (i = 0; i < num_ts; i++) {
+        if (!isfinite(ts[i])) return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: ts[%d] = %g is not finite", who, i, ts[i]);
+        if (i > 0 && !(ts[i] > ts[i - 1]))
+            return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: ts must be strictly increasing: ts[%d] = %.17g after ts[%d] = %.17g", who, i,
+                                ts[i], i - 1, ts[i - 1]);
+    }
+    if (o->grid_len > 0 || o->grid) {
+        if (!o->grid || o->grid_len < 2)
+            return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: grid needs at least 2 points (grid_len = %d)", who, o->grid_len);
+        for (i = 1; i < o->grid_len; i++)
+            if (!(o->grid[i] > o->grid[i - 1]))
+                return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: the grid must be strictly increasing (grid[%d] = %.17g)", who, i, o->grid[i]);
+        if (o->grid[0] > ts[0] || o->grid[o->grid_len - 1] < ts[num_ts - 1])
+            return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: the grid [%.17g, %.17g] does not span ts [%.17g, %.17g]", who, o->grid[0],
+                                o->grid[o->grid_len - 1], ts[0], ts[num_ts - 1]);
+    } else {
+        if (!(o->dt > 0) || !isfinite(o->dt))
+            return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: dt = %g: need a step size > 0 (or a grid)", who, o->dt);
+        if ((ts[num_ts - 1] - ts[0]) / o->dt > 1e9)
+            return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: dt = %g gives more than 1e9 steps over [%g, %g]", who, o->dt, ts[0], ts[num_ts - 1]);
+    }
+    if (o->bm) {
+        int nd; int64_t shp[NDE_MAX_DIMS], size = 1;
+        nde_sde_noise_shape(ctx, sde, z0, &nd, shp);
+        for (i = 0; i < nd; i++) size *= shp[i];
+        if (!o->bm->levels || o->bm->size != size)
+            return nde_ctx_fail(ctx, NDE_ERR_SHAPE, "%s: the Brownian path has %lld elements, the noise needs %lld", who,
+                                (long long)o->bm->size, (long long)size);
+        if (o->bm->t0 > ts[0] || o->bm->t1 < ts[num_ts - 1])
+            return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: the Brownian path's interval [%.17g, %.17g] does not cover ts [%.17g, %.17g]",
+                                who, o->bm->t0, o->bm->t1, ts[0], ts[num_ts - 1]);
+    }
+    if (!nde_tensor_all_finite(ctx, z0)) return nde_ctx_fail(ctx, NDE_ERR_NONFINITE, "%s: the initial state has NaN or Inf", who);
+    return NDE_OK;
+}
+
+/* The next step end after t (at most `until`): the grid merged with the outputs. */
+static double nde__sde_next(const nde_sde_options *o, double t0, double t, double until, int64_t *k) {
+    double nxt, eps;
+    if (o->grid) {
+        eps = 1e-12 * (o->grid[o->grid_len - 1] - o->grid[0]);
+        while (*k < o->grid_len && o->grid[*k] <= t + eps) (*k)++;
+        nxt = *k < o->grid_len ? o->grid[*k] : until;
+    } else {
+        eps = 1e-9 * o->dt;
+        while (t0 + (double)(*k + 1) * o->dt <= t + eps) (*k)++;
+        nxt = t0 + (double)(*k + 1) * o->dt;
+    }
+    return nxt >= until - eps ? until : nxt;
+}
+
+NDE_API nde_status nde_sde_solve(nde_ctx *ctx, const nde_sde *sde, nde_tensor *z0, int num_ts, const double *ts,
+                                 const nde_sde_options *opts, nde_tensor **ys) {
+    nde__sde_run r;
+    nde_sde_options d = nde_sde_options_default();
+    nde_brownian own;
+    nde_tensor *state[4], *buf[4], *next[4];
+    int nstate, taped, i, j, was;
+    int64_t k = 0;
+    double t;
+    nde_status st;
+    if (!ctx) return NDE_ERR_ARG;
+    if (nde_ctx_status(ctx) != NDE_OK) return nde_ctx_status(ctx);
+    if (!opts) opts = &d;
+    memset(&r, 0, sizeof r);
+    r.ctx = ctx; r.sde = sde; r.method = opts->method;
+    snprintf(r.who, sizeof r.who, "nde_sde_solve (%s)", nde_sde_method_name(opts->method));
+    if (!ys) return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL output array", r.who);
+    st = nde__sde_check(ctx, sde, z0, num_ts, ts, opts, r.who);
+    if (st != NDE_OK) return st;
+    memset(&own, 0, sizeof own);
+    if (opts->bm) r.bm = opts->bm;
+    else {
+        /* a tree whose dyadic points include the grid t0 + k dt (exact there) */
+        int nd; int64_t shp[NDE_MAX_DIMS];
+        double span = ts[num_ts - 1] - ts[0], leaf;
+        nde_sde_noise_shape(ctx, sde, z0, &nd, shp);
+        if (opts->grid) {
+            double mn = span;
+            for (i = 1; i < opts->grid_len; i++) if (opts->grid[i] - opts->grid[i - 1] < mn) mn = opts->grid[i] - opts->grid[i - 1];
+            leaf = (span > 0 ? mn : 1.0) / 16.0;
+            st = nde_brownian_init(ctx, &own, ts[0], ts[0] + (span > 0 ? span : 1.0), nd, shp, leaf, opts->seed);
+        } else {
+            double n = span > 0 ? ceil(span / opts->dt - 1e-9) : 1.0, p2 = 1.0;
+            while (p2 < n) p2 *= 2.0;
+            st = nde_brownian_init(ctx, &own, ts[0], ts[0] + p2 * opts->dt, nd, shp, opts->dt / 16.0, opts->seed);
+        }
+        if (st != NDE_OK) return st;
+        r.bm = &own;
+    }
+    nstate = r.method == NDE_SDE_REVERSIBLE_HEUN ? 4 : 1;
+    was = nde_grad_enabled(ctx);
+    {   /* taped when gradients can flow: z0, or the drift/diffusion at (t0, z0) */
+        nde_mark m = nde_ctx_mark(ctx);
+        nde_tensor *f0 = nde__sde_drift(&r, ts[0], z0), *g0 = nde__sde_diffusion(&r, ts[0], z0);
+        taped = was && (z0->requires_grad || (f0 && f0->requires_grad) || (g0 && g0->requires_grad));
+        nde_ctx_reset(ctx, m);
+    }
+    if (!taped) nde_set_grad_enabled(ctx, 0);
+    ys[0] = z0;
+    state[0] = z0;
+    if (nstate == 4) {
+        state[1] = z0;
+        state[2] = nde__sde_drift(&r, ts[0], z0);
+        state[3] = nde__sde_diffusion(&r, ts[0], z0);
+    }
+    for (j = 0; j < nstate; j++) buf[j] = NULL;
+    if (!taped) {
+        for (i = 1; i < num_ts; i++) ys[i] = nde_tensor_new(ctx, z0->ndim, z0->shape);
+        for (j = 0; j < nstate && state[j]; j++) {
+            buf[j] = nde_tensor_new(ctx, state[j]->ndim, state[j]->shape);
+            if (buf[j]) nde_tensor_copy_into(ctx, buf[j], state[j]);
+            state[j] = buf[j];
+        }
+    }
+    t = ts[0];
+    for (i = 1; i < num_ts && nde_ctx_status(ctx) == NDE_OK; i++) {
+        while (t < ts[i] && nde_ctx_status(ctx) == NDE_OK) {
+            double t1 = nde__sde_next(opts, ts[0], t, ts[i], &k);
+            nde_mark m = nde_ctx_mark(ctx);
+            if (nde__sde_step(&r, t, t1 - t, state, next) != NDE_OK) break;
+            for (j = 0; j < nstate; j++) {
+                if (taped) state[j] = next[j];
+                else if (nde_tensor_copy_into(ctx, buf[j], next[j]) != NDE_OK) break;
+            }
+            if (!taped) nde_ctx_reset(ctx, m);
+            t = t1;
+        }
+        if (nde_ctx_status(ctx) != NDE_OK) break;
+        if (!nde_tensor_all_finite(ctx, state[0]))
+            nde_ctx_fail(ctx, NDE_ERR_NONFINITE, "%s: NaN or Inf in the state at t = %.17g", r.who, ts[i]);
+        else if (taped) ys[i] = state[0];
+        else nde_tensor_copy_into(ctx, ys[i], state[0]);
+    }
+    nde_set_grad_enabled(ctx, was);
+    if (!opts->bm) nde_brownian_free(&own);
+    return nde_ctx_status(ctx);
+}
+
+NDE_API nde_tensor *nde_sdeint(nde_ctx *ctx, const nde_sde *sde, nde_tensor *z0, int num_ts, const double *ts,
+                               const nde_sde_options *opts) {
+    nde_tensor **ys, **parts;
+    int64_t shp[NDE_MAX_DIMS];
+    int i, j;
+    if (!ctx || nde_ctx_status(ctx) != NDE_OK) return NULL;
+    if (!z0 || num_ts < 1) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_sdeint: NULL z0 or num_ts = %d", num_ts); return NULL; }
+    if (z0->ndim >= NDE_MAX_DIMS) {
+        char s1[64];
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_sdeint: a state of shape %s cannot be stacked (use nde_sde_solve)",
+                     nde_shape_str(z0, s1, sizeof s1));
+        return NULL;
+    }
+    ys = (nde_tensor **)nde_ctx_alloc_host(ctx, 2 * (size_t)num_ts * sizeof(nde_tensor *));
+    if (!ys) return NULL;
+    parts = ys + num_ts;
+    if (nde_sde_solve(ctx, sde, z0, num_ts, ts, opts, ys) != NDE_OK) return NULL;
+    shp[0] = 1;
+    for (j = 0; j < z0->ndim; j++) shp[j + 1] = z0->shape[j];
+    for (i = 0; i < num_ts; i++) parts[i] = nde_reshape(ctx, ys[i], z0->ndim + 1, shp);
+    return nde_concat(ctx, num_ts, parts, 0);
+}
+/* ================================================================ end of SDE */
 
 #endif /* NDE_SOLVERS_IMPLEMENTATION */

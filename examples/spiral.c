@@ -141,7 +141,8 @@ int main(int argc, char **argv) {
     int64_t two2[2] = {2, 2}, one2[2] = {1, 2}, i;
     nde_rng rng;
     ex_progress bar;
-    double test_loss = NAN, last_loss = NAN;
+    double test_loss = NAN, last_loss = NAN, best_loss = INFINITY;
+    int best_it = 0;
     nde_method method;
     nde_grad_mode mode;
     int it, *starts;
@@ -245,14 +246,15 @@ int main(int argc, char **argv) {
             if (nde_ctx_status(ctx) != NDE_OK) goto fail;
             for (i = 0; i < 2 * DATA_SIZE; i++) s += fabs((double)pred_y[i] - (double)true_y[i]);
             test_loss = s / (2.0 * DATA_SIZE);
+            if (test_loss < best_loss) { best_loss = test_loss; best_it = it; }
             if (verbose) printf("Iter %04d | Total Loss %.6f\n", it, test_loss);
         }
         ex_progress_update(&bar, it, "loss %.4f  test %.4f  nfe %lld+%lld", last_loss, test_loss,
                            (long long)stats.nfe_forward, (long long)stats.nfe_backward);
     }
     ex_progress_finish(&bar);
-    printf("spiral: final test loss %.6f (mean |pred - true| over the 1000-point trajectory) in %.1f s\n", test_loss,
-           ex_progress_elapsed(&bar));
+    printf("spiral: test loss (mean |pred - true| over the 1000-point trajectory) %.6f at the end, best %.6f at "
+           "iteration %d; %.1f s\n", test_loss, best_loss, best_it, ex_progress_elapsed(&bar));
     if (niters == 0) {
         nde_solution sol;
         int was = nde_set_grad_enabled(ctx, 0);

@@ -30,7 +30,9 @@
    --mid_num_grad_iter --mid_lr_init --mid_lr_end --mid_w_decay --mid_grad_clip
    --atol --rtol --train_batch_size --test_batch_size --seed; and --dt
    --num_traj --num_test --traj_duration (generate_sample.py), --mid_nepochs
-   (experiment 1), --skip_midpoint, --skip_dynamics.
+   (experiment 1), --skip_midpoint, --skip_dynamics, --mid_unbounded (the
+   research code's unbounded midpoint coefficient; needed at --order 2 here,
+   where the Lagrange point lies outside [z, T]).
 
    Differences from the research code, chosen so that the default run takes a
    minute or two on one core: 20 training trajectories of 2 s (theirs: 100 of
@@ -56,7 +58,7 @@ typedef struct args {
     int mid_freq_update, mid_num_grad_iter;
     double mid_lr_init, mid_lr_end, mid_w_decay, mid_grad_clip;
     double atol, rtol;
-    int seed, skip_midpoint, skip_dynamics;
+    int seed, skip_midpoint, skip_dynamics, mid_unbounded;
 } args;
 
 static void args_default(args *a) {
@@ -91,6 +93,7 @@ static int args_parse(args *a, int argc, char **argv) {
         int found = 0;
         if (!strcmp(argv[i], "--skip_midpoint")) { a->skip_midpoint = 1; continue; }
         if (!strcmp(argv[i], "--skip_dynamics")) { a->skip_dynamics = 1; continue; }
+        if (!strcmp(argv[i], "--mid_unbounded")) { a->mid_unbounded = 1; continue; }
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 0;
         for (f = 0; f < sizeof flags / sizeof flags[0]; f++) {
             char *end;
@@ -213,8 +216,8 @@ static nde_tensor *predict(nde_ctx *ctx, model *m, int method, const args *a, nd
                            int64_t *nfe) {
     if (rem_l1) *rem_l1 = NULL;
     if (method == M_TAYLA || method == M_TAYLOR) {
-        nde_tayla_options o;
-        o.order = a->order; o.n_steps = a->n_steps;
+        nde_tayla_options o = nde_tayla_options_default();
+        o.order = a->order; o.n_steps = a->n_steps; o.midpoint_unbounded = a->mid_unbounded;
         o.midpoint = method == M_TAYLA ? midpoint_net : NULL; o.midpoint_user = m;
         return nde_tayla_solve(ctx, jet_field, m, &o, 0, (nde_real)a->dt, z, method == M_TAYLA ? rem_l1 : NULL);
     } else {

@@ -238,12 +238,19 @@ static prob problems[] = {
     {"constant", f_const, mk_const, NULL, 2, {1, 2}, {NDE_R(0.5), NDE_R(-0.2)}, 2, {0.0, 1.5}, 0, NULL, NULL, {0}},
     {"linear", f_linear, mk_linear, NULL, 2, {1, 2}, {NDE_R(1.0), NDE_R(0.5)}, 3, {0.0, 0.7, 2.0}, 0, NULL, NULL, {0}},
     {"sine", f_sine, mk_sine, NULL, 2, {2, 1}, {NDE_R(0.4), NDE_R(-1.2)}, 3, {0.2, 1.0, 1.8}, 0, NULL, NULL, {0}},
+    {"sine-backwards", f_sine, mk_sine, NULL, 2, {2, 1}, {NDE_R(0.4), NDE_R(-1.2)}, 3, {1.8, 1.1, 0.2}, 0, NULL, NULL, {0}},
     {"mlp", f_mlp, mk_mlp, NULL, 2, {2, 2}, {NDE_R(0.6), NDE_R(-0.4), NDE_R(-0.9), NDE_R(0.3)}, 4, {0.0, 0.4, 0.9, 1.5},
      0, NULL, NULL, {0}},
     {"mlp+integral", f_mlp, mk_mlp, l_square, 2, {2, 2}, {NDE_R(0.6), NDE_R(-0.4), NDE_R(-0.9), NDE_R(0.3)}, 3,
      {0.0, 0.6, 1.2}, 0.7, NULL, NULL, {0}}
 };
 #define NUM_PROBS ((int)(sizeof problems / sizeof problems[0]))
+
+static prob *find_prob(const char *name) {
+    int i;
+    for (i = 0; i < NUM_PROBS; i++) if (strcmp(problems[i].name, name) == 0) return &problems[i];
+    return NULL;
+}
 
 static int64_t prob_n(const prob *p) { return p->zshape[0] * p->zshape[1]; }
 
@@ -433,7 +440,7 @@ static size_t peak_of(nde_ctx *ctx, prob *p, nde_grad_mode mode, int checkpoints
     return nde_ctx_peak_bytes(ctx) - base;
 }
 static void test_memory(void) {
-    prob *p = &problems[3];   /* the MLP, 4 output times on [0, 1.5] */
+    prob *p = find_prob("mlp");   /* the MLP, 4 output times on [0, 1.5] */
     nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default());
     struct { nde_grad_mode mode; int ck; int flat; } cases[] = {
         {NDE_GRAD_DIRECT, 0, 0}, {NDE_GRAD_CHECKPOINT, 4, 1}, {NDE_GRAD_BACKSOLVE, 0, 1},
@@ -465,7 +472,7 @@ static nde_tensor *l_two(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *u) {
 }
 static void test_bad_input(void) {
     nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default());
-    prob *p = &problems[3];
+    prob *p = find_prob("mlp");
     nde_solve_options opt = nde_solve_options_default();
     nde_adjoint_options adj = nde_adjoint_options_default(NDE_GRAD_BACKSOLVE);
     int64_t two = 2, four[4] = {1, 1, 1, 2}, three = 3;
@@ -541,7 +548,7 @@ static void test_bad_input(void) {
 /* ---------------------------------------------------------------- statistics, seminorm */
 static void test_stats_and_seminorm(void) {
     nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default());
-    prob *p = &problems[3];
+    prob *p = find_prob("mlp");
     nde_solve_options opt = nde_solve_options_default();
     nde_adjoint_options adj;
     nde_adjoint_stats st, st_semi;
@@ -576,6 +583,24 @@ static void test_stats_and_seminorm(void) {
                (long long)st_semi.nfe_backward);
     CHECK(st_semi.nfe_backward <= st.nfe_backward);
     CHECK(grad_diff(p, &gs, &g) < 1e-4);
+    /* the backward solve's own method and tolerances are the ones used */
+    adj = nde_adjoint_options_default(NDE_GRAD_BACKSOLVE);
+    adj.stats = &st;
+    adj.method = NDE_EULER;        /* fixed grid = the output times: one step per interval */
+    CHECK(run_case(ctx, p, &opt, &adj, p->z0, p->ts, 1, &g) == NDE_OK);
+    CHECK(st.steps_backward == p->num_ts - 1);
+    CHECK(st.nfe_backward == (p->num_ts - 1) + p->num_ts);   /* one VJP a step + f at each time (dL/dt) */
+    adj.method = NDE_ADJOINT_SAME_METHOD;
+    adj.rtol = 1e-10; adj.atol = 1e-10;
+    adj.stats = &st_semi;
+    CHECK(run_case(ctx, p, &opt, &adj, p->z0, p->ts, 1, &gs) == NDE_OK);
+    adj.rtol = 0.0; adj.atol = 0.0;
+    adj.stats = &st;
+    CHECK(run_case(ctx, p, &opt, &adj, p->z0, p->ts, 1, &g) == NDE_OK);
+    if (getenv("NDE_TEST_VERBOSE"))
+        printf("  backward steps: rtol 1e-10 %lld, forward rtol %lld\n", (long long)st_semi.steps_backward,
+               (long long)st.steps_backward);
+    CHECK(2 * st_semi.steps_backward > 3 * st.steps_backward);
     /* checkpoint: recomputation count is the revolve bound */
     adj = nde_adjoint_options_default(NDE_GRAD_CHECKPOINT);
     adj.checkpoints = 3;
@@ -592,7 +617,7 @@ static void test_stats_and_seminorm(void) {
 static void test_forward_values(void) {
     /* linear z' = A z, A = [[a, b], [-b, a]]: z(t) = e^{at} R(bt) z0 */
     nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default());
-    prob *p = &problems[1];
+    prob *p = find_prob("linear");
     int mode;
     double tol = sizeof(nde_real) == 4 ? 2e-5 : 1e-8;
     p->make_params(ctx, p);

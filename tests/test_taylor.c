@@ -465,11 +465,28 @@ static void test_tayla(void) {
     mu.g = nde_param_new(ctx, "mid", 1, &one);
     mu.g->data[0] = (nde_real)log(gstar / (1 - gstar));
     CHECK(gstar > 0 && gstar < 1);
-    zn = nde_tayla_step(ctx, field_linear, NULL, midpoint_const, &mu, 0, NDE_R(1.0), z, 1, &R);
+    o = nde_tayla_options_default();
+    o.midpoint = midpoint_const; o.midpoint_user = &mu;
+    zn = nde_tayla_step(ctx, field_linear, NULL, &o, 0, NDE_R(1.0), z, &R);
     CHECK_NEAR(nde_tensor_item(ctx, zn, 0), z0 * exp(x), 0, 50 * TOL);
     CHECK_NEAR(nde_tensor_item(ctx, R, 0), z0 * (exp(x) - 1 - x), 0, 50 * TOL);
+    /* order 2 at x = -10 (h = 10/0.7): the truncated step overshoots (T = 41 z) and the
+       Lagrange point lies outside [z, T]: Gamma* < 0, reachable only unbounded */
+    {
+        double x2 = -10.0, q = x2 + x2 * x2 / 2;
+        double g2 = ((exp(x2) - 1 - q) / (x2 * x2 * x2 / 6) - 1) / q;
+        nde_tensor *zb;
+        CHECK(g2 < 0);
+        o.order = 2; o.midpoint_unbounded = 1;
+        mu.g->data[0] = (nde_real)g2;
+        zb = nde_tayla_step(ctx, field_linear, NULL, &o, 0, (nde_real)(10.0 / 0.7), z, NULL);
+        CHECK_NEAR(nde_tensor_item(ctx, zb, 0), z0 * exp(x2), 1e3 * TOL, 0);
+        o.order = 1; o.midpoint_unbounded = 0;
+        mu.g->data[0] = (nde_real)log(gstar / (1 - gstar));
+    }
     /* truncated Taylor of order 3 */
-    lin = nde_tayla_step(ctx, field_linear, NULL, NULL, NULL, 0, NDE_R(0.5), z, 3, NULL);
+    o.midpoint = NULL; o.order = 3;
+    lin = nde_tayla_step(ctx, field_linear, NULL, &o, 0, NDE_R(0.5), z, NULL);
     CHECK_NEAR(nde_tensor_item(ctx, lin, 0), z0 * (1 - 0.35 + 0.35 * 0.35 / 2 - 0.35 * 0.35 * 0.35 / 6), TOL, TOL);
     /* learn the midpoint from Gamma = 1/2 for the known field */
     mu.g->data[0] = 0;

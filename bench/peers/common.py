@@ -157,14 +157,19 @@ def w3_flops_per_eval():
 
 # ---------------------------------------------------------------- CLI / timing
 
-def parse_args(lib, argv=None):
+def parse_args(lib, argv=None, extra=None):
     p = argparse.ArgumentParser(description=f"{lib} peer benchmark (see bench/peers/README.md)")
+    if extra is not None:
+        extra(p)
     p.add_argument("--workloads", default=",".join(ALL_WORKLOADS))
     p.add_argument("--modes", default=",".join(PEER_MODES))
     p.add_argument("--iters", type=int, default=10, help="timed iterations (median reported)")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
     p.add_argument("--quick", action="store_true", help="iters=3, warmup=1")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-reset", action="store_true",
+                   help="keep training across iterations instead of restoring the initial parameters "
+                        "before every iteration")
     a = p.parse_args(argv)
     if a.quick:
         a.iters, a.warmup = 3, 1
@@ -186,7 +191,7 @@ def bench_line(lib, w, mode, ms, nfe_f, nfe_b, loss, iters, note=None):
     print(line, flush=True)
 
 
-def time_iterations(step, warmup, iters):
+def time_iterations(step, warmup, iters, reset=None):
     """Runs step() warmup+iters times. step() performs one full training
     iteration, blocks until it is done, and returns (loss, nfe_f, nfe_b) or
     (loss, nfe_f, nfe_b, info_text). Returns (median ms over the timed
@@ -196,6 +201,8 @@ def time_iterations(step, warmup, iters):
     times = []
     first_ms = None
     for i in range(warmup + iters):
+        if reset is not None:
+            reset()  # untimed
         t0 = time.perf_counter()
         r = step()
         dt = (time.perf_counter() - t0) * 1e3
@@ -207,12 +214,15 @@ def time_iterations(step, warmup, iters):
     return statistics.median(times), first, last, times, first_ms
 
 
-def report(lib, w, mode, args, step, nfe=None, info=""):
+def report(lib, w, mode, args, step, reset=None, nfe=None, info=""):
     """Time `step` and print the BENCH line plus a readable INFO line.
-    loss / nfe_f / nfe_b on the BENCH line are those of the FIRST iteration
-    (initial parameters, so comparable across libraries); `nfe` = (f, b)
-    overrides the NFE taken from step()'s first result."""
-    ms, first, last, times, first_ms = time_iterations(step, args.warmup, args.iters)
+    Unless --no-reset, reset() restores the initial parameters before every
+    iteration (outside the timed region), so every iteration does the same
+    work as the first. loss / nfe_f / nfe_b on the BENCH line are those of the
+    FIRST iteration (initial parameters, comparable across libraries);
+    `nfe` = (f, b) overrides the NFE taken from step()'s first result."""
+    ms, first, last, times, first_ms = time_iterations(
+        step, args.warmup, args.iters, None if args.no_reset else reset)
     loss = first[0]
     nf, nb = nfe if nfe is not None else (first[1], first[2])
     bench_line(lib, w, mode, ms, nf, nb, loss, args.iters)

@@ -11,9 +11,11 @@ Modes: direct  = diffrax.RecursiveCheckpointAdjoint() (default; discretise-then-
                  backward solve, diffrax's default full RMS norm over the
                  augmented state)
 dopri5 = diffrax.Dopri5 + PIDController(rtol, atol) (plain I controller, the
-default coefficients), dt0=None (Hairer's initial-step heuristic).
+default coefficients), dt0=None. NB: diffrax 0.7.2 wraps the term in a
+WrapTerm, so PIDController's Hairer heuristic takes its non-ODETerm branch and
+the first step is always 0.01, with no extra evaluation (kept as is).
 W3 rk4: diffrax has no RK4 class; a classic-RK4 ButcherTableau solver is
-defined below, stepped with StepTo(ts=linspace(0, 1, 11)) (step 0.1).
+defined below, stepped with ConstantStepSize, dt0 = 0.1 (10 steps on [0, 1]).
 
 NFE: diffrax gives step counts, not evaluations, and a jitted program cannot
 count calls at run time, so NFE are counted once per (workload, mode) in an
@@ -30,13 +32,14 @@ import sys
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads=2")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+sys.dont_write_bytecode = True  # keep bench/peers/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import CFG, make_workload, parse_args, report, unsupported  # noqa: E402
 
 LIB = "diffrax"
 
 
-def build(w, mode):
+def build(w, mode, w5_conv="fast"):
     import math
     from typing import Callable, ClassVar
 
@@ -68,19 +71,59 @@ def build(w, mode):
     def lin(p, i, x):
         return x @ p[f"l{i}.w"].T + p[f"l{i}.b"]
 
+    # W5 runs in NHWC / HWIO inside JAX: XLA:CPU compiles an NCHW convolution
+    # inside a while loop (every diffrax solve) about 35x slower than NHWC. The
+    # OIHW weights and NCHW input of the recipe are transposed once, outside the
+    # timed step; the math is the same (time channel first, GroupNorm groups of
+    # consecutive channels).
     def group_norm(x, g, b, groups=32, eps=1e-5):
-        n, ch, h, wd = x.shape
-        xg = x.reshape(n, groups, ch // groups, h, wd)
-        mean = xg.mean(axis=(2, 3, 4), keepdims=True)
-        var = jnp.mean((xg - mean) ** 2, axis=(2, 3, 4), keepdims=True)
+        n, h, wd, ch = x.shape
+        xg = x.reshape(n, h, wd, groups, ch // groups)
+        mean = xg.mean(axis=(1, 2, 4), keepdims=True)
+        var = jnp.mean((xg - mean) ** 2, axis=(1, 2, 4), keepdims=True)
         xg = (xg - mean) * jax.lax.rsqrt(var + eps)
-        return xg.reshape(n, ch, h, wd) * g[None, :, None, None] + b[None, :, None, None]
+        return xg.reshape(n, h, wd, ch) * g + b
+
+    def conv_lax(x, wt):
+        return jax.lax.conv_general_dilated(x, wt, (1, 1), ((1, 1), (1, 1)),
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    # XLA:CPU also compiles lax.conv's WEIGHT gradient (a conv with batch and
+    # feature roles swapped) inside a while loop ~40x slower than outside one.
+    # conv_fast keeps lax.conv for the forward pass and for the input gradient
+    # (a forward conv with the flipped, transposed kernel) and computes the
+    # weight gradient as an im2col matmul. --w5-conv lax uses plain lax.conv.
+    def _cols(x):
+        n, h, wd, ch = x.shape
+        xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        return jnp.concatenate([xp[:, i:i + h, j:j + wd, :] for i in range(3) for j in range(3)],
+                               axis=3).reshape(n * h * wd, 9 * ch)
+
+    @jax.custom_vjp
+    def conv_fast(x, wt):
+        return conv_lax(x, wt)
+
+    def _conv_fwd(x, wt):
+        return conv_lax(x, wt), (x, wt)
+
+    def _conv_bwd(res, g):
+        x, wt = res
+        n, h, wd, _ = x.shape
+        dx = conv_lax(g, jnp.flip(wt, (0, 1)).transpose(0, 1, 3, 2))
+        dw = (_cols(x).T @ g.reshape(n * h * wd, -1)).reshape(wt.shape)
+        return dx, dw
+
+    conv_fast.defvjp(_conv_fwd, _conv_bwd)
+    conv = conv_lax if w5_conv == "lax" else conv_fast
 
     def concat_conv(p, name, t, x):
-        tt = jnp.full((x.shape[0], 1) + x.shape[2:], t, dtype=x.dtype)
-        y = jax.lax.conv_general_dilated(jnp.concatenate([tt, x], 1), p[f"{name}.w"], (1, 1),
-                                         ((1, 1), (1, 1)), dimension_numbers=("NCHW", "OIHW", "NCHW"))
-        return y + p[f"{name}.b"][None, :, None, None]
+        tt = jnp.full(x.shape[:3] + (1,), t, dtype=x.dtype)
+        return conv(jnp.concatenate([tt, x], 3), p[f"{name}.w"]) + p[f"{name}.b"]
+
+    if w == "W5":
+        for name in ("conv1", "conv2"):
+            params[f"{name}.w"] = jnp.transpose(params[f"{name}.w"], (2, 3, 1, 0))  # OIHW -> HWIO
+        data["x"] = jnp.transpose(data["x"], (0, 2, 3, 1))  # NCHW -> NHWC
 
     if w == "W1":
         def field(t, y, p):
@@ -124,11 +167,11 @@ def build(w, mode):
         return field(t, y, p)
 
     if c["method"] == "rk4":
-        n = int(round((c["t1"] - c["t0"]) / c["step"]))
-        solver = RK4()
-        controller = diffrax.StepTo(ts=jnp.linspace(c["t0"], c["t1"], n + 1))
+        # ConstantStepSize with dt0 = 0.1 (StepTo is not accepted by BacksolveAdjoint's
+        # reversed solve); diffrax clips the last step to t1: 10 steps.
+        solver, controller, dt0 = RK4(), diffrax.ConstantStepSize(), c["step"]
     else:
-        solver = diffrax.Dopri5()
+        solver, dt0 = diffrax.Dopri5(), None
         controller = diffrax.PIDController(rtol=c["rtol"], atol=c["atol"])
     adjoint = diffrax.RecursiveCheckpointAdjoint() if mode == "direct" else diffrax.BacksolveAdjoint()
 
@@ -142,7 +185,7 @@ def build(w, mode):
     def loss_fn(p, counting):
         fp = {k: p[k] for k in field_keys}
         sol = diffrax.diffeqsolve(diffrax.ODETerm(counted_field if counting else field), solver,
-                                  t0, t1, None, y0, fp, saveat=saveat, stepsize_controller=controller,
+                                  t0, t1, dt0, y0, fp, saveat=saveat, stepsize_controller=controller,
                                   adjoint=adjoint, max_steps=4096)
         ys = sol.ys
         if w == "W1":
@@ -153,7 +196,7 @@ def build(w, mode):
             s1 = ys[-1]
             loss = jnp.mean(0.5 * jnp.sum(s1[:, :2] ** 2, 1) + math.log(2 * math.pi) - s1[:, 2])
         else:
-            logits = ys[-1].mean(axis=(2, 3)) @ p["head.w"].T + p["head.b"]
+            logits = ys[-1].mean(axis=(1, 2)) @ p["head.w"].T + p["head.b"]
             loss = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, data["labels"]))
         return loss, sol.stats["num_steps"]
 
@@ -181,6 +224,10 @@ def build(w, mode):
         return nf, counter[0] - nf, int(ns)
 
     state = [params, opt.init(params)]
+    params0 = params
+
+    def reset():  # the optimiser state is kept, as on the torch side
+        state[0] = params0
 
     def step():
         p, o, loss, ns = train_step(*state)
@@ -189,11 +236,13 @@ def build(w, mode):
         state[0], state[1] = p, o
         return loss, -1, -1, f"last_num_steps={int(ns)}"
 
-    return step, count_nfe
+    return step, reset, count_nfe
 
 
 def main():
-    args = parse_args(LIB)
+    args = parse_args(LIB, extra=lambda p: p.add_argument(
+        "--w5-conv", choices=["fast", "lax"], default="fast",
+        help="W5 convolution: lax.conv with an im2col weight gradient (fast) or plain lax.conv"))
     args.warmup = max(args.warmup, 1)  # the first call compiles
     import diffrax
     import jax
@@ -204,9 +253,9 @@ def main():
             if mode not in ("direct", "adjoint"):
                 unsupported(LIB, w, mode, f"mode {mode} not available in {LIB}")
                 continue
-            step, count_nfe = build(w, mode)
+            step, reset, count_nfe = build(w, mode, args.w5_conv)
             nf, nb, nsteps = count_nfe()
-            report(LIB, w, mode, args, step, nfe=(nf, nb), info=f" first_num_steps={nsteps}")
+            report(LIB, w, mode, args, step, reset=reset, nfe=(nf, nb), info=f" first_num_steps={nsteps}")
 
 
 if __name__ == "__main__":

@@ -164,6 +164,8 @@ class Problem:
             self.head = nn.Linear(64, 10)
             _set(self.head, d["head.w"], d["head.b"])
             params += list(self.head.parameters())
+        self.params = params
+        self.params0 = [p.detach().clone() for p in params]
         c = self.cfg
         if c["opt"] == "rmsprop":
             self.opt = torch.optim.RMSprop(params, lr=c["lr"])  # alpha .99, eps 1e-8
@@ -185,6 +187,12 @@ class Problem:
             return torch.mean(0.5 * (z ** 2).sum(1) + math.log(2 * math.pi) - a)
         logits = self.head(z1.mean(dim=(2, 3)))
         return F.cross_entropy(logits, self.labels)
+
+    def reset(self):
+        """Restore the initial parameter values (optimiser state is kept)."""
+        with torch.no_grad():
+            for p, p0 in zip(self.params, self.params0):
+                p.copy_(p0)
 
     def make_step(self, solve):
         """solve(field, y0, t) -> solution stacked over t."""

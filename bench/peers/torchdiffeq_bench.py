@@ -14,6 +14,7 @@ Prints one `BENCH lib=torchdiffeq ...` line per (workload, mode); see README.md.
 import os
 import sys
 
+sys.dont_write_bytecode = True  # keep bench/peers/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import CFG, parse_args, report, unsupported  # noqa: E402
 
@@ -46,7 +47,7 @@ def main():
                 unsupported(LIB, w, mode, f"mode {mode} not available in {LIB}")
                 continue
             prob = Problem(w)
-            report(LIB, w, mode, args, prob.make_step(make_solve(w, mode)))
+            report(LIB, w, mode, args, prob.make_step(make_solve(w, mode)), reset=prob.reset)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import os
 import sys
 import warnings
 
+sys.dont_write_bytecode = True  # keep bench/peers/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import CFG, parse_args, report, unsupported  # noqa: E402
 
@@ -63,7 +64,7 @@ def main():
                 unsupported(LIB, w, mode, f"mode {mode} not available in {LIB}")
                 continue
             prob = Problem(w)
-            report(LIB, w, mode, args, prob.make_step(make_solve(w, mode, prob.field)))
+            report(LIB, w, mode, args, prob.make_step(make_solve(w, mode, prob.field)), reset=prob.reset)
 
 
 if __name__ == "__main__":

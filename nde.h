@@ -4697,7 +4697,8 @@ static int nde__unary_cost(nde_unary_op op) {
 static void nde__cpu_unary(void *self, nde_unary_op op, int64_t n, const nde_real *x, nde_real al, nde_real *y) {
     int64_t c, chunks = (n + NDE__CHUNK - 1) / NDE__CHUNK;
     int nde_omp_go = n * nde__unary_cost(op) > NDE_OMP_MIN_WORK && chunks > 1;
-    (void)self; (void)nde_omp_go;
+    (void)self;
+    if (!nde_omp_go) { nde__cpu_unary_range(op, n, x, al, y); return; }   /* no OpenMP call at all */
     NDE_OMP_PARALLEL_FOR
     for (c = 0; c < chunks; c++) {
         int64_t lo = c * NDE__CHUNK, len = n - lo < NDE__CHUNK ? n - lo : NDE__CHUNK;
@@ -4708,7 +4709,8 @@ static void nde__cpu_unary_backward(void *self, nde_unary_op op, int64_t n, cons
                                     const nde_real *dy, nde_real al, nde_real *dx) {
     int64_t c, chunks = (n + NDE__CHUNK - 1) / NDE__CHUNK;
     int nde_omp_go = n * nde__unary_cost(op) > NDE_OMP_MIN_WORK && chunks > 1;
-    (void)self; (void)nde_omp_go;
+    (void)self;
+    if (!nde_omp_go) { nde__cpu_unary_backward_range(op, n, x, y, dy, al, dx); return; }
     NDE_OMP_PARALLEL_FOR
     for (c = 0; c < chunks; c++) {
         int64_t lo = c * NDE__CHUNK, len = n - lo < NDE__CHUNK ? n - lo : NDE__CHUNK;
@@ -4778,8 +4780,8 @@ static void nde__cpu_lincomb(void *self, int64_t n, int count, const nde_real *c
                              int acc, nde_real *out) {
     int64_t c, chunks = (n + NDE__CHUNK - 1) / NDE__CHUNK;
     int nde_omp_go = n * count > NDE_OMP_MIN_WORK && chunks > 1;
-    (void)self; (void)nde_omp_go;
-    if (count > NDE__LINCOMB_MAX) { nde__cpu_lincomb_range(n, count, coef, xs, acc, out); return; }
+    (void)self;
+    if (!nde_omp_go || count > NDE__LINCOMB_MAX) { nde__cpu_lincomb_range(n, count, coef, xs, acc, out); return; }
     NDE_OMP_PARALLEL_FOR
     for (c = 0; c < chunks; c++) {
         const nde_real *part[NDE__LINCOMB_MAX] = {0};

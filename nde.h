@@ -836,6 +836,13 @@ struct nde_backend {
        synchronize); the core copies it into the context at every host read and in
        nde_ctx_synchronize. */
     nde_status (*last_error)(void *self, const char **message);
+    /* im2col over a whole batch: x (N, C, H, W) -> col (C*KH*KW, N*OH*OW), image n in
+       columns n*OH*OW onwards; col2im_batch accumulates back into x. With both set,
+       nde_conv2d runs a batch as one GEMM and a few launches instead of two per image. */
+    void (*im2col_batch)(void *self, int64_t n, int64_t c, int64_t h, int64_t w, int kh, int kw, int stride, int pad,
+                         const nde_real *x, nde_real *col);
+    void (*col2im_batch)(void *self, int64_t n, int64_t c, int64_t h, int64_t w, int kh, int kw, int stride, int pad,
+                         const nde_real *col, nde_real *x);
 };
 NDE_API const nde_backend *nde_cpu_backend(void);
 
@@ -2060,24 +2067,55 @@ NDE_API nde_tensor *nde_gather_rows(nde_ctx *ctx, nde_tensor *x, int64_t count, 
 }
 
 /* ------------------------------------------------------------ convolution
-   im2col + gemm: y_n (O, OH*OW) = W (O, C*KH*KW) col_n. Images go through in
-   groups of g whose columns sit side by side, [col_n ... col_{n+g-1}] (K, g P),
-   so each GEMM has at least ~1024 columns (small feature maps, e.g. 7x7, would
-   give GEMMs of 49 columns per image otherwise). */
-static int64_t nde__conv_group(int64_t N, int64_t K, int64_t P) {
-    int64_t g = (1024 + P - 1) / P, cap = ((int64_t)1 << 22) / (K * P);   /* <= 4 Mi reals of columns */
-    if (g > cap) g = cap;
-    if (g > N) g = N;
-    return g < 1 ? 1 : g;
+   im2col + gemm per image: y_n (O, OH*OW) = W (O, C*KH*KW) col_n. */
+/* dst (b, a, p) = src (a, b, p), the first two axes swapped, in one binary launch
+   (a multiplication by one: exact). */
+static void nde__swap_axes(nde_ctx *ctx, int64_t a, int64_t b, int64_t p, const nde_real *src, nde_real *dst,
+                           const nde_real *one) {
+    int64_t sh[NDE_MAX_DIMS], ss[NDE_MAX_DIMS], s0[NDE_MAX_DIMS];
+    sh[0] = 1; sh[1] = b; sh[2] = a; sh[3] = p;
+    ss[0] = 0; ss[1] = p; ss[2] = b * p; ss[3] = 1;
+    s0[0] = 0; s0[1] = 0; s0[2] = 0; s0[3] = 0;
+    ctx->be->binary(ctx->be->self, NDE_BINARY_MUL, sh, src, ss, one, s0, dst);
 }
-/* Columns of images i0..i0+g-1 into col (K, g P); tmp (K, P) is scratch. */
-static void nde__conv_cols(const nde_backend *be, const nde_tensor *x, int64_t i0, int64_t g, int64_t K, int64_t P,
-                           int kh, int kw, int stride, int pad, nde_real *tmp, nde_real *col) {
-    int64_t C = x->shape[1], H = x->shape[2], W = x->shape[3], j;
-    for (j = 0; j < g; j++) {
-        nde_real *dst = g == 1 ? col : tmp;
-        be->im2col(be->self, C, H, W, kh, kw, stride, pad, x->data + (i0 + j) * C * H * W, dst);
-        if (g > 1) be->copy2d(be->self, K, P, tmp, P, col + j * P, g * P, 0);
+/* A device scalar 1 in the work arena (NULL on failure). */
+static nde_real *nde__one(nde_ctx *ctx) {
+    nde_real *one = nde_ctx_alloc_reals(ctx, 1);
+    if (one) ctx->be->fill(ctx->be->self, 1, NDE_R(1.0), one);
+    return one;
+}
+/* Backends with im2col_batch run a convolution over many images at once: col
+   (K, B*P) holds B images' columns, Y' (O, B*P) = W col is one GEMM, and y (B, O, P)
+   is Y' with its first two axes swapped. Backward: dY' from dy by the same swap,
+   dW += dY' col^T and dcol = W^T dY' (one GEMM each), col2im over the B images.
+   B is the whole batch unless col would pass NDE_CONV_BATCH_REALS reals. */
+#ifndef NDE_CONV_BATCH_REALS
+#define NDE_CONV_BATCH_REALS ((int64_t)1 << 26)
+#endif
+static int64_t nde__conv_chunk(int64_t n, int64_t k, int64_t p) {
+    int64_t b = NDE_CONV_BATCH_REALS / (k * p > 0 ? k * p : 1);
+    return b < 1 ? 1 : (b > n ? n : b);
+}
+static void nde__conv_backward_batched(nde_ctx *ctx, nde__node *n, nde_real *gx, nde_real *gw) {
+    nde_tensor *x = n->in[0], *w = n->in[1], *y = n->out;
+    int stride = (int)n->iarg[0], pad = (int)n->iarg[1];
+    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    int64_t O = w->shape[0], KH = w->shape[2], KW = w->shape[3], P = y->shape[2] * y->shape[3];
+    int64_t K = C * KH * KW, B = nde__conv_chunk(N, K, P), n0;
+    const nde_backend *be = ctx->be;
+    nde_real *dyt = nde_ctx_alloc_reals(ctx, O * B * P), *col = nde_ctx_alloc_reals(ctx, K * B * P), *one = nde__one(ctx);
+    if (!dyt || !col || !one) return;
+    for (n0 = 0; n0 < N; n0 += B) {
+        int64_t nb = N - n0 < B ? N - n0 : B, BP = nb * P;
+        nde__swap_axes(ctx, nb, O, P, y->grad + n0 * O * P, dyt, one);
+        if (gw) {
+            be->im2col_batch(be->self, nb, C, H, W, (int)KH, (int)KW, stride, pad, x->data + n0 * C * H * W, col);
+            be->gemm(be->self, 0, 1, O, K, BP, NDE_R(1.0), dyt, BP, col, BP, NDE_R(1.0), gw, K);
+        }
+        if (gx) {
+            be->gemm(be->self, 1, 0, K, BP, O, NDE_R(1.0), w->data, K, dyt, BP, NDE_R(0.0), col, BP);
+            be->col2im_batch(be->self, nb, C, H, W, (int)KH, (int)KW, stride, pad, col, gx + n0 * C * H * W);
+        }
     }
 }
 static void nde__conv_backward(nde_ctx *ctx, nde__node *n) {
@@ -2085,29 +2123,23 @@ static void nde__conv_backward(nde_ctx *ctx, nde__node *n) {
     int stride = (int)n->iarg[0], pad = (int)n->iarg[1];
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t O = w->shape[0], KH = w->shape[2], KW = w->shape[3], OH = y->shape[2], OW = y->shape[3];
-    int64_t K = C * KH * KW, P = OH * OW, G = nde__conv_group(N, K, P), i0, j;
+    int64_t K = C * KH * KW, P = OH * OW, i;
     nde_real *gx = nde__in_grad(ctx, x), *gw = nde__in_grad(ctx, w), *gb = nde__in_grad(ctx, b);
-    nde_real *col = nde_ctx_alloc_reals(ctx, K * G * P), *tmp = nde_ctx_alloc_reals(ctx, K * P);
-    nde_real *dyg = G > 1 ? nde_ctx_alloc_reals(ctx, O * G * P) : NULL;
     const nde_backend *be = ctx->be;
-    if (!col || !tmp || (G > 1 && !dyg)) return;
-    for (i0 = 0; i0 < N; i0 += G) {
-        int64_t g = N - i0 < G ? N - i0 : G, gp = g * P;
-        const nde_real *dy = y->grad + i0 * O * P;
-        if (g > 1) {   /* dY of the group as (O, g P) */
-            for (j = 0; j < g; j++) be->copy2d(be->self, O, P, y->grad + (i0 + j) * O * P, P, dyg + j * P, gp, 0);
-            dy = dyg;
-        }
-        if (gw) {
-            nde__conv_cols(be, x, i0, g, K, P, (int)KH, (int)KW, stride, pad, tmp, col);
-            be->gemm(be->self, 0, 1, O, K, gp, NDE_R(1.0), dy, gp, col, gp, NDE_R(1.0), gw, K);
-        }
-        if (gx) {
-            be->gemm(be->self, 1, 0, K, gp, O, NDE_R(1.0), w->data, K, dy, gp, NDE_R(0.0), col, gp);
-            for (j = 0; j < g; j++) {
-                const nde_real *cj = col;
-                if (g > 1) { be->copy2d(be->self, K, P, col + j * P, gp, tmp, P, 0); cj = tmp; }
-                be->col2im(be->self, C, H, W, (int)KH, (int)KW, stride, pad, cj, gx + (i0 + j) * C * H * W);
+    if ((gx || gw) && be->im2col_batch && be->col2im_batch) {
+        nde__conv_backward_batched(ctx, n, gx, gw);
+    } else if (gx || gw) {
+        nde_real *col = nde_ctx_alloc_reals(ctx, K * P);
+        if (!col) return;
+        for (i = 0; i < N; i++) {
+            const nde_real *dy = y->grad + i * O * P;
+            if (gw) {
+                be->im2col(be->self, C, H, W, (int)KH, (int)KW, stride, pad, x->data + i * C * H * W, col);
+                be->gemm(be->self, 0, 1, O, K, P, NDE_R(1.0), dy, P, col, P, NDE_R(1.0), gw, K);
+            }
+            if (gx) {
+                be->gemm(be->self, 1, 0, K, P, O, NDE_R(1.0), w->data, K, dy, P, NDE_R(0.0), col, P);
+                be->col2im(be->self, C, H, W, (int)KH, (int)KW, stride, pad, col, gx + i * C * H * W);
             }
         }
     }
@@ -2146,20 +2178,26 @@ NDE_API nde_tensor *nde_conv2d(nde_ctx *ctx, nde_tensor *x, nde_tensor *w, nde_t
     if (!y) return NULL;
     K = C * KH * KW; P = OH * OW;
     be = ctx->be;
-    {
+    if (be->im2col_batch && be->col2im_batch) {   /* many images at once (see nde__conv_backward_batched) */
         nde_mark m = nde_ctx_mark(ctx);
-        int64_t G = nde__conv_group(N, K, P), j;
-        nde_real *tmp, *yg;
-        col = nde_ctx_alloc_reals(ctx, K * G * P);
-        tmp = nde_ctx_alloc_reals(ctx, K * P);
-        yg = G > 1 ? nde_ctx_alloc_reals(ctx, O * G * P) : NULL;
-        if (!col || !tmp || (G > 1 && !yg)) return NULL;
-        for (i = 0; i < N; i += G) {
-            int64_t g = N - i < G ? N - i : G, gp = g * P;
-            nde__conv_cols(be, x, i, g, K, P, (int)KH, (int)KW, stride, padding, tmp, col);
-            be->gemm(be->self, 0, 0, O, gp, K, NDE_R(1.0), w->data, K, col, gp, NDE_R(0.0), g > 1 ? yg : y->data + i * O * P, gp);
-            if (g > 1)
-                for (j = 0; j < g; j++) be->copy2d(be->self, O, P, yg + j * P, gp, y->data + (i + j) * O * P, P, 0);
+        int64_t B = nde__conv_chunk(N, K, P);
+        nde_real *yt = nde_ctx_alloc_reals(ctx, O * B * P), *one = nde__one(ctx);
+        col = nde_ctx_alloc_reals(ctx, K * B * P);
+        if (!col || !yt || !one) return NULL;
+        for (i = 0; i < N; i += B) {
+            int64_t nb = N - i < B ? N - i : B;
+            be->im2col_batch(be->self, nb, C, H, W, (int)KH, (int)KW, stride, padding, x->data + i * C * H * W, col);
+            be->gemm(be->self, 0, 0, O, nb * P, K, NDE_R(1.0), w->data, K, col, nb * P, NDE_R(0.0), yt, nb * P);
+            nde__swap_axes(ctx, O, nb, P, yt, y->data + i * O * P, one);
+        }
+        nde_ctx_reset(ctx, m);
+    } else {
+        nde_mark m = nde_ctx_mark(ctx);
+        col = nde_ctx_alloc_reals(ctx, K * P);
+        if (!col) return NULL;
+        for (i = 0; i < N; i++) {
+            be->im2col(be->self, C, H, W, (int)KH, (int)KW, stride, padding, x->data + i * C * H * W, col);
+            be->gemm(be->self, 0, 0, O, P, K, NDE_R(1.0), w->data, K, col, P, NDE_R(0.0), y->data + i * O * P, P);
         }
         nde_ctx_reset(ctx, m);
     }
@@ -3581,22 +3619,35 @@ NDE_API double nde_optimizer_lr(const nde_optimizer *o) {
     return o->schedule.kind == NDE_SCHED_CONSTANT ? o->lr : nde_schedule_lr(&o->schedule, o->step);
 }
 
+/* Parameters [i, returned index) share parameter i's trainable flag and are
+   contiguous in the flat store from *off, *len reals: one kernel (and on a device
+   one host read) per run instead of one per parameter. */
+static int nde__param_run(const nde_ctx *ctx, int i, int64_t *off, int64_t *len) {
+    int j;
+    *off = ctx->params[i].offset;
+    *len = 0;
+    for (j = i; j < ctx->num_params && ctx->params[j].trainable == ctx->params[i].trainable; j++)
+        *len += ctx->params[j].tensor->size;
+    return j;
+}
 NDE_API double nde_grad_norm(nde_ctx *ctx) {
-    double s = 0.0; int i;
-    for (i = 0; i < ctx->num_params; i++) {
-        nde_tensor *t = ctx->params[i].tensor;
-        if (!ctx->params[i].trainable) continue;
-        s += ctx->be->dot(ctx->be->self, t->size, t->grad, t->grad);
+    double s = 0.0; int i, j;
+    int64_t off, len;
+    for (i = 0; i < ctx->num_params; i = j) {
+        j = nde__param_run(ctx, i, &off, &len);
+        if (ctx->params[i].trainable) s += ctx->be->dot(ctx->be->self, len, ctx->param_grad + off, ctx->param_grad + off);
     }
     return sqrt(s);
 }
 NDE_API double nde_clip_grad_norm(nde_ctx *ctx, double max_norm) {
     double norm = nde_grad_norm(ctx);
     if (max_norm > 0 && norm > max_norm) {
-        nde_real c = (nde_real)(max_norm / (norm + 1e-6)); int i;
-        for (i = 0; i < ctx->num_params; i++) {
-            nde_tensor *t = ctx->params[i].tensor;
-            if (ctx->params[i].trainable) ctx->be->unary(ctx->be->self, NDE_UNARY_SCALE, t->size, t->grad, c, t->grad);
+        nde_real c = (nde_real)(max_norm / (norm + 1e-6)); int i, j;
+        int64_t off, len;
+        for (i = 0; i < ctx->num_params; i = j) {
+            j = nde__param_run(ctx, i, &off, &len);
+            if (ctx->params[i].trainable)
+                ctx->be->unary(ctx->be->self, NDE_UNARY_SCALE, len, ctx->param_grad + off, c, ctx->param_grad + off);
         }
     }
     return norm;
@@ -3632,9 +3683,8 @@ NDE_API nde_status nde_optimizer_step(nde_ctx *ctx, nde_optimizer *o) {
     /* One kernel per run of consecutive trainable parameters (they are contiguous in the
        flat store; with nothing frozen that is a single call). */
     for (i = 0; i < ctx->num_params; i = j) {
-        int64_t off = ctx->params[i].offset, n = 0;
-        for (j = i; j < ctx->num_params && ctx->params[j].trainable == ctx->params[i].trainable; j++)
-            n += ctx->params[j].tensor->size;
+        int64_t off, n;
+        j = nde__param_run(ctx, i, &off, &n);
         if (!ctx->params[i].trainable) continue;
         switch (o->kind) {
         case NDE_OPT_SGD:
@@ -4817,6 +4867,37 @@ static void nde__cpu_scatter_add_rows(void *self, int64_t count, int64_t cols, c
     for (i = 0; i < count; i++) for (c = 0; c < cols; c++) dst[idx[i] * cols + c] += src[i * cols + c];
 }
 
+/* One row of im2col: image x (C, H, W) at kernel offset (c, i, j) into r[0..OH*OW). */
+static void nde__im2col_row(int64_t H, int64_t W, int64_t OH, int64_t OW, int stride, int pad, int64_t c, int i, int j,
+                            int64_t lo, int64_t hi, const nde_real *x, nde_real *r) {
+    int64_t oh, ow;
+    for (oh = 0; oh < OH; oh++, r += OW) {
+        int64_t hh = oh * stride - pad + i;
+        const nde_real *xr;
+        if (hh < 0 || hh >= H) { for (ow = 0; ow < OW; ow++) r[ow] = NDE_R(0.0); continue; }
+        for (ow = 0; ow < lo; ow++) r[ow] = NDE_R(0.0);
+        if (hi > lo) {
+            xr = x + (c * H + hh) * W + lo * stride - pad + j;   /* input of column lo */
+            if (stride == 1) for (ow = lo; ow < hi; ow++) r[ow] = xr[ow - lo];
+            else for (ow = lo; ow < hi; ow++) r[ow] = xr[(ow - lo) * stride];
+        }
+        for (ow = hi; ow < OW; ow++) r[ow] = NDE_R(0.0);
+    }
+}
+/* One row of col2im: r[0..OH*OW) accumulated into image x (C, H, W) at offset (c, i, j). */
+static void nde__col2im_row(int64_t H, int64_t W, int64_t OH, int64_t OW, int stride, int pad, int64_t c, int i, int j,
+                            int64_t lo, int64_t hi, const nde_real *r, nde_real *x) {
+    int64_t oh, ow;
+    if (hi <= lo) return;
+    for (oh = 0; oh < OH; oh++, r += OW) {
+        int64_t hh = oh * stride - pad + i;
+        nde_real *xr;
+        if (hh < 0 || hh >= H) continue;
+        xr = x + (c * H + hh) * W + lo * stride - pad + j;   /* input of column lo */
+        if (stride == 1) for (ow = lo; ow < hi; ow++) xr[ow - lo] += r[ow];
+        else for (ow = lo; ow < hi; ow++) xr[(ow - lo) * stride] += r[ow];
+    }
+}
 /* Output columns ow whose input column ow*stride - pad + j lies inside [0, W):
    [*lo, *hi). */
 static void nde__conv_valid_range(int64_t OW, int64_t W, int stride, int pad, int j, int64_t *lo, int64_t *hi) {
@@ -4825,52 +4906,48 @@ static void nde__conv_valid_range(int64_t OW, int64_t W, int stride, int pad, in
     while (h > l && (h - 1) * stride - pad + j >= W) h--;
     *lo = l; *hi = h;
 }
+/* x (N, C, H, W) -> col (C*KH*KW, N*OH*OW), image n in columns n*OH*OW onwards
+   (N = 1: the single-image im2col). Rows run in parallel (a copy: any thread
+   count gives the same result). */
+static void nde__cpu_im2col_batch(void *self, int64_t N, int64_t C, int64_t H, int64_t W, int kh, int kw, int stride,
+                                  int pad, const nde_real *x, nde_real *col) {
+    int64_t OH = (H + 2 * pad - kh) / stride + 1, OW = (W + 2 * pad - kw) / stride + 1, P = OH * OW, rows = C * kh * kw, q;
+    int nde_omp_go = rows * N * P > NDE_OMP_MIN_WORK;
+    (void)self; (void)nde_omp_go;
+    NDE_OMP_PARALLEL_FOR
+    for (q = 0; q < rows; q++) {
+        int64_t c = q / (kh * kw), lo, hi, n;
+        int i = (int)(q / kw % kh), j = (int)(q % kw);
+        nde__conv_valid_range(OW, W, stride, pad, j, &lo, &hi);
+        for (n = 0; n < N; n++)
+            nde__im2col_row(H, W, OH, OW, stride, pad, c, i, j, lo, hi, x + n * C * H * W, col + q * N * P + n * P);
+    }
+}
+/* col (C*KH*KW, N*OH*OW) accumulated into x (N, C, H, W); images in parallel
+   (each image's sums run in the same order for any thread count). */
+static void nde__cpu_col2im_batch(void *self, int64_t N, int64_t C, int64_t H, int64_t W, int kh, int kw, int stride,
+                                  int pad, const nde_real *col, nde_real *x) {
+    int64_t OH = (H + 2 * pad - kh) / stride + 1, OW = (W + 2 * pad - kw) / stride + 1, P = OH * OW, rows = C * kh * kw, n;
+    int nde_omp_go = rows * N * P > NDE_OMP_MIN_WORK && N > 1;
+    (void)self; (void)nde_omp_go;
+    NDE_OMP_PARALLEL_FOR
+    for (n = 0; n < N; n++) {
+        int64_t q, lo, hi;
+        for (q = 0; q < rows; q++) {
+            int64_t c = q / (kh * kw);
+            int i = (int)(q / kw % kh), j = (int)(q % kw);
+            nde__conv_valid_range(OW, W, stride, pad, j, &lo, &hi);
+            nde__col2im_row(H, W, OH, OW, stride, pad, c, i, j, lo, hi, col + q * N * P + n * P, x + n * C * H * W);
+        }
+    }
+}
 static void nde__cpu_im2col(void *self, int64_t C, int64_t H, int64_t W, int kh, int kw, int stride, int pad,
                             const nde_real *x, nde_real *col) {
-    int64_t OH = (H + 2 * pad - kh) / stride + 1, OW = (W + 2 * pad - kw) / stride + 1, c, oh, ow;
-    int i, j; (void)self;
-    for (c = 0; c < C; c++)
-        for (i = 0; i < kh; i++)
-            for (j = 0; j < kw; j++) {
-                nde_real *row = col + ((c * kh + i) * kw + j) * OH * OW;
-                int64_t lo, hi;
-                nde__conv_valid_range(OW, W, stride, pad, j, &lo, &hi);
-                for (oh = 0; oh < OH; oh++) {
-                    int64_t hh = oh * stride - pad + i;
-                    nde_real *r = row + oh * OW;
-                    const nde_real *xr;
-                    if (hh < 0 || hh >= H) { for (ow = 0; ow < OW; ow++) r[ow] = NDE_R(0.0); continue; }
-                    for (ow = 0; ow < lo; ow++) r[ow] = NDE_R(0.0);
-                    if (hi > lo) {
-                        xr = x + (c * H + hh) * W + lo * stride - pad + j;   /* input of column lo */
-                        if (stride == 1) for (ow = lo; ow < hi; ow++) r[ow] = xr[ow - lo];
-                        else for (ow = lo; ow < hi; ow++) r[ow] = xr[(ow - lo) * stride];
-                    }
-                    for (ow = hi; ow < OW; ow++) r[ow] = NDE_R(0.0);
-                }
-            }
+    nde__cpu_im2col_batch(self, 1, C, H, W, kh, kw, stride, pad, x, col);
 }
 static void nde__cpu_col2im(void *self, int64_t C, int64_t H, int64_t W, int kh, int kw, int stride, int pad,
                             const nde_real *col, nde_real *x) {
-    int64_t OH = (H + 2 * pad - kh) / stride + 1, OW = (W + 2 * pad - kw) / stride + 1, c, oh, ow;
-    int i, j; (void)self;
-    for (c = 0; c < C; c++)
-        for (i = 0; i < kh; i++)
-            for (j = 0; j < kw; j++) {
-                const nde_real *row = col + ((c * kh + i) * kw + j) * OH * OW;
-                int64_t lo, hi;
-                nde__conv_valid_range(OW, W, stride, pad, j, &lo, &hi);
-                for (oh = 0; oh < OH; oh++) {
-                    int64_t hh = oh * stride - pad + i;
-                    const nde_real *r = row + oh * OW;
-                    nde_real *xr;
-                    if (hh < 0 || hh >= H) continue;
-                    if (hi <= lo) continue;
-                    xr = x + (c * H + hh) * W + lo * stride - pad + j;   /* input of column lo */
-                    if (stride == 1) for (ow = lo; ow < hi; ow++) xr[ow - lo] += r[ow];
-                    else for (ow = lo; ow < hi; ow++) xr[(ow - lo) * stride] += r[ow];
-                }
-            }
+    nde__cpu_col2im_batch(self, 1, C, H, W, kh, kw, stride, pad, col, x);
 }
 static void nde__cpu_group_norm(void *self, int64_t N, int64_t C, int64_t S, int G, nde_real eps,
                                 const nde_real *x, const nde_real *gamma, const nde_real *beta,
@@ -5049,7 +5126,7 @@ NDE_API const nde_backend *nde_cpu_backend(void) {
         nde__cpu_im2col, nde__cpu_col2im, nde__cpu_group_norm, nde__cpu_group_norm_backward,
         nde__cpu_avg_pool2d, nde__cpu_avg_pool2d_backward, nde__cpu_log_softmax, nde__cpu_log_softmax_backward,
         nde__cpu_philox_fill, nde__cpu_rms_error_norm, nde__cpu_dot, nde__cpu_max_abs, nde__cpu_all_finite,
-        nde__cpu_adam_step, nde__cpu_sgd_step, nde__cpu_rmsprop_step, NULL
+        nde__cpu_adam_step, nde__cpu_sgd_step, nde__cpu_rmsprop_step, NULL, nde__cpu_im2col_batch, nde__cpu_col2im_batch
     };
     return &cpu;
 }

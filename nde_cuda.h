@@ -85,7 +85,9 @@ MEMORY
    nde_tensor_set_host / nde_tensor_from. Host index arrays (nde_gather_rows,
    nde_cross_entropy labels) travel inside the kernel arguments, 256 indices per
    launch, so no host<->device copy and no extra synchronisation is needed.
-   Destroy a backend only after every context created on it is freed.
+   Destroy a backend only after every context created on it is freed. Several
+   contexts may share a backend (their work is ordered on its one stream); like a
+   context, a backend is used by one host thread at a time.
 
 ERRORS
    Every CUDA and cuBLAS call is checked. Compute entries of the backend table return
@@ -156,7 +158,9 @@ CUDA GRAPHS
 
 LIMITS
    GEMM dimensions and leading dimensions must fit in int (cuBLAS); a larger one is
-   an NDE_ERR_BACKEND error. Convolution runs im2col + GEMM per image, as on the CPU.
+   an NDE_ERR_BACKEND error. Convolution: im2col over the batch (in chunks of at
+   most NDE_CONV_BATCH_REALS column values), one GEMM, one axis swap: a few
+   launches per convolution whatever the batch size.
    Compute capability 7.5 or later (CUDA 13). Tested compile targets: see the
    Makefile (sm_90 machine code plus compute_80 PTX).
 */
@@ -1004,6 +1008,60 @@ static void nde__cu_col2im(void *self, int64_t c, int64_t h, int64_t w, int kh, 
     nde__cu_launched(s, "nde_cuda col2im");
 }
 
+/* The same over a batch: col (K, n*P), image b's columns from b*P; x (n, C, H, W). */
+static __global__ void nde__k_im2col_batch(nde__cu_conv_geom g, int64_t n, const nde_real *x, nde_real *col) {
+    int64_t plane = g.oh * g.ow, total = g.c * g.kh * g.kw * n * plane;
+    for (int64_t t = nde__cu_first(); t < total; t += nde__cu_step()) {
+        int64_t r = t, p = r % plane, b, j, i, c;
+        r /= plane; b = r % n;
+        r /= n; j = r % g.kw;
+        r /= g.kw; i = r % g.kh;
+        c = r / g.kh;
+        int64_t oh = p / g.ow, ow = p % g.ow;
+        int64_t hh = oh * g.stride - g.pad + i, ww = ow * g.stride - g.pad + j;
+        col[t] = (hh >= 0 && hh < g.h && ww >= 0 && ww < g.w) ? x[((b * g.c + c) * g.h + hh) * g.w + ww] : (nde_real)0;
+    }
+}
+static __global__ void nde__k_col2im_batch(nde__cu_conv_geom g, int64_t n, const nde_real *col, nde_real *x) {
+    int64_t total = n * g.c * g.h * g.w, plane = g.oh * g.ow, ld = n * plane;
+    for (int64_t t = nde__cu_first(); t < total; t += nde__cu_step()) {
+        int64_t w = t % g.w, h = (t / g.w) % g.h, c = (t / (g.w * g.h)) % g.c, b = t / (g.w * g.h * g.c);
+        nde_real acc = x[t];
+        for (int i = 0; i < g.kh; i++) {
+            int64_t hn = h + g.pad - i, oh;
+            if (hn < 0 || hn % g.stride != 0) continue;
+            oh = hn / g.stride;
+            if (oh >= g.oh) continue;
+            for (int j = 0; j < g.kw; j++) {
+                int64_t wn = w + g.pad - j, ow;
+                if (wn < 0 || wn % g.stride != 0) continue;
+                ow = wn / g.stride;
+                if (ow >= g.ow) continue;
+                acc += col[((c * g.kh + i) * g.kw + j) * ld + b * plane + oh * g.ow + ow];
+            }
+        }
+        x[t] = acc;
+    }
+}
+static void nde__cu_im2col_batch(void *self, int64_t n, int64_t c, int64_t h, int64_t w, int kh, int kw, int stride,
+                                 int pad, const nde_real *x, nde_real *col) {
+    nde__cuda *s = (nde__cuda *)self;
+    nde__cu_conv_geom g = nde__cu_geom(c, h, w, kh, kw, stride, pad);
+    int64_t total = c * kh * kw * n * g.oh * g.ow;
+    if (total <= 0 || !nde__cu_enter(s)) return;
+    NDE__CU_LAUNCH(nde__k_im2col_batch, nde__cu_grid(total), NDE__CU_THREADS, s->stream, g, n, x, col);
+    nde__cu_launched(s, "nde_cuda im2col_batch");
+}
+static void nde__cu_col2im_batch(void *self, int64_t n, int64_t c, int64_t h, int64_t w, int kh, int kw, int stride,
+                                 int pad, const nde_real *col, nde_real *x) {
+    nde__cuda *s = (nde__cuda *)self;
+    nde__cu_conv_geom g = nde__cu_geom(c, h, w, kh, kw, stride, pad);
+    int64_t total = n * c * h * w;
+    if (total <= 0 || g.oh <= 0 || g.ow <= 0 || !nde__cu_enter(s)) return;
+    NDE__CU_LAUNCH(nde__k_col2im_batch, nde__cu_grid(total), NDE__CU_THREADS, s->stream, g, n, col, x);
+    nde__cu_launched(s, "nde_cuda col2im_batch");
+}
+
 /* ------------------------------------------------------------ group norm
    Forward: one block per (n, group); mean and variance in double, two passes, as on
    the CPU. Backward: one block per (n, group) for dx, and one block per channel for
@@ -1455,6 +1513,8 @@ static void nde__cu_fill_table(nde__cuda *s) {
     t->sgd_step = nde__cu_sgd_step;
     t->rmsprop_step = nde__cu_rmsprop_step;
     t->last_error = nde__cu_last_error;
+    t->im2col_batch = nde__cu_im2col_batch;
+    t->col2im_batch = nde__cu_col2im_batch;
 }
 
 static nde__cuda *nde__cu_self(const nde_backend *be) {

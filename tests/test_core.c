@@ -222,9 +222,9 @@ static void test_forward_values(void) {
     nde_ctx_free(ctx);
 }
 
-/* Convolutions run images in groups whose columns share one GEMM (6 images of
-   16x16 outputs: groups of 4 and 2); values and gradients must equal those of
-   the images one at a time (a batch of 1 is one group of 1). */
+/* Convolutions run a batch as one GEMM over the columns of all its images
+   (the backend's im2col_batch / col2im_batch): values and gradients must equal
+   those of the images one at a time. */
 static void test_conv_groups(void) {
     nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default());
     int64_t xs[4] = {6, 3, 16, 16}, ws[4] = {2, 3, 3, 3}, bs[1] = {2}, i, k;

@@ -950,6 +950,48 @@ static inline nde_real nde__log1p(nde_real x) { return log1pf(x); }
 static inline nde_real nde__expm1(nde_real x) { return expm1f(x); }
 #endif
 
+/* Vectorisable tanh and sigmoid for the float CPU kernels (libm's tanhf/expf are
+   scalar calls and dominated the MLP fields). Computed in double and rounded
+   once: exp(y) = 2^k e^r with k = round(y / ln 2) (by the 1.5 * 2^52 shifter, so
+   k lands in the low mantissa bits), |r| <= ln(2)/2 (Cody-Waite split of ln 2),
+   e^r by its Taylor polynomial to r^9 (relative error < 1e-11), 2^k assembled in
+   the exponent bits. Branch-free (selects only), so loops over them vectorise.
+   tanh(a) = (e^{2a} - 1) / (e^{2a} + 1) for a = |x| >= 0.01, a - a^3/3 below
+   (relative error < 2e-9 at the switch); |x| clamped to 10 (tanh rounds to 1
+   in float from 9.01 on). Both are within 1 ulp of the correctly rounded float result
+   (checked over all floats); NaN propagates through the arithmetic. Double
+   builds keep libm (they check gradients). */
+static inline double nde__exp_poly(double y) {   /* |y| <= 700 */
+    const double log2e = 1.4426950408889634, ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+    const double shifter = 6755399441055744.0;   /* 1.5 * 2^52 */
+    double kt = y * log2e + shifter, k = kt - shifter, r = (y - k * ln2_hi) - k * ln2_lo, p;
+    union { double d; int64_t i; } bits, scale;
+    bits.d = kt;
+    scale.i = (bits.i + 1023) << 52;   /* low bits of kt hold k */
+    p = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720
+        + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880)))))))));
+    return p * scale.d;
+}
+static inline float nde__tanh_float(float xf) {
+    double x = (double)xf, ax = fabs(x), a = ax > 10.0 ? 10.0 : ax, e = nde__exp_poly(2.0 * a);
+    double big = (e - 1.0) / (e + 1.0), small = a - a * a * a * (1.0 / 3.0);
+    return (float)copysign(a < 0.01 ? small : big, x);
+}
+/* softplus(x) = max(x, 0) + log1p(u), u = exp(-|x|) in (0, 1], with
+   log1p(u) = 2 atanh(s), s = u / (2 + u) in (0, 1/3]: no cancellation, and the
+   odd series 2 s (1 + s^2/3 + ... + s^20/21) is within 2e-11 relative. */
+static inline float nde__softplus_float(float xf) {
+    double x = (double)xf, ax = fabs(x), a = ax > 120.0 ? 120.0 : ax, u = nde__exp_poly(-a);
+    double s = u / (2.0 + u), s2 = s * s;
+    double p = 1.0 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9 + s2 * (1.0 / 11 + s2 * (1.0 / 13
+        + s2 * (1.0 / 15 + s2 * (1.0 / 17 + s2 * (1.0 / 19 + s2 * (1.0 / 21))))))))));
+    return (float)((x > 0.0 ? x : 0.0) + 2.0 * s * p);
+}
+static inline float nde__sigmoid_float(float xf) {   /* e/(1+e) or 1/(1+e), e = exp(-|x|), |x| <= 120 */
+    double x = (double)xf, ax = fabs(x), a = ax > 120.0 ? 120.0 : ax, e = nde__exp_poly(-a);
+    return (float)((x < 0.0 ? e : 1.0) / (1.0 + e));
+}
+
 /* ------------------------------------------------------------ arenas
    A chain of blocks with a bump pointer. Blocks are kept on reset and reused,
    so a steady-state training loop performs no allocation. */
@@ -5260,8 +5302,11 @@ static nde_real nde__powi1(nde_real x, int n) {
     return n < 0 ? NDE_R(1.0) / r : r;
 }
 
-static void nde__cpu_unary(void *self, nde_unary_op op, int64_t n, const nde_real *x, nde_real al, nde_real *y) {
-    int64_t i; (void)self;
+static void nde__cpu_unary_range(nde_unary_op op, int64_t n, const nde_real *x, nde_real al, nde_real *y) {
+    int64_t i;
+#ifndef NDE_DOUBLE
+    (void)nde__softplus1; (void)nde__sigmoid1;   /* the float build uses the vectorisable forms */
+#endif
     switch (op) {
     case NDE_UNARY_NEG: for (i = 0; i < n; i++) y[i] = -x[i]; break;
     case NDE_UNARY_SCALE: for (i = 0; i < n; i++) y[i] = al * x[i]; break;
@@ -5272,20 +5317,29 @@ static void nde__cpu_unary(void *self, nde_unary_op op, int64_t n, const nde_rea
     case NDE_UNARY_LOG: for (i = 0; i < n; i++) y[i] = nde__log(x[i]); break;
     case NDE_UNARY_SIN: for (i = 0; i < n; i++) y[i] = nde__sin(x[i]); break;
     case NDE_UNARY_COS: for (i = 0; i < n; i++) y[i] = nde__cos(x[i]); break;
+#ifdef NDE_DOUBLE
     case NDE_UNARY_TANH: for (i = 0; i < n; i++) y[i] = nde__tanh(x[i]); break;
     case NDE_UNARY_SIGMOID: for (i = 0; i < n; i++) y[i] = nde__sigmoid1(x[i]); break;
+#else
+    case NDE_UNARY_TANH: for (i = 0; i < n; i++) y[i] = nde__tanh_float(x[i]); break;
+    case NDE_UNARY_SIGMOID: for (i = 0; i < n; i++) y[i] = nde__sigmoid_float(x[i]); break;
+#endif
+#ifdef NDE_DOUBLE
+    case NDE_UNARY_SOFTPLUS: for (i = 0; i < n; i++) y[i] = nde__softplus1(x[i]); break;
+#else
+    case NDE_UNARY_SOFTPLUS: for (i = 0; i < n; i++) y[i] = nde__softplus_float(x[i]); break;
+#endif
     case NDE_UNARY_RELU: for (i = 0; i < n; i++) y[i] = x[i] > NDE_R(0.0) ? x[i] : NDE_R(0.0); break;
     case NDE_UNARY_LEAKY_RELU: for (i = 0; i < n; i++) y[i] = x[i] > NDE_R(0.0) ? x[i] : al * x[i]; break;
-    case NDE_UNARY_SOFTPLUS: for (i = 0; i < n; i++) y[i] = nde__softplus1(x[i]); break;
     case NDE_UNARY_ELU: for (i = 0; i < n; i++) y[i] = x[i] > NDE_R(0.0) ? x[i] : al * nde__expm1(x[i]); break;
     case NDE_UNARY_ABS: for (i = 0; i < n; i++) y[i] = nde__fabs(x[i]); break;
     case NDE_UNARY_POWI: for (i = 0; i < n; i++) y[i] = nde__powi1(x[i], (int)al); break;
     }
 }
 
-static void nde__cpu_unary_backward(void *self, nde_unary_op op, int64_t n, const nde_real *x, const nde_real *y,
-                                    const nde_real *dy, nde_real al, nde_real *dx) {
-    int64_t i; (void)self;
+static void nde__cpu_unary_backward_range(nde_unary_op op, int64_t n, const nde_real *x, const nde_real *y,
+                                          const nde_real *dy, nde_real al, nde_real *dx) {
+    int64_t i;
     switch (op) {
     case NDE_UNARY_NEG: for (i = 0; i < n; i++) dx[i] -= dy[i]; break;
     case NDE_UNARY_SCALE: for (i = 0; i < n; i++) dx[i] += al * dy[i]; break;
@@ -5300,10 +5354,50 @@ static void nde__cpu_unary_backward(void *self, nde_unary_op op, int64_t n, cons
     case NDE_UNARY_SIGMOID: for (i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (NDE_R(1.0) - y[i]); break;
     case NDE_UNARY_RELU: for (i = 0; i < n; i++) dx[i] += x[i] > NDE_R(0.0) ? dy[i] : NDE_R(0.0); break;
     case NDE_UNARY_LEAKY_RELU: for (i = 0; i < n; i++) dx[i] += x[i] > NDE_R(0.0) ? dy[i] : al * dy[i]; break;
+#ifdef NDE_DOUBLE
     case NDE_UNARY_SOFTPLUS: for (i = 0; i < n; i++) dx[i] += dy[i] * nde__sigmoid1(x[i]); break;
+#else
+    case NDE_UNARY_SOFTPLUS: for (i = 0; i < n; i++) dx[i] += dy[i] * nde__sigmoid_float(x[i]); break;
+#endif
     case NDE_UNARY_ELU: for (i = 0; i < n; i++) dx[i] += x[i] > NDE_R(0.0) ? dy[i] : dy[i] * (y[i] + al); break;
     case NDE_UNARY_ABS: for (i = 0; i < n; i++) dx[i] += x[i] > NDE_R(0.0) ? dy[i] : (x[i] < NDE_R(0.0) ? -dy[i] : NDE_R(0.0)); break;
     case NDE_UNARY_POWI: for (i = 0; i < n; i++) dx[i] += dy[i] * al * nde__powi1(x[i], (int)al - 1); break;
+    }
+}
+
+/* Elementwise kernels run over fixed chunks, in parallel when the work is large
+   (transcendental ops count 16 per element); each element is computed the same
+   way whatever the thread count. */
+#define NDE__CHUNK 4096
+#define NDE__LINCOMB_MAX 32
+static int nde__unary_cost(nde_unary_op op) {
+    switch (op) {
+    case NDE_UNARY_NEG: case NDE_UNARY_SCALE: case NDE_UNARY_ADD_SCALAR: case NDE_UNARY_SQUARE:
+    case NDE_UNARY_RELU: case NDE_UNARY_LEAKY_RELU: case NDE_UNARY_ABS: return 1;
+    default: return 16;
+    }
+}
+static void nde__cpu_unary(void *self, nde_unary_op op, int64_t n, const nde_real *x, nde_real al, nde_real *y) {
+    int64_t c, chunks = (n + NDE__CHUNK - 1) / NDE__CHUNK;
+    int nde_omp_go = n * nde__unary_cost(op) > NDE_OMP_MIN_WORK && chunks > 1;
+    (void)self;
+    if (!nde_omp_go) { nde__cpu_unary_range(op, n, x, al, y); return; }   /* no OpenMP call at all */
+    NDE_OMP_PARALLEL_FOR
+    for (c = 0; c < chunks; c++) {
+        int64_t lo = c * NDE__CHUNK, len = n - lo < NDE__CHUNK ? n - lo : NDE__CHUNK;
+        nde__cpu_unary_range(op, len, x + lo, al, y + lo);
+    }
+}
+static void nde__cpu_unary_backward(void *self, nde_unary_op op, int64_t n, const nde_real *x, const nde_real *y,
+                                    const nde_real *dy, nde_real al, nde_real *dx) {
+    int64_t c, chunks = (n + NDE__CHUNK - 1) / NDE__CHUNK;
+    int nde_omp_go = n * nde__unary_cost(op) > NDE_OMP_MIN_WORK && chunks > 1;
+    (void)self;
+    if (!nde_omp_go) { nde__cpu_unary_backward_range(op, n, x, y, dy, al, dx); return; }
+    NDE_OMP_PARALLEL_FOR
+    for (c = 0; c < chunks; c++) {
+        int64_t lo = c * NDE__CHUNK, len = n - lo < NDE__CHUNK ? n - lo : NDE__CHUNK;
+        nde__cpu_unary_backward_range(op, len, x ? x + lo : NULL, y ? y + lo : NULL, dy + lo, al, dx + lo);
     }
 }
 
@@ -5350,9 +5444,9 @@ static void nde__cpu_reduce_add(void *self, const int64_t *sh, const nde_real *x
     }
 }
 
-static void nde__cpu_lincomb(void *self, int64_t n, int count, const nde_real *coef, const nde_real *const *xs,
-                             int acc, nde_real *out) {
-    int64_t i; int j; (void)self;
+static void nde__cpu_lincomb_range(int64_t n, int count, const nde_real *coef, const nde_real *const *xs,
+                                   int acc, nde_real *out) {
+    int64_t i; int j;
     if (!acc) {
         const nde_real *x0 = xs[0]; nde_real c0 = coef[0];
         for (i = 0; i < n; i++) out[i] = c0 * x0[i];
@@ -5362,6 +5456,22 @@ static void nde__cpu_lincomb(void *self, int64_t n, int count, const nde_real *c
         const nde_real *xj = xs[j]; nde_real cj = coef[j];
         if (cj == NDE_R(0.0)) continue;
         for (i = 0; i < n; i++) out[i] += cj * xj[i];
+    }
+}
+
+static void nde__cpu_lincomb(void *self, int64_t n, int count, const nde_real *coef, const nde_real *const *xs,
+                             int acc, nde_real *out) {
+    int64_t c, chunks = (n + NDE__CHUNK - 1) / NDE__CHUNK;
+    int nde_omp_go = n * count > NDE_OMP_MIN_WORK && chunks > 1;
+    (void)self;
+    if (!nde_omp_go || count > NDE__LINCOMB_MAX) { nde__cpu_lincomb_range(n, count, coef, xs, acc, out); return; }
+    NDE_OMP_PARALLEL_FOR
+    for (c = 0; c < chunks; c++) {
+        const nde_real *part[NDE__LINCOMB_MAX] = {0};
+        int64_t lo = c * NDE__CHUNK, len = n - lo < NDE__CHUNK ? n - lo : NDE__CHUNK;
+        int j;
+        for (j = 0; j < count; j++) part[j] = xs[j] + lo;
+        nde__cpu_lincomb_range(len, count, coef, part, acc, out + lo);
     }
 }
 
@@ -5390,40 +5500,87 @@ static void nde__cpu_scatter_add_rows(void *self, int64_t count, int64_t cols, c
     for (i = 0; i < count; i++) for (c = 0; c < cols; c++) dst[idx[i] * cols + c] += src[i * cols + c];
 }
 
+/* One row of im2col: image x (C, H, W) at kernel offset (c, i, j) into r[0..OH*OW). */
+static void nde__im2col_row(int64_t H, int64_t W, int64_t OH, int64_t OW, int stride, int pad, int64_t c, int i, int j,
+                            int64_t lo, int64_t hi, const nde_real *x, nde_real *r) {
+    int64_t oh, ow;
+    for (oh = 0; oh < OH; oh++, r += OW) {
+        int64_t hh = oh * stride - pad + i;
+        const nde_real *xr;
+        if (hh < 0 || hh >= H) { for (ow = 0; ow < OW; ow++) r[ow] = NDE_R(0.0); continue; }
+        for (ow = 0; ow < lo; ow++) r[ow] = NDE_R(0.0);
+        if (hi > lo) {
+            xr = x + (c * H + hh) * W + lo * stride - pad + j;   /* input of column lo */
+            if (stride == 1) for (ow = lo; ow < hi; ow++) r[ow] = xr[ow - lo];
+            else for (ow = lo; ow < hi; ow++) r[ow] = xr[(ow - lo) * stride];
+        }
+        for (ow = hi; ow < OW; ow++) r[ow] = NDE_R(0.0);
+    }
+}
+/* One row of col2im: r[0..OH*OW) accumulated into image x (C, H, W) at offset (c, i, j). */
+static void nde__col2im_row(int64_t H, int64_t W, int64_t OH, int64_t OW, int stride, int pad, int64_t c, int i, int j,
+                            int64_t lo, int64_t hi, const nde_real *r, nde_real *x) {
+    int64_t oh, ow;
+    if (hi <= lo) return;
+    for (oh = 0; oh < OH; oh++, r += OW) {
+        int64_t hh = oh * stride - pad + i;
+        nde_real *xr;
+        if (hh < 0 || hh >= H) continue;
+        xr = x + (c * H + hh) * W + lo * stride - pad + j;   /* input of column lo */
+        if (stride == 1) for (ow = lo; ow < hi; ow++) xr[ow - lo] += r[ow];
+        else for (ow = lo; ow < hi; ow++) xr[(ow - lo) * stride] += r[ow];
+    }
+}
+/* Output columns ow whose input column ow*stride - pad + j lies inside [0, W):
+   [*lo, *hi). */
+static void nde__conv_valid_range(int64_t OW, int64_t W, int stride, int pad, int j, int64_t *lo, int64_t *hi) {
+    int64_t l = 0, h = OW;
+    while (l < OW && l * stride - pad + j < 0) l++;
+    while (h > l && (h - 1) * stride - pad + j >= W) h--;
+    *lo = l; *hi = h;
+}
+/* x (N, C, H, W) -> col (C*KH*KW, N*OH*OW), image n in columns n*OH*OW onwards
+   (N = 1: the single-image im2col). Rows run in parallel (a copy: any thread
+   count gives the same result). */
+static void nde__cpu_im2col_batch(void *self, int64_t N, int64_t C, int64_t H, int64_t W, int kh, int kw, int stride,
+                                  int pad, const nde_real *x, nde_real *col) {
+    int64_t OH = (H + 2 * pad - kh) / stride + 1, OW = (W + 2 * pad - kw) / stride + 1, P = OH * OW, rows = C * kh * kw, q;
+    int nde_omp_go = rows * N * P > NDE_OMP_MIN_WORK;
+    (void)self; (void)nde_omp_go;
+    NDE_OMP_PARALLEL_FOR
+    for (q = 0; q < rows; q++) {
+        int64_t c = q / (kh * kw), lo, hi, n;
+        int i = (int)(q / kw % kh), j = (int)(q % kw);
+        nde__conv_valid_range(OW, W, stride, pad, j, &lo, &hi);
+        for (n = 0; n < N; n++)
+            nde__im2col_row(H, W, OH, OW, stride, pad, c, i, j, lo, hi, x + n * C * H * W, col + q * N * P + n * P);
+    }
+}
+/* col (C*KH*KW, N*OH*OW) accumulated into x (N, C, H, W); images in parallel
+   (each image's sums run in the same order for any thread count). */
+static void nde__cpu_col2im_batch(void *self, int64_t N, int64_t C, int64_t H, int64_t W, int kh, int kw, int stride,
+                                  int pad, const nde_real *col, nde_real *x) {
+    int64_t OH = (H + 2 * pad - kh) / stride + 1, OW = (W + 2 * pad - kw) / stride + 1, P = OH * OW, rows = C * kh * kw, n;
+    int nde_omp_go = rows * N * P > NDE_OMP_MIN_WORK && N > 1;
+    (void)self; (void)nde_omp_go;
+    NDE_OMP_PARALLEL_FOR
+    for (n = 0; n < N; n++) {
+        int64_t q, lo, hi;
+        for (q = 0; q < rows; q++) {
+            int64_t c = q / (kh * kw);
+            int i = (int)(q / kw % kh), j = (int)(q % kw);
+            nde__conv_valid_range(OW, W, stride, pad, j, &lo, &hi);
+            nde__col2im_row(H, W, OH, OW, stride, pad, c, i, j, lo, hi, col + q * N * P + n * P, x + n * C * H * W);
+        }
+    }
+}
 static void nde__cpu_im2col(void *self, int64_t C, int64_t H, int64_t W, int kh, int kw, int stride, int pad,
                             const nde_real *x, nde_real *col) {
-    int64_t OH = (H + 2 * pad - kh) / stride + 1, OW = (W + 2 * pad - kw) / stride + 1, c, oh, ow;
-    int i, j; (void)self;
-    for (c = 0; c < C; c++)
-        for (i = 0; i < kh; i++)
-            for (j = 0; j < kw; j++) {
-                nde_real *row = col + ((c * kh + i) * kw + j) * OH * OW;
-                for (oh = 0; oh < OH; oh++) {
-                    int64_t hh = oh * stride - pad + i;
-                    for (ow = 0; ow < OW; ow++) {
-                        int64_t ww = ow * stride - pad + j;
-                        row[oh * OW + ow] = (hh >= 0 && hh < H && ww >= 0 && ww < W) ? x[(c * H + hh) * W + ww] : NDE_R(0.0);
-                    }
-                }
-            }
+    nde__cpu_im2col_batch(self, 1, C, H, W, kh, kw, stride, pad, x, col);
 }
 static void nde__cpu_col2im(void *self, int64_t C, int64_t H, int64_t W, int kh, int kw, int stride, int pad,
                             const nde_real *col, nde_real *x) {
-    int64_t OH = (H + 2 * pad - kh) / stride + 1, OW = (W + 2 * pad - kw) / stride + 1, c, oh, ow;
-    int i, j; (void)self;
-    for (c = 0; c < C; c++)
-        for (i = 0; i < kh; i++)
-            for (j = 0; j < kw; j++) {
-                const nde_real *row = col + ((c * kh + i) * kw + j) * OH * OW;
-                for (oh = 0; oh < OH; oh++) {
-                    int64_t hh = oh * stride - pad + i;
-                    if (hh < 0 || hh >= H) continue;
-                    for (ow = 0; ow < OW; ow++) {
-                        int64_t ww = ow * stride - pad + j;
-                        if (ww >= 0 && ww < W) x[(c * H + hh) * W + ww] += row[oh * OW + ow];
-                    }
-                }
-            }
+    nde__cpu_col2im_batch(self, 1, C, H, W, kh, kw, stride, pad, col, x);
 }
 static void nde__cpu_group_norm(void *self, int64_t N, int64_t C, int64_t S, int G, nde_real eps,
                                 const nde_real *x, const nde_real *gamma, const nde_real *beta,
@@ -5602,7 +5759,7 @@ NDE_API const nde_backend *nde_cpu_backend(void) {
         nde__cpu_im2col, nde__cpu_col2im, nde__cpu_group_norm, nde__cpu_group_norm_backward,
         nde__cpu_avg_pool2d, nde__cpu_avg_pool2d_backward, nde__cpu_log_softmax, nde__cpu_log_softmax_backward,
         nde__cpu_philox_fill, nde__cpu_rms_error_norm, nde__cpu_dot, nde__cpu_max_abs, nde__cpu_all_finite,
-        nde__cpu_adam_step, nde__cpu_sgd_step, nde__cpu_rmsprop_step, NULL, NULL, NULL
+        nde__cpu_adam_step, nde__cpu_sgd_step, nde__cpu_rmsprop_step, NULL, nde__cpu_im2col_batch, nde__cpu_col2im_batch
     };
     return &cpu;
 }

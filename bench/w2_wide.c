@@ -1,99 +1,100 @@
 /* bench/w2_wide.c - workload W2 (../shared/WORKLOADS.md): the quadrature-adjoint
    regime, a small state and many parameters.
-   f(t, z) = Linear(2000,2)(softplus(Linear(2,2000)(z))), batch 256, z0 ~ N(0,1)
-   (fixed seed, one fixed batch), t in [0, 1], dopri5 rtol 1e-3 atol 1e-4, loss
-   mean(z(1)^2), Adam lr 1e-3, float32. One training iteration = forward solve,
-   loss, backward, optimizer step; ms is the median over --iters iterations after
-   --warmup; nfe_f / nfe_b are the medians of the forward and backward function
-   evaluations (a VJP counts one; direct mode has no backward evaluations).
 
-   BENCH lib=nde workload=W2 mode=<direct|checkpoint|adjoint|interp|gq|gq_step> ms=... nfe_f=... nfe_b=... loss=... iters=...
+     f(t, z) = Linear(2000,2)(softplus(Linear(2,2000)(z))), z0 ~ N(0,1) (256, 2),
+     t in [0, 1], dopri5 rtol 1e-3 atol 1e-4, loss mean(z(1)^2), Adam lr 1e-3.
 
-   ./build/w2_wide [--iters 20] [--warmup 3] [--modes direct,adjoint,gq] [--threads 2] */
-#include "../examples/common.h"
+   Modes (default direct, adjoint, gq): direct, checkpoint, adjoint (backsolve),
+   interp, gq (Gauss-Legendre quadrature adjoint, gtol 0.1, Norcliffe &
+   Deisenroth 2023), gq_step. The peers have no quadrature adjoint on PyPI; gq is
+   compared with their backsolve adjoint. Data and initial weights: the peers'
+   (bench_workload.h), else the same recipe drawn with Philox.
+
+   Usage: build/w2_wide [--iters N] [--warmup N] [--modes direct,adjoint,gq,...] [--quick] [--data DIR] */
+#define _POSIX_C_SOURCE 200809L
 #define NDE_IMPLEMENTATION
-#include "../nde_adjoint.h"
+#include "bench_workload.h"
 
-typedef struct wide { nde_linear l1, l2; } wide;
+#define W2_BATCH 256
+#define W2_HIDDEN 2000
 
-static nde_tensor *wide_field(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *user) {
-    wide *w = (wide *)user;
+typedef struct w2_model {
+    nde_ctx *ctx;
+    nde_linear l[2];
+    nde_tensor *z0;
+    nde_real *params0;
+    nde_optimizer opt;
+    nde_grad_mode mode;
+} w2_model;
+
+static nde_tensor *w2_field(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *user) {
+    w2_model *m = (w2_model *)user;
     (void)t;
-    return nde_linear_forward(ctx, &w->l2, nde_softplus(ctx, nde_linear_forward(ctx, &w->l1, z)));
+    return nde_linear_forward(ctx, &m->l[1], nde_softplus(ctx, nde_linear_forward(ctx, &m->l[0], z)));
 }
 
-static int run_mode(nde_grad_mode mode, int iters, int warmup) {
-    nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default());
-    nde_solve_options opt = nde_solve_options_default();
-    nde_adjoint_options adj = nde_adjoint_options_default(mode);
-    nde_adjoint_stats stats;
-    nde_optimizer adam = nde_adam(1e-3);
-    wide w;
-    int64_t zshape[2] = {256, 2}, two = 2;
-    nde_real tv[2] = {NDE_R(0.0), NDE_R(1.0)};
-    double *ms = (double *)malloc((size_t)iters * sizeof(double));
-    double *nf = (double *)malloc((size_t)iters * sizeof(double)), *nb = (double *)malloc((size_t)iters * sizeof(double));
-    double loss = NAN;
-    nde_tensor *z0, *t;
-    int it, bad = 0;
-    opt.method = NDE_DOPRI5; opt.rtol = 1e-3; opt.atol = 1e-4;
-    adj.stats = &stats;
-    nde_linear_init(ctx, &w.l1, "l1", 2, 2000, 1, 1);
-    nde_linear_init(ctx, &w.l2, "l2", 2000, 2, 1, 2);
-    z0 = nde_tensor_randn(ctx, 2, zshape, 42, 0);
-    t = nde_tensor_from(ctx, 1, &two, tv);
-    for (it = -warmup; it < iters && !bad; it++) {
-        nde_mark m = nde_ctx_mark(ctx);
-        double t0 = ex_now();
-        nde_tensor *y = nde_odeint_adjoint(ctx, wide_field, &w, z0, t, &opt, &adj, NULL);
-        nde_tensor *l = nde_mean(ctx, nde_square(ctx, nde_slice(ctx, y, 0, 1, 2)));
-        nde_zero_grad(ctx);
-        nde_backward(ctx, l);
-        nde_optimizer_step(ctx, &adam);
-        if (nde_ctx_status(ctx) != NDE_OK) { bad = 1; break; }
-        loss = nde_tensor_item(ctx, l, 0);
-        if (it >= 0) {
-            ms[it] = 1e3 * (ex_now() - t0);
-            nf[it] = (double)stats.nfe_forward;
-            nb[it] = (double)stats.nfe_backward;
-        }
-        nde_ctx_reset(ctx, m);
-    }
-    if (bad) fprintf(stderr, "w2_wide: %s: %s\n", nde_grad_mode_name(mode), nde_ctx_message(ctx));
-    else
-        printf("BENCH lib=nde workload=W2 mode=%s ms=%.3f nfe_f=%.0f nfe_b=%.0f loss=%.6f iters=%d\n", nde_grad_mode_name(mode),
-               ex_median(ms, iters), ex_median(nf, iters), ex_median(nb, iters), loss, iters);
-    fflush(stdout);
-    free(ms); free(nf); free(nb);
-    nde_ctx_free(ctx);
-    return bad;
+static void w2_reset(void *user) {
+    w2_model *m = (w2_model *)user;
+    memcpy(nde_params_data(m->ctx), m->params0, sizeof(nde_real) * (size_t)nde_params_count(m->ctx));
+}
+
+static bw_iter w2_step(void *user) {
+    w2_model *m = (w2_model *)user;
+    nde_ctx *ctx = m->ctx;
+    nde_mark mk = nde_ctx_mark(ctx);
+    nde_solve_options o = nde_solve_options_default();
+    bw_iter it;
+    nde_tensor *z1, *loss;
+    o.method = NDE_DOPRI5;
+    o.rtol = 1e-3;
+    o.atol = 1e-4;
+    z1 = bw_solve_to(ctx, m->mode, w2_field, m, m->z0, 0.0, 1.0, &o, &it);
+    loss = nde_mean(ctx, nde_square(ctx, z1));
+    nde_zero_grad(ctx);
+    nde_backward(ctx, loss);
+    bw_solve_finish(&it);
+    nde_optimizer_step(ctx, &m->opt);
+    it.loss = loss ? nde_tensor_item(ctx, loss, 0) : NAN;
+    bw_check(ctx, "W2");
+    nde_ctx_reset(ctx, mk);
+    return it;
 }
 
 int main(int argc, char **argv) {
-    int iters = 20, warmup = 3, threads = 0, bad = 0;
-    const char *modes = "direct,checkpoint,adjoint,interp,gq,gq_step";
-    ex_flag flags[] = {
-        {"iters", EX_INT, &iters, "timed iterations per mode"},
-        {"warmup", EX_INT, &warmup, "untimed iterations first"},
-        {"modes", EX_STRING, &modes, "comma-separated gradient modes"},
-        {"threads", EX_INT, &threads, "OpenMP threads (0: default)"},
-    };
-    char buf[256], *tok;
-    int rc = ex_parse_flags(argc, argv, flags, 4, "benchmark W2 (wide MLP field, small state)");
-    if (rc) return rc < 0 ? 2 : 0;
-    if (iters < 1 || warmup < 0) { fprintf(stderr, "w2_wide: --iters >= 1, --warmup >= 0\n"); return 2; }
-    if (threads > 0) nde_set_num_threads(threads);
-    snprintf(buf, sizeof buf, "%s", modes);
-    for (tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        nde_grad_mode mode;
-        nde_ctx *probe = nde_ctx_new(nde_ctx_desc_default());
-        if (nde_grad_mode_from_name(probe, tok, &mode) != NDE_OK) {
-            fprintf(stderr, "w2_wide: %s\n", nde_ctx_message(probe));
-            nde_ctx_free(probe);
-            return 2;
-        }
-        nde_ctx_free(probe);
-        bad |= run_mode(mode, iters, warmup);
+    static const int64_t widths[3] = {2, W2_HIDDEN, 2};
+    bw_args a;
+    w2_model m;
+    nde_ctx *ctx;
+    bw_result res[BW_MAX_MODES];
+    nde_grad_mode modes[BW_MAX_MODES];
+    int nmodes, synthetic = 0, k;
+    if (bw_parse(argc, argv, &a, 10, 2, "direct,adjoint,gq")) return 1;
+    nmodes = bw_modes(&a, modes);
+    ctx = nde_ctx_new(nde_ctx_desc_default());
+    if (!ctx || nde_ctx_status(ctx) != NDE_OK) { fprintf(stderr, "w2: no context\n"); return 2; }
+    memset(&m, 0, sizeof m);
+    m.ctx = ctx;
+    for (k = 0; k < 2; k++) {
+        char nw[16], nb[16];
+        snprintf(nw, sizeof nw, "l%d.w", k);
+        snprintf(nb, sizeof nb, "l%d.b", k);
+        synthetic |= !bw_linear(ctx, &a, "W2", &m.l[k], nw, nb, widths[k], widths[k + 1], 200 + (uint64_t)k);
     }
-    return bad;
+    m.z0 = nde_tensor_new(ctx, 2, (int64_t[]){W2_BATCH, 2});
+    synthetic |= !bw_tensor(ctx, &a, "W2", "z0", m.z0, 210);
+    m.params0 = bw_snapshot_params(ctx);
+    m.opt = nde_adam(1e-3);
+    bw_check(ctx, "W2 setup");
+    printf("# nde W2 wide: batch 256, 2-2000-2 softplus, dopri5 rtol 1e-3 atol 1e-4, Adam; threads=%d iters=%d "
+           "warmup=%d data=%s\n", a.threads, a.iters, a.warmup, synthetic ? "synthetic" : "peers");
+    for (k = 0; k < nmodes; k++) {
+        m.mode = modes[k];
+        res[k] = bw_time(&a, w2_reset, w2_step, &m);
+        bw_print("W2", nde_grad_mode_name(modes[k]), &res[k], NULL);
+    }
+    bw_table_head("W2 wide (nde)");
+    for (k = 0; k < nmodes; k++) bw_table_row(nde_grad_mode_name(modes[k]), &res[k]);
+    nde_ctx_free(ctx);
+    free(m.params0);
+    return 0;
 }

@@ -222,6 +222,71 @@ static void test_forward_values(void) {
     nde_ctx_free(ctx);
 }
 
+/* Convolutions run a batch as one GEMM over the columns of all its images
+   (the backend's im2col_batch / col2im_batch): values and gradients must equal
+   those of the images one at a time. */
+static void test_conv_groups(void) {
+    nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default());
+    int64_t xs[4] = {6, 3, 16, 16}, ws[4] = {2, 3, 3, 3}, bs[1] = {2}, i, k;
+    nde_tensor *x = nde_tensor_randn(ctx, 4, xs, 11, 0), *w = nde_tensor_randn(ctx, 4, ws, 12, 0);
+    nde_tensor *b = nde_tensor_randn(ctx, 1, bs, 13, 0), *y, *r, *gx, *gw;
+    double err_y = 0.0, err_gx = 0.0, err_gw = 0.0;
+    nde_real *gw_sum = (nde_real *)calloc((size_t)w->size, sizeof(nde_real));
+    x->requires_grad = 1; w->requires_grad = 1;
+    y = nde_conv2d(ctx, x, w, b, 1, 1);
+    r = nde_tensor_randn(ctx, 4, y->shape, 14, 0);
+    nde_backward(ctx, nde_sum(ctx, nde_mul(ctx, y, r)));
+    gx = nde_tensor_detach(ctx, x); gw = nde_tensor_detach(ctx, w);
+    nde_tensor_set_host(ctx, gx, x->grad); nde_tensor_set_host(ctx, gw, w->grad);
+    for (i = 0; i < 6; i++) {
+        nde_tensor *xi = nde_tensor_detach(ctx, nde_slice(ctx, x, 0, i, i + 1)), *wi = nde_tensor_detach(ctx, w), *yi, *ri;
+        int64_t per = y->size / 6, xper = x->size / 6;
+        xi->requires_grad = 1; wi->requires_grad = 1;
+        yi = nde_conv2d(ctx, xi, wi, b, 1, 1);
+        ri = nde_slice(ctx, r, 0, i, i + 1);
+        nde_backward(ctx, nde_sum(ctx, nde_mul(ctx, yi, ri)));
+        for (k = 0; k < per; k++) err_y = fmax(err_y, fabs(y->data[i * per + k] - yi->data[k]));
+        for (k = 0; k < xper; k++) err_gx = fmax(err_gx, fabs(gx->data[i * xper + k] - xi->grad[k]));
+        for (k = 0; k < w->size; k++) gw_sum[k] += wi->grad[k];
+    }
+    for (k = 0; k < w->size; k++) err_gw = fmax(err_gw, fabs(gw->data[k] - gw_sum[k]) / (1.0 + fabs(gw_sum[k])));
+    CHECK(err_y <= 1e-4); CHECK(err_gx <= 1e-4); CHECK(err_gw <= 1e-4);
+    CHECK(nde_ctx_status(ctx) == NDE_OK);
+    free(gw_sum);
+    nde_ctx_free(ctx);
+}
+
+/* The float build's vectorised tanh, sigmoid and softplus against libm in
+   double, rounded: within 2 ulp (relative 2.4e-7) over [-30, 30], exact
+   limits, NaN kept. */
+static void test_fast_activations(void) {
+    nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default());
+    int64_t n = 60001, i;
+    nde_real *v = (nde_real *)malloc((size_t)n * sizeof(nde_real));
+    nde_tensor *x, *th, *sg, *sp;
+    double worst = 0.0;
+    for (i = 0; i < n; i++) v[i] = (nde_real)(-30.0 + 60.0 * (double)i / (double)(n - 1));
+    x = nde_tensor_from(ctx, 1, &n, v);
+    th = nde_tanh(ctx, x); sg = nde_sigmoid(ctx, x); sp = nde_softplus(ctx, x);
+    for (i = 0; i < n; i++) {
+        double xd = (double)v[i];
+        double rt = (nde_real)tanh(xd), rs = (nde_real)(1.0 / (1.0 + exp(-xd)));
+        double rp = (nde_real)(xd > 0 ? xd + log1p(exp(-xd)) : log1p(exp(xd)));
+        worst = fmax(worst, fabs(th->data[i] - rt) / fmax(fabs(rt), 1e-30));
+        worst = fmax(worst, fabs(sg->data[i] - rs) / fmax(fabs(rs), 1e-30));
+        worst = fmax(worst, fabs(sp->data[i] - rp) / fmax(fabs(rp), 1e-30));
+    }
+    CHECK(worst <= 2.4e-7);
+    v[0] = (nde_real)INFINITY; v[1] = (nde_real)-INFINITY; v[2] = (nde_real)NAN;
+    x = nde_tensor_from(ctx, 1, (int64_t[]){3}, v);
+    th = nde_tanh(ctx, x); sg = nde_sigmoid(ctx, x); sp = nde_softplus(ctx, x);
+    CHECK(th->data[0] == 1 && th->data[1] == -1 && th->data[2] != th->data[2]);
+    CHECK(sg->data[0] == 1 && sg->data[1] == 0 && sg->data[2] != sg->data[2]);
+    CHECK(isinf(sp->data[0]) && sp->data[1] == 0 && sp->data[2] != sp->data[2]);
+    free(v);
+    nde_ctx_free(ctx);
+}
+
 /* ---------------------------------------------------------------- errors */
 static void test_shape_errors(void) {
     nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default());
@@ -370,6 +435,8 @@ int main(void) {
     test_backward_twice();
     test_gradients();
     test_forward_values();
+    test_conv_groups();
+    test_fast_activations();
     test_shape_errors();
     test_arena_and_tape();
     test_vjp();

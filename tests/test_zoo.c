@@ -410,6 +410,74 @@ static void test_sde_gradients(void) {
 #endif
 }
 
+/* The reversible adjoint gives the gradient of backpropagation through the
+   solver (same discrete solve, reconstructed backwards), in O(1) tape. */
+static void test_sde_adjoint(void) {
+#ifdef NDE_DOUBLE
+    int pass;
+    for (pass = 0; pass < 2; pass++) {
+        nde_ctx *ctx = new_ctx();
+        grad_model gm;
+        nde_sde sde;
+        nde_sde_options o = nde_sde_options_default();
+        int64_t two = 2, shp[2] = {6, 3};
+        nde_real th[2] = {0.3, 0.7}, zv[18];
+        double ts[4] = {0.0, 0.3, 0.5, 1.0};
+        double g_direct[2], gz_direct[18];
+        nde_tensor *z0, *zs, *loss, *w;
+        nde_brownian bm;
+        int i, ok = 1;
+        int64_t tape;
+        for (i = 0; i < 18; i++) zv[i] = (nde_real)(0.2 + 0.1 * i - 0.004 * i * i);
+        gm.theta = nde_param_new(ctx, "theta", 1, &two);
+        nde_tensor_set_host(ctx, gm.theta, th);
+        memset(&sde, 0, sizeof sde);
+        sde.drift = gm_drift; sde.diffusion = gm_diffusion; sde.user = &gm; sde.type = NDE_SDE_STRATONOVICH;
+        o.method = NDE_SDE_REVERSIBLE_HEUN; o.dt = 1.0 / 32; o.seed = 5;
+        if (pass == 1) {   /* a user path instead of the internal one */
+            nde_brownian_init(ctx, &bm, 0.0, 1.0, 2, shp, 1e-3, 8);
+            o.bm = &bm;
+        }
+        z0 = nde_tensor_from(ctx, 2, shp, zv);
+        z0->requires_grad = 1;
+        w = nde_tensor_randn(ctx, 3, (int64_t[]){4, 6, 3}, 1, 2);   /* a loss on every output */
+        zs = nde_sdeint(ctx, &sde, z0, 4, ts, &o);
+        loss = nde_sum(ctx, nde_mul(ctx, nde_square(ctx, zs), w));
+        nde_zero_grad(ctx);
+        CHECK(nde_backward(ctx, loss) == NDE_OK);
+        for (i = 0; i < 2; i++) g_direct[i] = nde_params_grad(ctx)[i];
+        for (i = 0; i < 18; i++) gz_direct[i] = z0->grad[i];
+        z0->grad = NULL;
+        tape = nde_tape_length(ctx);
+        zs = nde_sdeint_adjoint(ctx, &sde, z0, 4, ts, &o);
+        CHECK(nde_tape_length(ctx) == tape + 1);          /* the whole solve is one node */
+        loss = nde_sum(ctx, nde_mul(ctx, nde_square(ctx, zs), w));
+        nde_zero_grad(ctx);
+        CHECK(nde_backward(ctx, loss) == NDE_OK);
+        for (i = 0; i < 2; i++) CHECK_NEAR(nde_params_grad(ctx)[i], g_direct[i], 1e-9, 1e-8);
+        for (i = 0; i < 18; i++) if (!z0->grad || fabs(z0->grad[i] - gz_direct[i]) > 1e-9 + 1e-8 * fabs(gz_direct[i])) ok = 0;
+        CHECK(ok);
+        printf("  reversible adjoint vs backprop: dtheta %.12g vs %.12g\n", nde_params_grad(ctx)[1], g_direct[1]);
+        if (pass == 1) nde_brownian_free(&bm);
+        CHECK(nde_ctx_status(ctx) == NDE_OK);
+        nde_ctx_free(ctx);
+    }
+    {   /* any other method is refused */
+        nde_ctx *ctx = new_ctx();
+        gbm p = {1.0, 0.5};
+        nde_sde sde;
+        nde_sde_options o = nde_sde_options_default();
+        double ts[2] = {0, 1};
+        memset(&sde, 0, sizeof sde);
+        sde.drift = gbm_drift; sde.diffusion = gbm_diffusion; sde.user = &p;
+        o.dt = 0.1;
+        CHECK(nde_sdeint_adjoint(ctx, &sde, nde_tensor_scalar(ctx, 1), 2, ts, &o) == NULL);
+        CHECK(nde_ctx_status(ctx) == NDE_ERR_UNSUPPORTED);
+        nde_ctx_free(ctx);
+    }
+#endif
+}
+
 /* ---------------------------------------------------------------- memory
    Off the tape the solve resets the arena after every step: the peak does not
    grow with the number of steps. */
@@ -521,6 +589,7 @@ int main(void) {
     test_additive_orders();
     test_scalar_noise();
     test_sde_gradients();
+    test_sde_adjoint();
     test_sde_memory();
     test_sde_bad_input();
     return nde_test_finish("test_zoo");

@@ -2977,7 +2977,7 @@ static void nde__sdeadj_add_slice(nde_ctx *ctx, nde_tensor *dst, const nde_real 
 
 static void nde__sdeadj_backward(nde_ctx *ctx, nde_tensor *out, nde_tensor *const *inputs, int num_inputs, void *saved) {
     nde__sdeadj *A = (nde__sdeadj *)saved;
-    nde_mark m0 = nde_ctx_mark(ctx);
+    nde_mark m0;
     nde__sde_run r;
     nde_brownian own;
     nde_tensor *S[4], *B[4];
@@ -2985,6 +2985,9 @@ static void nde__sdeadj_backward(nde_ctx *ctx, nde_tensor *out, nde_tensor *cons
     int *out_at = NULL, j, was = nde_grad_enabled(ctx);
     int64_t nsteps = 0, n;
     (void)num_inputs;
+    /* z0's gradient buffer outlives this call: allocate it before the mark */
+    if (inputs[0] && inputs[0]->requires_grad && !nde_tensor_grad(ctx, inputs[0])) return;
+    m0 = nde_ctx_mark(ctx);
     memset(&r, 0, sizeof r); memset(&own, 0, sizeof own);
     r.ctx = ctx; r.sde = &A->sde; r.method = NDE_SDE_REVERSIBLE_HEUN;
     snprintf(r.who, sizeof r.who, "nde_sdeint_adjoint (backward)");

@@ -604,6 +604,33 @@ NDE_API nde_tensor *nde_sdeint_adjoint(nde_ctx *ctx, const nde_sde *sde, nde_ten
                                        const nde_sde_options *opts);
 /* ================================================================ end of SDE */
 
+/* ================================================================ SYMPLECTIC
+   Symplectic integrators for separable Hamiltonian systems (added by the zoo
+   issue; self-contained like the SDE block). The state z = [q, p] splits its
+   LAST axis into two equal halves, q first; f is an ordinary nde_field_fn
+   returning [dq/dt, dp/dt] = [dH/dp, -dH/dq]. The methods assume a separable
+   field: dq/dt depends on (t, p) only and dp/dt on (t, q) only (H = T(p) + V(q):
+   nde_zoo.h's separable HNN, or a second-order system q'' = a(q) with p = q');
+   each evaluation of f uses one half of its output.
+     NDE_SYMPLECTIC_EULER  p1 = p + h F_p(t, q);  q1 = q + h F_q(t, p1)   order 1
+     NDE_LEAPFROG          Stoermer-Verlet, kick-drift-kick:              order 2
+                             p_h = p + h/2 F_p(t, q)
+                             q1  = q + h F_q(t + h/2, p_h)
+                             p1  = p_h + h/2 F_p(t + h, q1)
+                           time-reversible; the last kick's F_p is reused by
+                           the next step (two evaluations of f a step).
+   Both are symplectic maps, so for an autonomous H the energy error stays
+   bounded, O(h^order), over exponentially long times instead of drifting
+   (Hairer, Lubich, Wanner, "Geometric Numerical Integration", VI and IX).
+   Steps: dt merged with the output times ts (strictly increasing) as the SDE
+   solver does. Taped when grad mode is on and z0 or f(t0, z0) requires
+   gradients (backpropagation through the steps), else constant memory. */
+typedef enum nde_symplectic_method { NDE_SYMPLECTIC_EULER = 0, NDE_LEAPFROG } nde_symplectic_method;
+/* ys (num_ts pointers) receives z(ts[i]) (ys[0] = z0). */
+NDE_API nde_status nde_symplectic_solve(nde_ctx *ctx, nde_field_fn f, void *user, nde_tensor *z0, int num_ts,
+                                        const double *ts, double dt, nde_symplectic_method method, nde_tensor **ys);
+/* ================================================================ end of SYMPLECTIC */
+
 #ifdef __cplusplus
 }
 #endif
@@ -3119,5 +3146,122 @@ NDE_API nde_tensor *nde_sdeint_adjoint(nde_ctx *ctx, const nde_sde *sde, nde_ten
     return packed;
 }
 /* ================================================================ end of SDE */
+
+/* ================================================================ SYMPLECTIC
+   (declarations and documentation: the SYMPLECTIC block at the top) */
+typedef struct nde__symp {
+    nde_ctx *ctx; nde_field_fn f; void *user; int axis; int64_t half; const char *who;
+} nde__symp;
+
+/* One half ([0, half) = dq/dt, [half, 2 half) = dp/dt) of f(t, [q, p]). */
+static nde_tensor *nde__symp_half(nde__symp *s, double t, nde_tensor *q, nde_tensor *p, int which) {
+    nde_tensor *parts[2], *z, *k;
+    parts[0] = q; parts[1] = p;
+    z = nde_concat(s->ctx, 2, parts, s->axis);
+    k = z ? nde__eval(s->ctx, s->f, s->user, t, z, NULL, s->who) : NULL;
+    return k ? nde_slice(s->ctx, k, s->axis, which ? s->half : 0, which ? 2 * s->half : s->half) : NULL;
+}
+
+NDE_API nde_status nde_symplectic_solve(nde_ctx *ctx, nde_field_fn f, void *user, nde_tensor *z0, int num_ts,
+                                        const double *ts, double dt, nde_symplectic_method method, nde_tensor **ys) {
+    nde__symp s;
+    nde_sde_options grid = nde_sde_options_default();
+    nde_tensor *q, *p, *fp = NULL, *qbuf = NULL, *pbuf = NULL, *fpbuf = NULL, *parts[2];
+    int i, taped, was;
+    int64_t k = 0;
+    double t;
+    if (!ctx) return NDE_ERR_ARG;
+    if (nde_ctx_status(ctx) != NDE_OK) return nde_ctx_status(ctx);
+    s.ctx = ctx; s.f = f; s.user = user;
+    s.who = method == NDE_LEAPFROG ? "nde_symplectic_solve (leapfrog)" : "nde_symplectic_solve (symplectic_euler)";
+    if (!f || !z0 || !ys || num_ts < 1 || !ts)
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL field, state, ts or outputs (num_ts = %d)", s.who, num_ts);
+    if (method != NDE_SYMPLECTIC_EULER && method != NDE_LEAPFROG)
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_symplectic_solve: unknown method %d", (int)method);
+    s.axis = z0->ndim - 1;
+    if (z0->shape[s.axis] % 2 != 0) {
+        char s1[64];
+        return nde_ctx_fail(ctx, NDE_ERR_SHAPE, "%s: the state %s must split its last axis into equal halves [q, p]", s.who,
+                            nde_shape_str(z0, s1, sizeof s1));
+    }
+    s.half = z0->shape[s.axis] / 2;
+    if (!(dt > 0) || !isfinite(dt)) return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: dt = %g must be > 0", s.who, dt);
+    for (i = 0; i < num_ts; i++)
+        if (!isfinite(ts[i]) || (i > 0 && !(ts[i] > ts[i - 1])))
+            return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: ts must be finite and strictly increasing (ts[%d] = %g)", s.who, i, ts[i]);
+    if ((ts[num_ts - 1] - ts[0]) / dt > 1e9)
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: dt = %g gives more than 1e9 steps", s.who, dt);
+    if (!nde_tensor_all_finite(ctx, z0)) return nde_ctx_fail(ctx, NDE_ERR_NONFINITE, "%s: the initial state has NaN or Inf", s.who);
+    grid.dt = dt;
+    was = nde_grad_enabled(ctx);
+    q = nde_slice(ctx, z0, s.axis, 0, s.half);
+    p = nde_slice(ctx, z0, s.axis, s.half, 2 * s.half);
+    {
+        nde_mark m = nde_ctx_mark(ctx);
+        nde_tensor *k0 = q && p ? nde__eval(ctx, f, user, ts[0], z0, NULL, s.who) : NULL;
+        taped = was && (z0->requires_grad || (k0 && k0->requires_grad));
+        nde_ctx_reset(ctx, m);
+    }
+    if (nde_ctx_status(ctx) != NDE_OK) return nde_ctx_status(ctx);
+    if (!taped) {
+        nde_set_grad_enabled(ctx, 0);
+        q = nde_tensor_detach(ctx, q); p = nde_tensor_detach(ctx, p);
+        qbuf = q; pbuf = p;
+        for (i = 1; i < num_ts; i++) ys[i] = nde_tensor_new(ctx, z0->ndim, z0->shape);
+        if (method == NDE_LEAPFROG && q) {   /* F_p(t0, q0), kept across steps */
+            nde_mark m;
+            fpbuf = nde_tensor_new(ctx, q->ndim, q->shape);
+            m = nde_ctx_mark(ctx);
+            fp = nde__symp_half(&s, ts[0], q, p, 1);
+            if (fp && fpbuf) nde_tensor_copy_into(ctx, fpbuf, fp);
+            nde_ctx_reset(ctx, m);
+            fp = fpbuf;
+        }
+    }
+    ys[0] = z0;
+    t = ts[0];
+    for (i = 1; i < num_ts && nde_ctx_status(ctx) == NDE_OK; i++) {
+        while (t < ts[i] && nde_ctx_status(ctx) == NDE_OK) {
+            double t1 = nde__sde_next(&grid, ts[0], t, ts[i], &k), h = t1 - t;
+            nde_real hh = (nde_real)h;
+            nde_mark m = nde_ctx_mark(ctx);
+            nde_tensor *q1, *p1, *fp1 = NULL;
+            if (method == NDE_LEAPFROG) {
+                nde_tensor *ph;
+                if (!fp) fp = nde__symp_half(&s, t, q, p, 1);
+                ph = nde__sum3(ctx, NDE_R(1.0), p, NDE_R(0.5) * hh, fp, 0, NULL);
+                q1 = nde__sum3(ctx, NDE_R(1.0), q, hh, nde__symp_half(&s, t + 0.5 * h, q, ph, 0), 0, NULL);
+                fp1 = nde__symp_half(&s, t1, q1, ph, 1);
+                p1 = nde__sum3(ctx, NDE_R(1.0), ph, NDE_R(0.5) * hh, fp1, 0, NULL);
+            } else {
+                p1 = nde__sum3(ctx, NDE_R(1.0), p, hh, nde__symp_half(&s, t, q, p, 1), 0, NULL);
+                q1 = nde__sum3(ctx, NDE_R(1.0), q, hh, nde__symp_half(&s, t, q, p1, 0), 0, NULL);
+            }
+            if (nde_ctx_status(ctx) != NDE_OK || !q1 || !p1) break;
+            if (taped) { q = q1; p = p1; fp = fp1; }
+            else {
+                nde_tensor_copy_into(ctx, qbuf, q1);
+                nde_tensor_copy_into(ctx, pbuf, p1);
+                if (fp1) nde_tensor_copy_into(ctx, fpbuf, fp1);
+                nde_ctx_reset(ctx, m);
+            }
+            t = t1;
+        }
+        if (nde_ctx_status(ctx) != NDE_OK) break;
+        parts[0] = q; parts[1] = p;
+        if (taped) ys[i] = nde_concat(ctx, 2, parts, s.axis);
+        else {
+            nde_mark m = nde_ctx_mark(ctx);
+            nde_tensor *z = nde_concat(ctx, 2, parts, s.axis);
+            if (z) nde_tensor_copy_into(ctx, ys[i], z);
+            nde_ctx_reset(ctx, m);
+        }
+        if (ys[i] && !nde_tensor_all_finite(ctx, ys[i]))
+            nde_ctx_fail(ctx, NDE_ERR_NONFINITE, "%s: NaN or Inf in the state at t = %.17g", s.who, ts[i]);
+    }
+    nde_set_grad_enabled(ctx, was);
+    return nde_ctx_status(ctx);
+}
+/* ================================================================ end of SYMPLECTIC */
 
 #endif /* NDE_SOLVERS_IMPLEMENTATION */

@@ -517,6 +517,87 @@ static void test_sde_memory(void) {
     nde_ctx_free(ctx);
 }
 
+/* ---------------------------------------------------------------- symplectic
+   Pendulum H = p^2/2 - cos q as the separable field [p, -sin q]: leapfrog and
+   symplectic Euler orders, and a bounded energy error over 10^4 steps. */
+static nde_tensor *pendulum(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *u) {
+    nde_tensor *parts[2]; (void)t; (void)u;
+    parts[0] = nde_slice(ctx, z, 1, 1, 2);
+    parts[1] = nde_neg(ctx, nde_sin(ctx, nde_slice(ctx, z, 1, 0, 1)));
+    return nde_concat(ctx, 2, parts, 1);
+}
+static double pendulum_energy(nde_ctx *ctx, nde_tensor *z) {
+    double q = nde_tensor_item(ctx, z, 0), p = nde_tensor_item(ctx, z, 1);
+    return 0.5 * p * p - cos(q);
+}
+static void test_symplectic(void) {
+    nde_ctx *ctx = new_ctx();
+    nde_real zv[2] = {1.2, 0.0};
+    int64_t shp[2] = {1, 2};
+    nde_tensor *z0 = nde_tensor_from(ctx, 2, shp, zv), *ys[1001];
+    double ts[1001], hs[4], err[4], ref_q, ref_p, e0 = pendulum_energy(ctx, z0), drift_lf = 0, drift_100 = 0, drift_euler;
+    int k, i, mth;
+    nde_solve_options o = nde_solve_options_default();
+    nde_tensor *ref[2];
+    double rts[2] = {0.0, 3.0};
+    o.rtol = 1e-12; o.atol = 1e-12;
+    CHECK(nde_solve(ctx, pendulum, NULL, z0, 2, rts, &o, NULL) == NDE_ERR_ARG);   /* (NULL solution) */
+    nde_ctx_clear_error(ctx);
+    {
+        nde_solution sol;
+        nde_solve(ctx, pendulum, NULL, z0, 2, rts, &o, &sol);
+        ref[1] = sol.ys[1];
+        ref_q = nde_tensor_item(ctx, ref[1], 0); ref_p = nde_tensor_item(ctx, ref[1], 1);
+        nde_solution_free(ctx, &sol);
+    }
+    for (mth = 0; mth < 2; mth++) {
+        for (k = 0; k < 4; k++) {
+            nde_tensor *out[2];
+            double h = 0.1 / (1 << k);
+            CHECK(nde_symplectic_solve(ctx, pendulum, NULL, z0, 2, rts, h, mth ? NDE_LEAPFROG : NDE_SYMPLECTIC_EULER, out) == NDE_OK);
+            hs[k] = h;
+            err[k] = fabs(nde_tensor_item(ctx, out[1], 0) - ref_q) + fabs(nde_tensor_item(ctx, out[1], 1) - ref_p);
+        }
+        printf("  %s order %.3f\n", mth ? "leapfrog" : "symplectic euler", slope(4, hs, err));
+#ifdef NDE_DOUBLE
+        CHECK_NEAR(slope(4, hs, err), mth ? 2.0 : 1.0, 0.2, 0);
+#else
+        CHECK_NEAR(slope(3, hs, err), mth ? 2.0 : 1.0, 0.3, 0);
+#endif
+    }
+    /* energy over t in [0, 1000] with h = 0.1: leapfrog's error stays O(h^2)
+       and does not grow after t = 100; explicit Euler's (order 1 too) drifts */
+    for (i = 0; i <= 1000; i++) ts[i] = (double)i;
+    CHECK(nde_symplectic_solve(ctx, pendulum, NULL, z0, 1001, ts, 0.1, NDE_LEAPFROG, ys) == NDE_OK);
+    for (i = 0; i <= 1000; i++) {
+        double d = fabs(pendulum_energy(ctx, ys[i]) - e0);
+        if (d > drift_lf) drift_lf = d;
+        if (i == 100) drift_100 = drift_lf;
+    }
+    {
+        nde_solution sol;
+        o.method = NDE_EULER; o.step_size = 0.1;
+        nde_solve(ctx, pendulum, NULL, z0, 101, ts, &o, &sol);
+        drift_euler = fabs(pendulum_energy(ctx, sol.ys[100]) - e0);
+        nde_solution_free(ctx, &sol);
+    }
+    printf("  energy error, h = 0.1: leapfrog max %.2e over [0, 100], %.2e over [0, 1000]; euler %.2e at t = 100\n",
+           drift_100, drift_lf, drift_euler);
+    CHECK(drift_lf < 0.2 * 0.1 * 0.1);
+    CHECK(drift_lf < 1.2 * drift_100);
+    CHECK(drift_euler > 100 * drift_lf);
+    CHECK(nde_ctx_status(ctx) == NDE_OK);
+    /* bad input */
+    {
+        nde_real odd[3] = {1, 2, 3}; int64_t s3[2] = {1, 3};
+        CHECK(nde_symplectic_solve(ctx, pendulum, NULL, nde_tensor_from(ctx, 2, s3, odd), 2, rts, 0.1, NDE_LEAPFROG, ys) == NDE_ERR_SHAPE);
+        nde_ctx_clear_error(ctx);
+        CHECK(nde_symplectic_solve(ctx, pendulum, NULL, z0, 2, rts, 0.0, NDE_LEAPFROG, ys) == NDE_ERR_ARG);
+        nde_ctx_clear_error(ctx);
+    }
+    nde_ctx_free(ctx);
+}
+
 /* ---------------------------------------------------------------- bad input */
 static void test_sde_bad_input(void) {
     nde_ctx *ctx = new_ctx();
@@ -592,5 +673,6 @@ int main(void) {
     test_sde_adjoint();
     test_sde_memory();
     test_sde_bad_input();
+    test_symplectic();
     return nde_test_finish("test_zoo");
 }

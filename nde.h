@@ -856,6 +856,13 @@ struct nde_backend {
        synchronize); the core copies it into the context at every host read and in
        nde_ctx_synchronize. */
     nde_status (*last_error)(void *self, const char **message);
+    /* im2col over a whole batch: x (N, C, H, W) -> col (C*KH*KW, N*OH*OW), image n in
+       columns n*OH*OW onwards; col2im_batch accumulates back into x. With both set,
+       nde_conv2d runs a batch as one GEMM and a few launches instead of two per image. */
+    void (*im2col_batch)(void *self, int64_t n, int64_t c, int64_t h, int64_t w, int kh, int kw, int stride, int pad,
+                         const nde_real *x, nde_real *col);
+    void (*col2im_batch)(void *self, int64_t n, int64_t c, int64_t h, int64_t w, int kh, int kw, int stride, int pad,
+                         const nde_real *col, nde_real *x);
     /* Sparse CSR (row_ptr, col_idx: backend memory, int64). transpose 0:
        y (rows, f) (+)= A x for x (cols, f); transpose 1: y (cols, f) += A^T x for
        x (rows, f) (always accumulates). */
@@ -2116,6 +2123,56 @@ NDE_API nde_tensor *nde_csr_matmul(nde_ctx *ctx, const nde_csr *a, nde_tensor *v
 
 /* ------------------------------------------------------------ convolution
    im2col + gemm per image: y_n (O, OH*OW) = W (O, C*KH*KW) col_n. */
+/* dst (b, a, p) = src (a, b, p), the first two axes swapped, in one binary launch
+   (a multiplication by one: exact). */
+static void nde__swap_axes(nde_ctx *ctx, int64_t a, int64_t b, int64_t p, const nde_real *src, nde_real *dst,
+                           const nde_real *one) {
+    int64_t sh[NDE_MAX_DIMS], ss[NDE_MAX_DIMS], s0[NDE_MAX_DIMS];
+    sh[0] = 1; sh[1] = b; sh[2] = a; sh[3] = p;
+    ss[0] = 0; ss[1] = p; ss[2] = b * p; ss[3] = 1;
+    s0[0] = 0; s0[1] = 0; s0[2] = 0; s0[3] = 0;
+    ctx->be->binary(ctx->be->self, NDE_BINARY_MUL, sh, src, ss, one, s0, dst);
+}
+/* A device scalar 1 in the work arena (NULL on failure). */
+static nde_real *nde__one(nde_ctx *ctx) {
+    nde_real *one = nde_ctx_alloc_reals(ctx, 1);
+    if (one) ctx->be->fill(ctx->be->self, 1, NDE_R(1.0), one);
+    return one;
+}
+/* Backends with im2col_batch run a convolution over many images at once: col
+   (K, B*P) holds B images' columns, Y' (O, B*P) = W col is one GEMM, and y (B, O, P)
+   is Y' with its first two axes swapped. Backward: dY' from dy by the same swap,
+   dW += dY' col^T and dcol = W^T dY' (one GEMM each), col2im over the B images.
+   B is the whole batch unless col would pass NDE_CONV_BATCH_REALS reals. */
+#ifndef NDE_CONV_BATCH_REALS
+#define NDE_CONV_BATCH_REALS ((int64_t)1 << 26)
+#endif
+static int64_t nde__conv_chunk(int64_t n, int64_t k, int64_t p) {
+    int64_t b = NDE_CONV_BATCH_REALS / (k * p > 0 ? k * p : 1);
+    return b < 1 ? 1 : (b > n ? n : b);
+}
+static void nde__conv_backward_batched(nde_ctx *ctx, nde__node *n, nde_real *gx, nde_real *gw) {
+    nde_tensor *x = n->in[0], *w = n->in[1], *y = n->out;
+    int stride = (int)n->iarg[0], pad = (int)n->iarg[1];
+    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    int64_t O = w->shape[0], KH = w->shape[2], KW = w->shape[3], P = y->shape[2] * y->shape[3];
+    int64_t K = C * KH * KW, B = nde__conv_chunk(N, K, P), n0;
+    const nde_backend *be = ctx->be;
+    nde_real *dyt = nde_ctx_alloc_reals(ctx, O * B * P), *col = nde_ctx_alloc_reals(ctx, K * B * P), *one = nde__one(ctx);
+    if (!dyt || !col || !one) return;
+    for (n0 = 0; n0 < N; n0 += B) {
+        int64_t nb = N - n0 < B ? N - n0 : B, BP = nb * P;
+        nde__swap_axes(ctx, nb, O, P, y->grad + n0 * O * P, dyt, one);
+        if (gw) {
+            be->im2col_batch(be->self, nb, C, H, W, (int)KH, (int)KW, stride, pad, x->data + n0 * C * H * W, col);
+            be->gemm(be->self, 0, 1, O, K, BP, NDE_R(1.0), dyt, BP, col, BP, NDE_R(1.0), gw, K);
+        }
+        if (gx) {
+            be->gemm(be->self, 1, 0, K, BP, O, NDE_R(1.0), w->data, K, dyt, BP, NDE_R(0.0), col, BP);
+            be->col2im_batch(be->self, nb, C, H, W, (int)KH, (int)KW, stride, pad, col, gx + n0 * C * H * W);
+        }
+    }
+}
 static void nde__conv_backward(nde_ctx *ctx, nde__node *n) {
     nde_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
     int stride = (int)n->iarg[0], pad = (int)n->iarg[1];
@@ -2123,18 +2180,22 @@ static void nde__conv_backward(nde_ctx *ctx, nde__node *n) {
     int64_t O = w->shape[0], KH = w->shape[2], KW = w->shape[3], OH = y->shape[2], OW = y->shape[3];
     int64_t K = C * KH * KW, P = OH * OW, i;
     nde_real *gx = nde__in_grad(ctx, x), *gw = nde__in_grad(ctx, w), *gb = nde__in_grad(ctx, b);
-    nde_real *col = nde_ctx_alloc_reals(ctx, K * P);
     const nde_backend *be = ctx->be;
-    if (!col) return;
-    for (i = 0; i < N; i++) {
-        const nde_real *dy = y->grad + i * O * P;
-        if (gw) {
-            be->im2col(be->self, C, H, W, (int)KH, (int)KW, stride, pad, x->data + i * C * H * W, col);
-            be->gemm(be->self, 0, 1, O, K, P, NDE_R(1.0), dy, P, col, P, NDE_R(1.0), gw, K);
-        }
-        if (gx) {
-            be->gemm(be->self, 1, 0, K, P, O, NDE_R(1.0), w->data, K, dy, P, NDE_R(0.0), col, P);
-            be->col2im(be->self, C, H, W, (int)KH, (int)KW, stride, pad, col, gx + i * C * H * W);
+    if ((gx || gw) && be->im2col_batch && be->col2im_batch) {
+        nde__conv_backward_batched(ctx, n, gx, gw);
+    } else if (gx || gw) {
+        nde_real *col = nde_ctx_alloc_reals(ctx, K * P);
+        if (!col) return;
+        for (i = 0; i < N; i++) {
+            const nde_real *dy = y->grad + i * O * P;
+            if (gw) {
+                be->im2col(be->self, C, H, W, (int)KH, (int)KW, stride, pad, x->data + i * C * H * W, col);
+                be->gemm(be->self, 0, 1, O, K, P, NDE_R(1.0), dy, P, col, P, NDE_R(1.0), gw, K);
+            }
+            if (gx) {
+                be->gemm(be->self, 1, 0, K, P, O, NDE_R(1.0), w->data, K, dy, P, NDE_R(0.0), col, P);
+                be->col2im(be->self, C, H, W, (int)KH, (int)KW, stride, pad, col, gx + i * C * H * W);
+            }
         }
     }
     if (gb) {
@@ -2172,7 +2233,20 @@ NDE_API nde_tensor *nde_conv2d(nde_ctx *ctx, nde_tensor *x, nde_tensor *w, nde_t
     if (!y) return NULL;
     K = C * KH * KW; P = OH * OW;
     be = ctx->be;
-    {
+    if (be->im2col_batch && be->col2im_batch) {   /* many images at once (see nde__conv_backward_batched) */
+        nde_mark m = nde_ctx_mark(ctx);
+        int64_t B = nde__conv_chunk(N, K, P);
+        nde_real *yt = nde_ctx_alloc_reals(ctx, O * B * P), *one = nde__one(ctx);
+        col = nde_ctx_alloc_reals(ctx, K * B * P);
+        if (!col || !yt || !one) return NULL;
+        for (i = 0; i < N; i += B) {
+            int64_t nb = N - i < B ? N - i : B;
+            be->im2col_batch(be->self, nb, C, H, W, (int)KH, (int)KW, stride, padding, x->data + i * C * H * W, col);
+            be->gemm(be->self, 0, 0, O, nb * P, K, NDE_R(1.0), w->data, K, col, nb * P, NDE_R(0.0), yt, nb * P);
+            nde__swap_axes(ctx, O, nb, P, yt, y->data + i * O * P, one);
+        }
+        nde_ctx_reset(ctx, m);
+    } else {
         nde_mark m = nde_ctx_mark(ctx);
         col = nde_ctx_alloc_reals(ctx, K * P);
         if (!col) return NULL;
@@ -3600,22 +3674,35 @@ NDE_API double nde_optimizer_lr(const nde_optimizer *o) {
     return o->schedule.kind == NDE_SCHED_CONSTANT ? o->lr : nde_schedule_lr(&o->schedule, o->step);
 }
 
+/* Parameters [i, returned index) share parameter i's trainable flag and are
+   contiguous in the flat store from *off, *len reals: one kernel (and on a device
+   one host read) per run instead of one per parameter. */
+static int nde__param_run(const nde_ctx *ctx, int i, int64_t *off, int64_t *len) {
+    int j;
+    *off = ctx->params[i].offset;
+    *len = 0;
+    for (j = i; j < ctx->num_params && ctx->params[j].trainable == ctx->params[i].trainable; j++)
+        *len += ctx->params[j].tensor->size;
+    return j;
+}
 NDE_API double nde_grad_norm(nde_ctx *ctx) {
-    double s = 0.0; int i;
-    for (i = 0; i < ctx->num_params; i++) {
-        nde_tensor *t = ctx->params[i].tensor;
-        if (!ctx->params[i].trainable) continue;
-        s += ctx->be->dot(ctx->be->self, t->size, t->grad, t->grad);
+    double s = 0.0; int i, j;
+    int64_t off, len;
+    for (i = 0; i < ctx->num_params; i = j) {
+        j = nde__param_run(ctx, i, &off, &len);
+        if (ctx->params[i].trainable) s += ctx->be->dot(ctx->be->self, len, ctx->param_grad + off, ctx->param_grad + off);
     }
     return sqrt(s);
 }
 NDE_API double nde_clip_grad_norm(nde_ctx *ctx, double max_norm) {
     double norm = nde_grad_norm(ctx);
     if (max_norm > 0 && norm > max_norm) {
-        nde_real c = (nde_real)(max_norm / (norm + 1e-6)); int i;
-        for (i = 0; i < ctx->num_params; i++) {
-            nde_tensor *t = ctx->params[i].tensor;
-            if (ctx->params[i].trainable) ctx->be->unary(ctx->be->self, NDE_UNARY_SCALE, t->size, t->grad, c, t->grad);
+        nde_real c = (nde_real)(max_norm / (norm + 1e-6)); int i, j;
+        int64_t off, len;
+        for (i = 0; i < ctx->num_params; i = j) {
+            j = nde__param_run(ctx, i, &off, &len);
+            if (ctx->params[i].trainable)
+                ctx->be->unary(ctx->be->self, NDE_UNARY_SCALE, len, ctx->param_grad + off, c, ctx->param_grad + off);
         }
     }
     return norm;
@@ -3651,9 +3738,8 @@ NDE_API nde_status nde_optimizer_step(nde_ctx *ctx, nde_optimizer *o) {
     /* One kernel per run of consecutive trainable parameters (they are contiguous in the
        flat store; with nothing frozen that is a single call). */
     for (i = 0; i < ctx->num_params; i = j) {
-        int64_t off = ctx->params[i].offset, n = 0;
-        for (j = i; j < ctx->num_params && ctx->params[j].trainable == ctx->params[i].trainable; j++)
-            n += ctx->params[j].tensor->size;
+        int64_t off, n;
+        j = nde__param_run(ctx, i, &off, &n);
         if (!ctx->params[i].trainable) continue;
         switch (o->kind) {
         case NDE_OPT_SGD:
@@ -5022,7 +5108,7 @@ NDE_API const nde_backend *nde_cpu_backend(void) {
         nde__cpu_im2col, nde__cpu_col2im, nde__cpu_group_norm, nde__cpu_group_norm_backward,
         nde__cpu_avg_pool2d, nde__cpu_avg_pool2d_backward, nde__cpu_log_softmax, nde__cpu_log_softmax_backward,
         nde__cpu_philox_fill, nde__cpu_rms_error_norm, nde__cpu_dot, nde__cpu_max_abs, nde__cpu_all_finite,
-        nde__cpu_adam_step, nde__cpu_sgd_step, nde__cpu_rmsprop_step, NULL,
+        nde__cpu_adam_step, nde__cpu_sgd_step, nde__cpu_rmsprop_step, NULL, NULL, NULL,
         nde__cpu_csr_matmul, nde__cpu_csr_sddmm
     };
     return &cpu;

@@ -433,6 +433,36 @@ static void test_be_conv(void) {
     backend_ok("im2col/col2im");
 }
 
+/* im2col_batch / col2im_batch against the CPU's per-image entries laid out as a batch. */
+static void test_be_conv_batch(void) {
+    static const int geo[][7] = {{3, 7, 6, 3, 2, 2, 1}, {2, 5, 5, 3, 3, 1, 0}, {1, 4, 4, 5, 5, 1, 2}};
+    int i;
+    for (i = 0; i < (int)(sizeof geo / sizeof geo[0]); i++) {
+        int64_t N = 3, C = geo[i][0], H = geo[i][1], W = geo[i][2];
+        int kh = geo[i][3], kw = geo[i][4], st = geo[i][5], pad = geo[i][6];
+        int64_t P = ((H + 2 * pad - kh) / st + 1) * ((W + 2 * pad - kw) / st + 1), K = C * kh * kw, n, r;
+        char what[64];
+        pairbuf x = pb_rand(N * C * H * W, 114, -1, 1), col = pb_rand(K * N * P, 115, -1, 1);
+        pairbuf g = pb_rand(K * N * P, 116, -1, 1), dx = pb_rand(N * C * H * W, 117, -1, 1);
+        nde_real *tmp = host_new(K * P);
+        for (n = 0; n < N; n++) {
+            cpu->im2col(cpu->self, C, H, W, kh, kw, st, pad, x.h + n * C * H * W, tmp);
+            for (r = 0; r < K; r++) memcpy(col.h + r * N * P + n * P, tmp + r * P, (size_t)P * sizeof(nde_real));
+            for (r = 0; r < K; r++) memcpy(tmp + r * P, g.h + r * N * P + n * P, (size_t)P * sizeof(nde_real));
+            cpu->col2im(cpu->self, C, H, W, kh, kw, st, pad, tmp, dx.h + n * C * H * W);
+        }
+        gpu->im2col_batch(gpu->self, N, C, H, W, kh, kw, st, pad, x.d, col.d);
+        gpu->col2im_batch(gpu->self, N, C, H, W, kh, kw, st, pad, g.d, dx.d);
+        snprintf(what, sizeof what, "im2col_batch geometry %d", i);
+        PB_CHECK(what, col);
+        snprintf(what, sizeof what, "col2im_batch geometry %d", i);
+        PB_CHECK(what, dx);
+        free(tmp);
+        pb_free(&x); pb_free(&col); pb_free(&g); pb_free(&dx);
+    }
+    backend_ok("im2col_batch/col2im_batch");
+}
+
 static void group_norm_case(int64_t N, int64_t C, int64_t S, int G, int affine, int dparams) {
     int64_t n = N * C * S;
     char what[96];
@@ -925,10 +955,16 @@ static void train_mlp(nde_optimizer proto, const char *name) {
         nde_mark m1 = nde_ctx_mark(c1), m2 = nde_ctx_mark(c2);
         nde_tensor *l1 = mlp_loss(c1, &n1, 64, it), *l2 = mlp_loss(c2, &n2, 64, it);
         nde_real v1, v2;
-        nde_zero_grad(c1); nde_zero_grad(c2);
-        nde_backward(c1, l1); nde_backward(c2, l2);
-        v1 = nde_tensor_item(c1, l1, 0); v2 = nde_tensor_item(c2, l2, 0);
-        nde_optimizer_step(c1, &o1); nde_optimizer_step(c2, &o2);
+        int64_t syncs0, syncs1;
+        nde_zero_grad(c1); nde_backward(c1, l1); nde_optimizer_step(c1, &o1);
+        v1 = nde_tensor_item(c1, l1, 0);
+        /* forward, backward and the optimizer step queue work without waiting for it;
+           gradient clipping reads one norm (one reduction over the flat gradient) */
+        nde_cuda_counters(gpu, NULL, &syncs0);
+        nde_zero_grad(c2); nde_backward(c2, l2); nde_optimizer_step(c2, &o2);
+        nde_cuda_counters(gpu, NULL, &syncs1);
+        CHECK(syncs1 - syncs0 == (proto.clip_grad_norm > 0 ? 1 : 0));
+        v2 = nde_tensor_item(c2, l2, 0);
         snprintf(what, sizeof what, "%s: loss at step %d", name, it);
         check_close_at(what, &v1, &v2, 1, TOL, __FILE__, __LINE__);
         nde_ctx_reset(c1, m1); nde_ctx_reset(c2, m2);
@@ -1516,6 +1552,7 @@ int main(void) {
     test_be_copy2d_transpose();
     test_be_rows();
     test_be_conv();
+    test_be_conv_batch();
     test_be_group_norm();
     test_be_pool();
     test_be_softmax();

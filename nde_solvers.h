@@ -1632,7 +1632,7 @@ static nde_status nde__adams_push(nde__run *r) {
 
 static nde_status nde__adams_attempt(nde__run *r, double h, nde__attempt *a) {
     int q = r->o.adams_order, j, it;
-    double x[NDE_ADAMS_MAX_ORDER + 1], w[NDE_ADAMS_MAX_ORDER + 1];
+    double x[NDE_ADAMS_MAX_ORDER + 1] = {0}, w[NDE_ADAMS_MAX_ORDER + 1];   /* = {0}: quiet gcc -O1 -Wmaybe-uninitialized */
     nde_tensor *xs[NDE_ADAMS_MAX_ORDER + 2];
     nde_real co[NDE_ADAMS_MAX_ORDER + 2];
     double t1 = r->t + h;

@@ -29,6 +29,22 @@
        ex_svg_panel(s, 0, 0, 300, 300, -2, 2, -2, 2, "Phase portrait", "x", "y");
        ex_svg_polyline(s, n, xs, 1, ys, 1, "#2ca02c", 1.5, 0);
        ex_svg_close(s);                  // written to a temp file, renamed at the end
+   ex_svg_series() draws a whole line chart (auto ranges, legend, log10 x).
+
+   LISTS, FILES, CSV
+       ex_parse_doubles("0.5,1,2", v, 8) -> 3;  ex_split_words("euler,rk4", buf, n, items, 8) -> 2
+       ex_mkdir(dir); FILE *log = ex_csv_open("run/log.csv", "epoch,loss", resume);
+
+   NDE HELPERS (this header includes ../nde.h: define NDE_IMPLEMENTATION, if
+   wanted, before including it)
+       ex_permutation(seed, stream, n, perm)      Philox shuffle (reproducible)
+       ex_load_images(ctx, data_dir, train, &set) MNIST IDX from data_dir, or the
+                                                  bundled 8x8 digits (data_dir NULL)
+       ex_images_standardize(&train, &test)       zero mean, unit variance
+       ex_spheres(...)                            points on concentric shells
+       ex_batch_images / ex_batch_rows            a batch as a tensor
+       ex_checkpoint_save / ex_checkpoint_load    parameters (safetensors) and
+                                                  optimizer state + counters (.npy)
 */
 #ifndef NDE_EXAMPLES_COMMON_H
 #define NDE_EXAMPLES_COMMON_H
@@ -289,6 +305,12 @@ static EX_UNUSED void ex_svg_arrow(ex_svg *s, double x, double y, double dx, dou
             by - hx * uy + hy * ux, color);
 }
 
+/* A circle of radius r pixels (outline only) at the data point (x, y). */
+static EX_UNUSED void ex_svg_circle(ex_svg *s, double x, double y, double r, const char *color) {
+    fprintf(s->f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"/>\n",
+            ex__svg_x(s, x), ex__svg_y(s, y), r, color);
+}
+
 /* A legend entry (colored line + label) at pixel position (x, y). */
 static EX_UNUSED void ex_svg_legend(ex_svg *s, double x, double y, const char *color, int dashed, const char *label) {
     fprintf(s->f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"%s/>\n", x, y - 4,
@@ -309,4 +331,436 @@ static EX_UNUSED int ex_svg_close(ex_svg *s) {
     return bad ? -1 : 0;
 }
 
+/* A line chart in the pixel box (x, y, w, h): count series (xs[i][j], ys[i][j]),
+   j < n[i], with labels (NULL entries: no legend line). Ranges cover every
+   point (y padded by 5 %); log_x plots log10(x) (labelled as such). The legend
+   sits in the top-left corner of the panel when legend_left, else top-right. */
+static EX_UNUSED void ex_svg_series(ex_svg *s, double x, double y, double w, double h, const char *title,
+                                    const char *xlabel, const char *ylabel, int count, const double *const *xs,
+                                    const double *const *ys, const int *n, const char *const *labels, int log_x,
+                                    int legend_left) {
+    static const char *colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                   "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+    double x0 = HUGE_VAL, x1 = -HUGE_VAL, y0 = HUGE_VAL, y1 = -HUGE_VAL, pad;
+    char xl[96];
+    int i, j, shown = 0;
+    for (i = 0; i < count; i++)
+        for (j = 0; j < n[i]; j++) {
+            double vx = log_x ? log10(xs[i][j]) : xs[i][j], vy = ys[i][j];
+            if (vx != vx || vy != vy || fabs(vx) == HUGE_VAL || fabs(vy) == HUGE_VAL) continue;
+            if (vx < x0) x0 = vx;
+            if (vx > x1) x1 = vx;
+            if (vy < y0) y0 = vy;
+            if (vy > y1) y1 = vy;
+        }
+    if (x0 > x1) { x0 = 0; x1 = 1; y0 = 0; y1 = 1; }
+    pad = 0.05 * (y1 - y0 > 0 ? y1 - y0 : 1.0);
+    snprintf(xl, sizeof xl, log_x ? "log10 %s" : "%s", xlabel ? xlabel : "");
+    ex_svg_panel(s, x, y, w, h, x0, x1, y0 - pad, y1 + pad, title, xl, ylabel);
+    for (i = 0; i < count; i++) {
+        double *tx = (double *)malloc((size_t)(n[i] > 0 ? n[i] : 1) * sizeof(double));
+        const char *c = colors[i % 10];
+        if (!tx) continue;
+        for (j = 0; j < n[i]; j++) tx[j] = log_x ? log10(xs[i][j]) : xs[i][j];
+        ex_svg_polyline(s, n[i], tx, 1, ys[i], 1, c, 1.6, i >= 10);
+        for (j = 0; j < n[i]; j++)
+            fprintf(s->f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2\" fill=\"%s\"/>\n", ex__svg_x(s, tx[j]),
+                    ex__svg_y(s, ys[i][j]), c);
+        free(tx);
+        if (labels && labels[i]) {
+            double lx = legend_left ? s->px + 8 : s->px + s->pw - 150;
+            ex_svg_legend(s, lx, s->py + 16 + 15 * shown, c, i >= 10, labels[i]);
+            shown++;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- lists */
+/* "0.5,1,2" -> out[0..2]; returns the count, or -1 if an entry is not a number
+   or there are more than max. */
+static EX_UNUSED int ex_parse_doubles(const char *text, double *out, int max) {
+    int count = 0;
+    const char *p = text;
+    if (!p || !*p) return 0;
+    for (;;) {
+        char *end = NULL;
+        double v = strtod(p, &end);
+        if (end == p || count >= max) return -1;
+        out[count++] = v;
+        while (*end == ' ') end++;
+        if (*end == 0) return count;
+        if (*end != ',') return -1;
+        p = end + 1;
+    }
+}
+/* "euler,rk4" -> items (pointers into buf, a copy of text); returns the count,
+   or -1 if text does not fit buf or there are more than max (empty items too). */
+static EX_UNUSED int ex_split_words(const char *text, char *buf, size_t buf_len, const char **items, int max) {
+    int count = 0;
+    char *p;
+    if (!text || strlen(text) >= buf_len) return -1;
+    strcpy(buf, text);
+    if (!*buf) return 0;
+    p = buf;
+    for (;;) {
+        char *comma = strchr(p, ',');
+        if (comma) *comma = 0;
+        if (!*p || count >= max) return -1;
+        items[count++] = p;
+        if (!comma) return count;
+        p = comma + 1;
+    }
+}
+
+/* ---------------------------------------------------------------- files */
+#ifdef _WIN32
+#include <direct.h>
+#define EX__MKDIR(p) _mkdir(p)
+#else
+#include <sys/stat.h>
+#include <sys/types.h>
+#define EX__MKDIR(p) mkdir((p), 0777)
+#endif
+#include <errno.h>
+/* Creates a directory (one level); 0 if it exists afterwards. */
+static EX_UNUSED int ex_mkdir(const char *path) {
+    if (EX__MKDIR(path) == 0 || errno == EEXIST) return 0;
+    fprintf(stderr, "cannot create directory '%s': %s\n", path, strerror(errno));
+    return -1;
+}
+/* buf = a b c (any may be NULL), without snprintf (quiet under
+   -Wformat-truncation); 0, or -1 (buf empty) if it does not fit. */
+static EX_UNUSED int ex_path(char *buf, size_t len, const char *a, const char *b, const char *c) {
+    const char *parts[3];
+    size_t used = 0, n;
+    int i;
+    parts[0] = a; parts[1] = b; parts[2] = c;
+    for (i = 0; i < 3; i++) {
+        if (!parts[i]) continue;
+        n = strlen(parts[i]);
+        if (used + n + 1 > len) { if (len) buf[0] = 0; return -1; }
+        memcpy(buf + used, parts[i], n);
+        used += n;
+    }
+    if (len) buf[used] = 0;
+    return 0;
+}
+static EX_UNUSED int ex_file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    fclose(f);
+    return 1;
+}
+/* A CSV log: appended to when append is set and the file exists, else created
+   with the header line. Line buffered, so a crash loses at most one line. */
+static EX_UNUSED FILE *ex_csv_open(const char *path, const char *header, int append) {
+    int existed = append && ex_file_exists(path);
+    FILE *f = fopen(path, existed ? "a" : "w");
+    if (!f) { fprintf(stderr, "cannot open '%s': %s\n", path, strerror(errno)); return NULL; }
+    setvbuf(f, NULL, _IOLBF, 0);
+    if (!existed) fprintf(f, "%s\n", header);
+    return f;
+}
+
 #endif /* NDE_EXAMPLES_COMMON_H */
+
+/* ======================================================================== */
+/*                     helpers that need nde.h                              */
+/* ======================================================================== */
+#ifndef NDE_EXAMPLES_COMMON_NDE_H
+#define NDE_EXAMPLES_COMMON_NDE_H
+#include "../nde.h"
+
+/* ---------------------------------------------------------------- shuffling */
+/* perm = a uniformly random permutation of 0..n-1 (Fisher-Yates with Philox
+   draws of the stream (seed, stream)): the same on every machine and rerun. */
+static EX_UNUSED void ex_permutation(uint64_t seed, uint64_t stream, int64_t n, int64_t *perm) {
+    nde_rng r = nde_rng_new(seed, stream);
+    int64_t i;
+    for (i = 0; i < n; i++) perm[i] = i;
+    for (i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(nde_rng_uniform1(&r) * (double)(i + 1)), t;
+        if (j > i) j = i;
+        t = perm[i]; perm[i] = perm[j]; perm[j] = t;
+    }
+}
+
+/* ---------------------------------------------------------------- image sets */
+typedef struct ex_images {
+    int64_t n, channels, height, width;
+    nde_real *x;          /* (n, channels, height, width), values in [0, 1] (host) */
+    int64_t *y;           /* labels 0..9 */
+    char source[512];     /* the images file read */
+} ex_images;
+
+static void ex__data_file(char *buf, size_t len, const char *data_dir, const char *name) {
+    if (data_dir) {
+        ex_path(buf, len, data_dir, "/", name);
+    } else {
+        /* the bundled files beside this header */
+        char here[512];
+        const char *slash = strrchr(__FILE__, '/');
+        size_t dirlen = slash ? (size_t)(slash - __FILE__ + 1) : 0;
+        if (dirlen >= sizeof here) dirlen = 0;
+        memcpy(here, __FILE__, dirlen);
+        here[dirlen] = 0;
+        ex_path(buf, len, here, "data/", name);
+    }
+}
+
+/* The training or test split: MNIST's IDX files (train-images-idx3-ubyte,
+   train-labels-idx1-ubyte, t10k-...; uncompressed) from data_dir, or with
+   data_dir NULL the bundled 8x8 digits (examples/data/digits-{train,test}-...).
+   max_n > 0 keeps only the first max_n images. Pixels are divided by 255.
+   Free with ex_images_free. */
+static EX_UNUSED nde_status ex_load_images(nde_ctx *ctx, const char *data_dir, int train, int64_t max_n, ex_images *out) {
+    char img_path[512], lab_path[512];
+    nde_mark m = nde_ctx_mark(ctx);
+    nde_tensor *ti, *tl;
+    nde_real *lab = NULL;
+    int64_t i, per_image;
+    memset(out, 0, sizeof *out);
+    if (data_dir) {
+        ex__data_file(img_path, sizeof img_path, data_dir, train ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte");
+        ex__data_file(lab_path, sizeof lab_path, data_dir, train ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte");
+    } else {
+        ex__data_file(img_path, sizeof img_path, NULL, train ? "digits-train-images-idx3-ubyte" : "digits-test-images-idx3-ubyte");
+        ex__data_file(lab_path, sizeof lab_path, NULL, train ? "digits-train-labels-idx1-ubyte" : "digits-test-labels-idx1-ubyte");
+    }
+    ti = nde_load_idx(ctx, img_path);
+    tl = nde_load_idx(ctx, lab_path);
+    if (!ti || !tl) return nde_ctx_status(ctx);
+    if (ti->ndim != 3 || tl->ndim != 1 || tl->shape[0] != ti->shape[0]) {
+        nde_ctx_reset(ctx, m);
+        return nde_ctx_fail(ctx, NDE_ERR_FORMAT, "ex_load_images: '%s' must be (n, h, w) and '%s' (n)", img_path, lab_path);
+    }
+    out->n = (max_n > 0 && max_n < ti->shape[0]) ? max_n : ti->shape[0];
+    out->channels = 1; out->height = ti->shape[1]; out->width = ti->shape[2];
+    per_image = out->height * out->width;
+    out->x = (nde_real *)malloc((size_t)(ti->size ? ti->size : 1) * sizeof(nde_real));
+    out->y = (int64_t *)malloc((size_t)(out->n ? out->n : 1) * sizeof(int64_t));
+    lab = (nde_real *)malloc((size_t)(tl->size ? tl->size : 1) * sizeof(nde_real));
+    if (!out->x || !out->y || !lab) {
+        free(out->x); free(out->y); free(lab); memset(out, 0, sizeof *out);
+        nde_ctx_reset(ctx, m);
+        return nde_ctx_fail(ctx, NDE_ERR_OOM, "ex_load_images: out of memory");
+    }
+    nde_tensor_to_host(ctx, ti, out->x);
+    nde_tensor_to_host(ctx, tl, lab);
+    for (i = 0; i < out->n * per_image; i++) out->x[i] /= NDE_R(255.0);
+    for (i = 0; i < out->n; i++) {
+        out->y[i] = (int64_t)lab[i];
+        if (lab[i] < 0 || lab[i] > 9 || (nde_real)out->y[i] != lab[i]) {
+            free(out->x); free(out->y); free(lab); memset(out, 0, sizeof *out);
+            nde_ctx_reset(ctx, m);
+            return nde_ctx_fail(ctx, NDE_ERR_FORMAT, "ex_load_images: '%s': label %lld is not a digit", lab_path, (long long)i);
+        }
+    }
+    free(lab);
+    ex_path(out->source, sizeof out->source, img_path, NULL, NULL);
+    nde_ctx_reset(ctx, m);
+    return NDE_OK;
+}
+static EX_UNUSED void ex_images_free(ex_images *set) {
+    free(set->x); free(set->y);
+    memset(set, 0, sizeof *set);
+}
+/* Subtracts the training set's pixel mean and divides by its standard
+   deviation, in both sets (the research codes' per-channel normalisation). */
+static EX_UNUSED void ex_images_standardize(ex_images *train, ex_images *test) {
+    int64_t per = train->height * train->width, c, i, j;
+    for (c = 0; c < train->channels; c++) {
+        double sum = 0.0, sq = 0.0, mean, std;
+        for (i = 0; i < train->n; i++)
+            for (j = 0; j < per; j++) {
+                double v = (double)train->x[(i * train->channels + c) * per + j];
+                sum += v; sq += v * v;
+            }
+        mean = sum / (double)(train->n * per);
+        std = sqrt(sq / (double)(train->n * per) - mean * mean);
+        if (!(std > 0)) std = 1.0;
+        for (i = 0; i < train->n; i++)
+            for (j = 0; j < per; j++) {
+                nde_real *v = &train->x[(i * train->channels + c) * per + j];
+                *v = (nde_real)(((double)*v - mean) / std);
+            }
+        for (i = 0; test && i < test->n; i++)
+            for (j = 0; j < per; j++) {
+                nde_real *v = &test->x[(i * test->channels + c) * per + j];
+                *v = (nde_real)(((double)*v - mean) / std);
+            }
+    }
+}
+/* Images idx[0..count-1] of set as a (count, C, H, W) tensor; labels into y (may be NULL). */
+static EX_UNUSED nde_tensor *ex_batch_images(nde_ctx *ctx, const ex_images *set, const int64_t *idx, int64_t count, int64_t *y) {
+    int64_t shape[4], per = set->channels * set->height * set->width, i;
+    nde_real *host = (nde_real *)nde_ctx_alloc_host(ctx, (size_t)(count * per) * sizeof(nde_real));
+    if (!host) return NULL;
+    for (i = 0; i < count; i++) {
+        memcpy(host + i * per, set->x + idx[i] * per, (size_t)per * sizeof(nde_real));
+        if (y) y[i] = set->y[idx[i]];
+    }
+    shape[0] = count; shape[1] = set->channels; shape[2] = set->height; shape[3] = set->width;
+    return nde_tensor_from(ctx, 4, shape, host);
+}
+/* Rows idx[0..count-1] of a host matrix x (n, dim) as a (count, dim) tensor. */
+static EX_UNUSED nde_tensor *ex_batch_rows(nde_ctx *ctx, const nde_real *x, int64_t dim, const int64_t *idx, int64_t count) {
+    int64_t shape[2], i;
+    nde_real *host = (nde_real *)nde_ctx_alloc_host(ctx, (size_t)(count * dim) * sizeof(nde_real));
+    if (!host) return NULL;
+    for (i = 0; i < count; i++) memcpy(host + i * dim, x + idx[i] * dim, (size_t)dim * sizeof(nde_real));
+    shape[0] = count; shape[1] = dim;
+    return nde_tensor_from(ctx, 2, shape, host);
+}
+
+/* ---------------------------------------------------------------- shells
+   count[s] points on shell s (radius in [r_lo[s], r_hi[s]]) with label[s], for
+   s < num_shells, in dim dimensions: direction = a normalised standard normal
+   vector; radius r_lo + (r_hi - r_lo) u^(1/dim), u ~ U(0, 1) (Dupont et al.'s
+   recipe, also used by Ott et al.). x (sum count, dim) row-major, y labels, in
+   shell order. Deterministic in rng. */
+static EX_UNUSED void ex_spheres(nde_rng *rng, int dim, int num_shells, const double *r_lo, const double *r_hi,
+                                 const int64_t *count, const int64_t *label, nde_real *x, int64_t *y) {
+    int s, d;
+    int64_t i, row = 0;
+    for (s = 0; s < num_shells; s++)
+        for (i = 0; i < count[s]; i++, row++) {
+            double norm2 = 0.0, r, u;
+            nde_real *p = x + row * dim;
+            for (d = 0; d < dim; d++) {
+                double g = nde_rng_normal1(rng);
+                p[d] = (nde_real)g;
+                norm2 += g * g;
+            }
+            u = nde_rng_uniform1(rng);
+            r = r_lo[s] + (r_hi[s] - r_lo[s]) * pow(u, 1.0 / dim);
+            for (d = 0; d < dim; d++) p[d] = (nde_real)(r * (double)p[d] / sqrt(norm2 > 0 ? norm2 : 1.0));
+            y[row] = label[s];
+        }
+}
+
+/* ---------------------------------------------------------------- checkpoints
+   <prefix>.safetensors: the parameters (nde_save_params; PyTorch reads it).
+   <prefix>.state.npy: one vector of nde_real: a header, the caller's counters
+   (doubles), a checksum of the parameters, and both optimizer state arrays.
+   Each double is stored bit-exactly as four 16-bit pieces (exact in float). Both
+   files are written atomically; the checksum catches a pair from different
+   saves. */
+#define EX_CKPT_MAGIC 20251123.0
+enum { EX_CKPT_HEAD = 5 };   /* magic, version, param count, step, number of counters */
+
+static void ex__put_double(nde_real *dst, double v) {
+    uint64_t bits;
+    int k;
+    memcpy(&bits, &v, sizeof bits);
+    for (k = 0; k < 4; k++) dst[k] = (nde_real)(double)((bits >> (16 * k)) & 0xFFFFu);
+}
+static double ex__get_double(const nde_real *src) {
+    uint64_t bits = 0;
+    double v;
+    int k;
+    for (k = 0; k < 4; k++) bits |= ((uint64_t)src[k] & 0xFFFFu) << (16 * k);
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+/* A 1-D tensor header over n reals of backend memory (not in the arena). */
+static nde_tensor ex__flat_view(nde_real *data, int64_t n) {
+    nde_tensor v;
+    memset(&v, 0, sizeof v);
+    v.ndim = 1; v.shape[0] = n; v.shape[1] = v.shape[2] = v.shape[3] = 1;
+    v.size = n; v.data = data; v.node = -1; v.param = -1;
+    return v;
+}
+/* A checksum of the parameters that depends on every value and its position. */
+static double ex__params_checksum(nde_ctx *ctx) {
+    int64_t n = nde_params_count(ctx), i;
+    nde_real *host = (nde_real *)malloc((size_t)(n ? n : 1) * sizeof(nde_real));
+    nde_tensor view = ex__flat_view(nde_params_data(ctx), n);
+    double sum = 0.0;
+    if (!host) return NAN;
+    if (n) nde_tensor_to_host(ctx, &view, host);
+    for (i = 0; i < n; i++) sum += (double)host[i] * (1.0 + (double)(i % 7)) + 1e-3 * (double)host[i] * (double)host[i];
+    free(host);
+    return sum;
+}
+
+static EX_UNUSED nde_status ex_checkpoint_save(nde_ctx *ctx, const char *prefix, const nde_optimizer *opt,
+                                               const double *counters, int num_counters) {
+    char path[1024];
+    int64_t n = nde_params_count(ctx), len = 4 * (EX_CKPT_HEAD + num_counters + 1) + 2 * n, i;
+    nde_mark m = nde_ctx_mark(ctx);
+    nde_real *host = (nde_real *)malloc((size_t)len * sizeof(nde_real));
+    nde_tensor *t;
+    int w;
+    if (!host) return nde_ctx_fail(ctx, NDE_ERR_OOM, "ex_checkpoint_save: out of memory");
+    ex__put_double(host + 0, EX_CKPT_MAGIC);
+    ex__put_double(host + 4, 1.0);
+    ex__put_double(host + 8, (double)n);
+    ex__put_double(host + 12, (double)opt->step);
+    ex__put_double(host + 16, (double)num_counters);
+    for (i = 0; i < num_counters; i++) ex__put_double(host + 4 * (EX_CKPT_HEAD + i), counters[i]);
+    ex__put_double(host + 4 * (EX_CKPT_HEAD + num_counters), ex__params_checksum(ctx));
+    for (w = 0; w < 2; w++) {
+        nde_real *state = nde_optimizer_state(ctx, w);
+        nde_tensor view;
+        if (!state) { free(host); return nde_ctx_status(ctx); }
+        view = ex__flat_view(state, n);
+        if (n) nde_tensor_to_host(ctx, &view, host + 4 * (EX_CKPT_HEAD + num_counters + 1) + w * n);
+    }
+    t = nde_tensor_from(ctx, 1, &len, host);
+    free(host);
+    ex_path(path, sizeof path, prefix, ".state.npy", NULL);
+    if (t) nde_save_npy(ctx, path, t);
+    nde_ctx_reset(ctx, m);
+    ex_path(path, sizeof path, prefix, ".safetensors", NULL);
+    if (nde_ctx_status(ctx) == NDE_OK) nde_save_params(ctx, path);
+    return nde_ctx_status(ctx);
+}
+
+/* Restores parameters, optimizer state (opt->step too) and num_counters
+   counters saved by ex_checkpoint_save. opt must be configured as when saved. */
+static EX_UNUSED nde_status ex_checkpoint_load(nde_ctx *ctx, const char *prefix, nde_optimizer *opt, double *counters,
+                                               int num_counters) {
+    char path[1024];
+    int64_t n = nde_params_count(ctx), len = 4 * (EX_CKPT_HEAD + num_counters + 1) + 2 * n, i;
+    nde_mark m = nde_ctx_mark(ctx);
+    nde_real *host;
+    nde_tensor *t;
+    int w;
+    ex_path(path, sizeof path, prefix, ".state.npy", NULL);
+    t = nde_load_npy(ctx, path);
+    if (!t) return nde_ctx_status(ctx);
+    if (t->ndim != 1 || t->size != len) {
+        nde_ctx_reset(ctx, m);
+        return nde_ctx_fail(ctx, NDE_ERR_FORMAT, "ex_checkpoint_load: '%s' holds %lld values, this model needs %lld "
+                            "(%lld parameters, %d counters)", path, (long long)t->size, (long long)len, (long long)n, num_counters);
+    }
+    host = (nde_real *)malloc((size_t)len * sizeof(nde_real));
+    if (!host) { nde_ctx_reset(ctx, m); return nde_ctx_fail(ctx, NDE_ERR_OOM, "ex_checkpoint_load: out of memory"); }
+    nde_tensor_to_host(ctx, t, host);
+    nde_ctx_reset(ctx, m);
+    if (ex__get_double(host) != EX_CKPT_MAGIC || ex__get_double(host + 4) != 1.0 ||
+        ex__get_double(host + 8) != (double)n || ex__get_double(host + 16) != (double)num_counters) {
+        free(host);
+        return nde_ctx_fail(ctx, NDE_ERR_FORMAT, "ex_checkpoint_load: '%s' is not a checkpoint of this model", path);
+    }
+    ex_path(path, sizeof path, prefix, ".safetensors", NULL);
+    if (nde_load_params(ctx, path) != NDE_OK) { free(host); return nde_ctx_status(ctx); }
+    if (ex__params_checksum(ctx) != ex__get_double(host + 4 * (EX_CKPT_HEAD + num_counters))) {
+        free(host);
+        return nde_ctx_fail(ctx, NDE_ERR_FORMAT, "ex_checkpoint_load: '%s' and its .state.npy come from different saves", path);
+    }
+    opt->step = (int64_t)ex__get_double(host + 12);
+    for (i = 0; i < num_counters; i++) counters[i] = ex__get_double(host + 4 * (EX_CKPT_HEAD + i));
+    for (w = 0; w < 2; w++) {
+        nde_real *state = nde_optimizer_state(ctx, w);
+        nde_tensor view;
+        if (!state) { free(host); return nde_ctx_status(ctx); }
+        view = ex__flat_view(state, n);
+        if (n) nde_tensor_set_host(ctx, &view, host + 4 * (EX_CKPT_HEAD + num_counters + 1) + w * n);
+    }
+    free(host);
+    return nde_ctx_status(ctx);
+}
+
+#endif /* NDE_EXAMPLES_COMMON_NDE_H */

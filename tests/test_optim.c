@@ -152,6 +152,36 @@ static void test_optimizers(void) {
 }
 
 /* ---------------------------------------------------------------- schedules */
+/* nde_optimizer_state: copying parameters, both state arrays and the step
+   count into a fresh context resumes training exactly (Adam, SGD momentum). */
+static void resume_matches(nde_optimizer proto) {
+    opt_run a = opt_setup(), b = opt_setup();
+    nde_optimizer oa = proto, ob = proto;
+    int t, i, w;
+    for (t = 1; t <= 3; t++) { opt_set_grad(&a, t); CHECK(nde_optimizer_step(a.ctx, &oa) == NDE_OK); }
+    for (w = 0; w < 2; w++) {
+        nde_real *sa = nde_optimizer_state(a.ctx, w), *sb = nde_optimizer_state(b.ctx, w);
+        CHECK(sa != NULL && sb != NULL);
+        if (!sa || !sb) return;
+        for (i = 0; i < 3; i++) { CHECK(sb[i] == NDE_R(0.0)); sb[i] = sa[i]; }
+    }
+    for (i = 0; i < 3; i++) b.p->data[i] = a.p->data[i];
+    ob.step = oa.step;
+    for (t = 4; t <= 6; t++) {
+        opt_set_grad(&a, t); opt_set_grad(&b, t);
+        CHECK(nde_optimizer_step(a.ctx, &oa) == NDE_OK);
+        CHECK(nde_optimizer_step(b.ctx, &ob) == NDE_OK);
+    }
+    for (i = 0; i < 3; i++) CHECK(a.p->data[i] == b.p->data[i]);
+    CHECK(nde_optimizer_state(a.ctx, 2) == NULL);
+    CHECK_MSG(nde_ctx_message(a.ctx), "nde_optimizer_state: which is 2");
+    nde_ctx_free(a.ctx); nde_ctx_free(b.ctx);
+}
+static void test_optimizer_state(void) {
+    resume_matches(nde_adam(0.1));
+    resume_matches(nde_sgd(0.1, 0.9, 0));
+}
+
 static void test_schedules(void) {
     nde_schedule s; int t;
     memset(&s, 0, sizeof s);
@@ -519,6 +549,7 @@ static void test_no_alloc_in_steady_state(void) {
 
 int main(void) {
     test_optimizers();
+    test_optimizer_state();
     test_schedules();
     test_clipping();
     test_init();

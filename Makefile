@@ -7,7 +7,7 @@ OPT       ?= -O2 -march=native
 OMP       ?= -fopenmp
 SAN       := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 LDLIBS    := -lm
-HEADERS   := $(wildcard nde.h nde_solvers.h nde_adjoint.h)
+HEADERS   := $(wildcard nde.h nde_solvers.h nde_adjoint.h nde_zoo.h)
 B         := build
 TESTS     := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c)) quickstart
 TEST_BINS := $(foreach t,$(TESTS),$(B)/$(t)_f32 $(B)/$(t)_f64 $(B)/$(t)_san)

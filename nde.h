@@ -306,6 +306,26 @@ NDE_API nde_tensor *nde_l1_loss(nde_ctx *ctx, nde_tensor *pred, nde_tensor *targ
 /* out = sum_i coef[i] * xs[i] (same shapes); one fused kernel. */
 NDE_API nde_tensor *nde_lincomb(nde_ctx *ctx, int count, const nde_real *coef, nde_tensor *const *xs);
 
+/* ---------------------------------------------------------------- sparse (CSR)
+   (added by the zoo issue for graph neural ODEs) A sparse matrix in
+   compressed sparse row form. The pattern (row_ptr[rows + 1], col_idx[nnz],
+   int64) is copied into backend memory in the work arena (nde_ctx_reset
+   releases it: build it before a training loop's mark); the values are an
+   ordinary tensor of nnz elements, so they can be constants (a normalised
+   adjacency) or learned edge weights, with gradients. The kernels are the
+   backend's optional csr_matmul / csr_sddmm entries (NDE_ERR_UNSUPPORTED on a
+   backend without them). No jet rule. */
+typedef struct nde_csr {
+    int64_t rows, cols, nnz;
+    int64_t *row_ptr, *col_idx;    /* backend memory */
+} nde_csr;
+/* Validate (row_ptr nondecreasing from 0 to nnz, col_idx in [0, cols)) and copy a host pattern. */
+NDE_API nde_status nde_csr_init(nde_ctx *ctx, nde_csr *a, int64_t rows, int64_t cols, int64_t nnz,
+                                const int64_t *row_ptr, const int64_t *col_idx);
+/* y = A x: values (nnz), x (cols, f) -> (rows, f). Backward: dx += A^T dy,
+   dvalues[k] += dy[i, :] . x[j, :] for the nonzero k = (i, j). */
+NDE_API nde_tensor *nde_csr_matmul(nde_ctx *ctx, const nde_csr *a, nde_tensor *values, nde_tensor *x);
+
 /* ---------------------------------------------------------------- autodiff */
 /* Seed d loss = 1 (loss must have one element) and walk the whole tape. */
 NDE_API nde_status nde_backward(nde_ctx *ctx, nde_tensor *loss);
@@ -849,6 +869,14 @@ struct nde_backend {
                          const nde_real *x, nde_real *col);
     void (*col2im_batch)(void *self, int64_t n, int64_t c, int64_t h, int64_t w, int kh, int kw, int stride, int pad,
                          const nde_real *col, nde_real *x);
+    /* Sparse CSR (row_ptr, col_idx: backend memory, int64). transpose 0:
+       y (rows, f) (+)= A x for x (cols, f); transpose 1: y (cols, f) += A^T x for
+       x (rows, f) (always accumulates). */
+    void (*csr_matmul)(void *self, int64_t rows, int64_t f, const int64_t *row_ptr, const int64_t *col_idx,
+                       const nde_real *values, const nde_real *x, nde_real *y, int transpose, int accumulate);
+    /* dvalues[k] += dy[i, :] . x[j, :] over the nonzeros k = (i, j). */
+    void (*csr_sddmm)(void *self, int64_t rows, int64_t f, const int64_t *row_ptr, const int64_t *col_idx,
+                      const nde_real *dy, const nde_real *x, nde_real *dvalues);
 };
 NDE_API const nde_backend *nde_cpu_backend(void);
 
@@ -2068,6 +2096,75 @@ NDE_API nde_tensor *nde_gather_rows(nde_ctx *ctx, nde_tensor *x, int64_t count, 
         nde__node *n = nde__record(ctx, nde__gather_backward, y, x, NULL, NULL);
         if (!n) return NULL;
         n->saved = idx; n->iarg[0] = count; n->iarg[1] = cols;
+    }
+    return y;
+}
+
+/* ------------------------------------------------------------ sparse (CSR) (zoo issue) */
+NDE_API nde_status nde_csr_init(nde_ctx *ctx, nde_csr *a, int64_t rows, int64_t cols, int64_t nnz,
+                                const int64_t *row_ptr, const int64_t *col_idx) {
+    int64_t i;
+    if (!ctx) return NDE_ERR_ARG;
+    if (ctx->status != NDE_OK) return ctx->status;
+    if (!a || !row_ptr || (nnz > 0 && !col_idx) || rows < 1 || cols < 1 || nnz < 0)
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_csr_init: need a matrix, rows = %lld >= 1, cols = %lld >= 1, nnz = %lld >= 0 and "
+                            "the index arrays", (long long)rows, (long long)cols, (long long)nnz);
+    memset(a, 0, sizeof *a);
+    if (row_ptr[0] != 0 || row_ptr[rows] != nnz)
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_csr_init: row_ptr must run from 0 to nnz = %lld (it runs from %lld to %lld)",
+                            (long long)nnz, (long long)row_ptr[0], (long long)row_ptr[rows]);
+    for (i = 0; i < rows; i++)
+        if (row_ptr[i + 1] < row_ptr[i])
+            return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_csr_init: row_ptr decreases at row %lld (%lld then %lld)", (long long)i,
+                                (long long)row_ptr[i], (long long)row_ptr[i + 1]);
+    for (i = 0; i < nnz; i++)
+        if (col_idx[i] < 0 || col_idx[i] >= cols)
+            return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_csr_init: col_idx[%lld] = %lld outside 0..%lld", (long long)i,
+                                (long long)col_idx[i], (long long)cols - 1);
+    a->row_ptr = (int64_t *)nde__arena_alloc(ctx, &ctx->data, (size_t)(rows + 1) * sizeof(int64_t), "nde_csr_init");
+    a->col_idx = (int64_t *)nde__arena_alloc(ctx, &ctx->data, (size_t)(nnz > 0 ? nnz : 1) * sizeof(int64_t), "nde_csr_init");
+    if (!a->row_ptr || !a->col_idx) return ctx->status;
+    ctx->be->copy(ctx->be->self, a->row_ptr, row_ptr, (size_t)(rows + 1) * sizeof(int64_t),
+                  ctx->be->is_device ? NDE_COPY_TO_DEVICE : NDE_COPY_DEVICE);
+    if (nnz > 0)
+        ctx->be->copy(ctx->be->self, a->col_idx, col_idx, (size_t)nnz * sizeof(int64_t),
+                      ctx->be->is_device ? NDE_COPY_TO_DEVICE : NDE_COPY_DEVICE);
+    a->rows = rows; a->cols = cols; a->nnz = nnz;
+    return ctx->status;
+}
+static void nde__csr_matmul_backward(nde_ctx *ctx, nde__node *n) {
+    const nde_csr *a = (const nde_csr *)n->saved;
+    nde_tensor *v = n->in[0], *x = n->in[1], *y = n->out;
+    nde_real *gv = nde__in_grad(ctx, v), *gx = nde__in_grad(ctx, x);
+    int64_t f = x->shape[1];
+    if (gx) ctx->be->csr_matmul(ctx->be->self, a->rows, f, a->row_ptr, a->col_idx, v->data, y->grad, gx, 1, 1);
+    if (gv) ctx->be->csr_sddmm(ctx->be->self, a->rows, f, a->row_ptr, a->col_idx, y->grad, x->data, gv);
+}
+NDE_API nde_tensor *nde_csr_matmul(nde_ctx *ctx, const nde_csr *a, nde_tensor *values, nde_tensor *x) {
+    int64_t shape[2]; nde_tensor *y; nde_csr *keep; char s1[64], s2[64];
+    if (!ctx || ctx->status != NDE_OK) return NULL;
+    if (!a || !a->row_ptr || !values || !x) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_csr_matmul: NULL matrix, values or input"); return NULL; }
+    if (values->size != a->nnz || x->ndim != 2 || x->shape[0] != a->cols) {
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_csr_matmul: a (%lld x %lld, %lld nonzeros) with values %s and x %s (need (%lld, f))",
+                     (long long)a->rows, (long long)a->cols, (long long)a->nnz, nde_shape_str(values, s1, sizeof s1),
+                     nde_shape_str(x, s2, sizeof s2), (long long)a->cols);
+        return NULL;
+    }
+    if (!ctx->be->csr_matmul || !ctx->be->csr_sddmm) {
+        nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_csr_matmul: the %s backend has no sparse kernels", ctx->be->name);
+        return NULL;
+    }
+    shape[0] = a->rows; shape[1] = x->shape[1];
+    y = nde__tensor_new(ctx, 2, shape, "nde_csr_matmul");
+    if (!y) return NULL;
+    ctx->be->csr_matmul(ctx->be->self, a->rows, x->shape[1], a->row_ptr, a->col_idx, values->data, x->data, y->data, 0, 0);
+    if (nde__needs_grad(ctx, values, x, NULL)) {
+        nde__node *n = nde__record(ctx, nde__csr_matmul_backward, y, values, x, NULL);
+        if (!n) return NULL;
+        keep = (nde_csr *)nde_ctx_alloc_host(ctx, sizeof *keep);
+        if (!keep) return NULL;
+        *keep = *a;
+        n->saved = keep;
     }
     return y;
 }
@@ -5499,6 +5596,48 @@ static void nde__cpu_scatter_add_rows(void *self, int64_t count, int64_t cols, c
     int64_t i, c; (void)self;
     for (i = 0; i < count; i++) for (c = 0; c < cols; c++) dst[idx[i] * cols + c] += src[i * cols + c];
 }
+/* sparse CSR (zoo issue): rows in parallel; the transpose scatters serially (deterministic) */
+static void nde__cpu_csr_matmul(void *self, int64_t rows, int64_t f, const int64_t *rp, const int64_t *ci,
+                                const nde_real *v, const nde_real *x, nde_real *y, int transpose, int accumulate) {
+    int64_t i; (void)self;
+    if (!transpose) {
+        int nde_omp_go = rp[rows] * f > NDE_OMP_MIN_WORK;
+        (void)nde_omp_go;
+        NDE_OMP_PARALLEL_FOR
+        for (i = 0; i < rows; i++) {
+            int64_t k, c;
+            nde_real *yi = y + i * f;
+            if (!accumulate) for (c = 0; c < f; c++) yi[c] = NDE_R(0.0);
+            for (k = rp[i]; k < rp[i + 1]; k++) {
+                const nde_real *xj = x + ci[k] * f;
+                for (c = 0; c < f; c++) yi[c] += v[k] * xj[c];
+            }
+        }
+    } else {
+        for (i = 0; i < rows; i++) {
+            int64_t k, c;
+            const nde_real *xi = x + i * f;
+            for (k = rp[i]; k < rp[i + 1]; k++) {
+                nde_real *yj = y + ci[k] * f;
+                for (c = 0; c < f; c++) yj[c] += v[k] * xi[c];
+            }
+        }
+    }
+}
+static void nde__cpu_csr_sddmm(void *self, int64_t rows, int64_t f, const int64_t *rp, const int64_t *ci,
+                               const nde_real *dy, const nde_real *x, nde_real *dv) {
+    int64_t i; int nde_omp_go = rp[rows] * f > NDE_OMP_MIN_WORK;
+    (void)self; (void)nde_omp_go;
+    NDE_OMP_PARALLEL_FOR
+    for (i = 0; i < rows; i++) {
+        int64_t k, c;
+        for (k = rp[i]; k < rp[i + 1]; k++) {
+            nde_real acc = NDE_R(0.0);
+            for (c = 0; c < f; c++) acc += dy[i * f + c] * x[ci[k] * f + c];
+            dv[k] += acc;
+        }
+    }
+}
 
 /* One row of im2col: image x (C, H, W) at kernel offset (c, i, j) into r[0..OH*OW). */
 static void nde__im2col_row(int64_t H, int64_t W, int64_t OH, int64_t OW, int stride, int pad, int64_t c, int i, int j,
@@ -5759,7 +5898,8 @@ NDE_API const nde_backend *nde_cpu_backend(void) {
         nde__cpu_im2col, nde__cpu_col2im, nde__cpu_group_norm, nde__cpu_group_norm_backward,
         nde__cpu_avg_pool2d, nde__cpu_avg_pool2d_backward, nde__cpu_log_softmax, nde__cpu_log_softmax_backward,
         nde__cpu_philox_fill, nde__cpu_rms_error_norm, nde__cpu_dot, nde__cpu_max_abs, nde__cpu_all_finite,
-        nde__cpu_adam_step, nde__cpu_sgd_step, nde__cpu_rmsprop_step, NULL, nde__cpu_im2col_batch, nde__cpu_col2im_batch
+        nde__cpu_adam_step, nde__cpu_sgd_step, nde__cpu_rmsprop_step, NULL, nde__cpu_im2col_batch, nde__cpu_col2im_batch,
+        nde__cpu_csr_matmul, nde__cpu_csr_sddmm
     };
     return &cpu;
 }

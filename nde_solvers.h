@@ -522,7 +522,10 @@ NDE_API nde_tensor *nde_taynode_reg_solution(nde_ctx *ctx, nde_jet_field f, void
    the tape (the Brownian increments are constants), so nde_backward gives the
    exact gradient of the discrete solve for that path (any method; Milstein's
    JVP is taped too). Otherwise the solve runs off the tape in constant
-   memory. */
+   memory. The stochastic adjoint: nde_sdeint_adjoint, reversible Heun's exact
+   algebraic reverse (chosen over the continuous Stratonovich adjoint of Li et
+   al. 2020: its gradients are those of the discrete solve, not an
+   approximation of them). */
 typedef enum nde_sde_type { NDE_SDE_ITO = 0, NDE_SDE_STRATONOVICH } nde_sde_type;
 typedef enum nde_noise_type { NDE_NOISE_DIAGONAL = 0, NDE_NOISE_SCALAR, NDE_NOISE_ADDITIVE } nde_noise_type;
 typedef enum nde_sde_method {
@@ -588,7 +591,45 @@ NDE_API nde_status nde_sde_solve(nde_ctx *ctx, const nde_sde *sde, nde_tensor *z
 /* The same, stacked: (num_ts, ...z0.shape); NULL on error. */
 NDE_API nde_tensor *nde_sdeint(nde_ctx *ctx, const nde_sde *sde, nde_tensor *z0, int num_ts, const double *ts,
                                const nde_sde_options *opts);
+/* The stochastic adjoint (method reversible_heun only): the same values as
+   nde_sdeint, recorded as ONE node on the tape. Its backward reconstructs the
+   states backwards by reversible Heun's exact algebraic reverse (Kidger,
+   Foster, Li, Lyons 2021) on the same Brownian path and backpropagates
+   through one step at a time: memory O(1) in the number of steps (plus 12
+   bytes a step for the grid), and gradients equal to backpropagation through
+   the solver up to the round-off of the reconstruction. Gradients reach z0
+   and the parameters (the current parameter-gradient array). A path given in
+   options.bm must stay alive until the backward pass. */
+NDE_API nde_tensor *nde_sdeint_adjoint(nde_ctx *ctx, const nde_sde *sde, nde_tensor *z0, int num_ts, const double *ts,
+                                       const nde_sde_options *opts);
 /* ================================================================ end of SDE */
+
+/* ================================================================ SYMPLECTIC
+   Symplectic integrators for separable Hamiltonian systems (added by the zoo
+   issue; self-contained like the SDE block). The state z = [q, p] splits its
+   LAST axis into two equal halves, q first; f is an ordinary nde_field_fn
+   returning [dq/dt, dp/dt] = [dH/dp, -dH/dq]. The methods assume a separable
+   field: dq/dt depends on (t, p) only and dp/dt on (t, q) only (H = T(p) + V(q):
+   nde_zoo.h's separable HNN, or a second-order system q'' = a(q) with p = q');
+   each evaluation of f uses one half of its output.
+     NDE_SYMPLECTIC_EULER  p1 = p + h F_p(t, q);  q1 = q + h F_q(t, p1)   order 1
+     NDE_LEAPFROG          Stoermer-Verlet, kick-drift-kick:              order 2
+                             p_h = p + h/2 F_p(t, q)
+                             q1  = q + h F_q(t + h/2, p_h)
+                             p1  = p_h + h/2 F_p(t + h, q1)
+                           time-reversible; the last kick's F_p is reused by
+                           the next step (two evaluations of f a step).
+   Both are symplectic maps, so for an autonomous H the energy error stays
+   bounded, O(h^order), over exponentially long times instead of drifting
+   (Hairer, Lubich, Wanner, "Geometric Numerical Integration", VI and IX).
+   Steps: dt merged with the output times ts (strictly increasing) as the SDE
+   solver does. Taped when grad mode is on and z0 or f(t0, z0) requires
+   gradients (backpropagation through the steps), else constant memory. */
+typedef enum nde_symplectic_method { NDE_SYMPLECTIC_EULER = 0, NDE_LEAPFROG } nde_symplectic_method;
+/* ys (num_ts pointers) receives z(ts[i]) (ys[0] = z0). */
+NDE_API nde_status nde_symplectic_solve(nde_ctx *ctx, nde_field_fn f, void *user, nde_tensor *z0, int num_ts,
+                                        const double *ts, double dt, nde_symplectic_method method, nde_tensor **ys);
+/* ================================================================ end of SYMPLECTIC */
 
 #ifdef __cplusplus
 }
@@ -2757,50 +2798,37 @@ static double nde__sde_next(const nde_sde_options *o, double t0, double t, doubl
     return nxt >= until - eps ? until : nxt;
 }
 
-NDE_API nde_status nde_sde_solve(nde_ctx *ctx, const nde_sde *sde, nde_tensor *z0, int num_ts, const double *ts,
-                                 const nde_sde_options *opts, nde_tensor **ys) {
-    nde__sde_run r;
-    nde_sde_options d = nde_sde_options_default();
-    nde_brownian own;
+/* The path of a solve without options.bm: a tree whose dyadic points include
+   the grid t0 + k dt (exact there); the adjoint rebuilds the same one. */
+static nde_status nde__sde_own_path(nde_ctx *ctx, const nde_sde *sde, nde_tensor *z0, int num_ts, const double *ts,
+                                    const nde_sde_options *opts, nde_brownian *own) {
+    int nd, i; int64_t shp[NDE_MAX_DIMS];
+    double span = ts[num_ts - 1] - ts[0];
+    nde_sde_noise_shape(ctx, sde, z0, &nd, shp);
+    if (opts->grid) {
+        double mn = span;
+        for (i = 1; i < opts->grid_len; i++) if (opts->grid[i] - opts->grid[i - 1] < mn) mn = opts->grid[i] - opts->grid[i - 1];
+        return nde_brownian_init(ctx, own, ts[0], ts[0] + (span > 0 ? span : 1.0), nd, shp, (span > 0 ? mn : 1.0) / 16.0,
+                                 opts->seed);
+    } else {
+        double n = span > 0 ? ceil(span / opts->dt - 1e-9) : 1.0, p2 = 1.0;
+        while (p2 < n) p2 *= 2.0;
+        return nde_brownian_init(ctx, own, ts[0], ts[0] + p2 * opts->dt, nd, shp, opts->dt / 16.0, opts->seed);
+    }
+}
+
+/* The solve on an initialised run (r->bm set). final (optional, 4 slots)
+   receives the last state (y, and y^, mu, sigma for reversible Heun). */
+static nde_status nde__sde_integrate(nde__sde_run *r, nde_tensor *z0, int num_ts, const double *ts,
+                                     const nde_sde_options *opts, nde_tensor **ys, nde_tensor **final) {
+    nde_ctx *ctx = r->ctx;
     nde_tensor *state[4], *buf[4], *next[4];
-    int nstate, taped, i, j, was;
+    int nstate = r->method == NDE_SDE_REVERSIBLE_HEUN ? 4 : 1, taped, i, j, was = nde_grad_enabled(ctx);
     int64_t k = 0;
     double t;
-    nde_status st;
-    if (!ctx) return NDE_ERR_ARG;
-    if (nde_ctx_status(ctx) != NDE_OK) return nde_ctx_status(ctx);
-    if (!opts) opts = &d;
-    memset(&r, 0, sizeof r);
-    r.ctx = ctx; r.sde = sde; r.method = opts->method;
-    snprintf(r.who, sizeof r.who, "nde_sde_solve (%s)", nde_sde_method_name(opts->method));
-    if (!ys) return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL output array", r.who);
-    st = nde__sde_check(ctx, sde, z0, num_ts, ts, opts, r.who);
-    if (st != NDE_OK) return st;
-    memset(&own, 0, sizeof own);
-    if (opts->bm) r.bm = opts->bm;
-    else {
-        /* a tree whose dyadic points include the grid t0 + k dt (exact there) */
-        int nd; int64_t shp[NDE_MAX_DIMS];
-        double span = ts[num_ts - 1] - ts[0], leaf;
-        nde_sde_noise_shape(ctx, sde, z0, &nd, shp);
-        if (opts->grid) {
-            double mn = span;
-            for (i = 1; i < opts->grid_len; i++) if (opts->grid[i] - opts->grid[i - 1] < mn) mn = opts->grid[i] - opts->grid[i - 1];
-            leaf = (span > 0 ? mn : 1.0) / 16.0;
-            st = nde_brownian_init(ctx, &own, ts[0], ts[0] + (span > 0 ? span : 1.0), nd, shp, leaf, opts->seed);
-        } else {
-            double n = span > 0 ? ceil(span / opts->dt - 1e-9) : 1.0, p2 = 1.0;
-            while (p2 < n) p2 *= 2.0;
-            st = nde_brownian_init(ctx, &own, ts[0], ts[0] + p2 * opts->dt, nd, shp, opts->dt / 16.0, opts->seed);
-        }
-        if (st != NDE_OK) return st;
-        r.bm = &own;
-    }
-    nstate = r.method == NDE_SDE_REVERSIBLE_HEUN ? 4 : 1;
-    was = nde_grad_enabled(ctx);
     {   /* taped when gradients can flow: z0, or the drift/diffusion at (t0, z0) */
         nde_mark m = nde_ctx_mark(ctx);
-        nde_tensor *f0 = nde__sde_drift(&r, ts[0], z0), *g0 = nde__sde_diffusion(&r, ts[0], z0);
+        nde_tensor *f0 = nde__sde_drift(r, ts[0], z0), *g0 = nde__sde_diffusion(r, ts[0], z0);
         taped = was && (z0->requires_grad || (f0 && f0->requires_grad) || (g0 && g0->requires_grad));
         nde_ctx_reset(ctx, m);
     }
@@ -2809,8 +2837,8 @@ NDE_API nde_status nde_sde_solve(nde_ctx *ctx, const nde_sde *sde, nde_tensor *z
     state[0] = z0;
     if (nstate == 4) {
         state[1] = z0;
-        state[2] = nde__sde_drift(&r, ts[0], z0);
-        state[3] = nde__sde_diffusion(&r, ts[0], z0);
+        state[2] = nde__sde_drift(r, ts[0], z0);
+        state[3] = nde__sde_diffusion(r, ts[0], z0);
     }
     for (j = 0; j < nstate; j++) buf[j] = NULL;
     if (!taped) {
@@ -2826,7 +2854,7 @@ NDE_API nde_status nde_sde_solve(nde_ctx *ctx, const nde_sde *sde, nde_tensor *z
         while (t < ts[i] && nde_ctx_status(ctx) == NDE_OK) {
             double t1 = nde__sde_next(opts, ts[0], t, ts[i], &k);
             nde_mark m = nde_ctx_mark(ctx);
-            if (nde__sde_step(&r, t, t1 - t, state, next) != NDE_OK) break;
+            if (nde__sde_step(r, t, t1 - t, state, next) != NDE_OK) break;
             for (j = 0; j < nstate; j++) {
                 if (taped) state[j] = next[j];
                 else if (nde_tensor_copy_into(ctx, buf[j], next[j]) != NDE_OK) break;
@@ -2836,20 +2864,57 @@ NDE_API nde_status nde_sde_solve(nde_ctx *ctx, const nde_sde *sde, nde_tensor *z
         }
         if (nde_ctx_status(ctx) != NDE_OK) break;
         if (!nde_tensor_all_finite(ctx, state[0]))
-            nde_ctx_fail(ctx, NDE_ERR_NONFINITE, "%s: NaN or Inf in the state at t = %.17g", r.who, ts[i]);
+            nde_ctx_fail(ctx, NDE_ERR_NONFINITE, "%s: NaN or Inf in the state at t = %.17g", r->who, ts[i]);
         else if (taped) ys[i] = state[0];
         else nde_tensor_copy_into(ctx, ys[i], state[0]);
     }
+    if (final) for (j = 0; j < 4; j++) final[j] = j < nstate ? state[j] : NULL;
     nde_set_grad_enabled(ctx, was);
-    if (!opts->bm) nde_brownian_free(&own);
     return nde_ctx_status(ctx);
+}
+
+NDE_API nde_status nde_sde_solve(nde_ctx *ctx, const nde_sde *sde, nde_tensor *z0, int num_ts, const double *ts,
+                                 const nde_sde_options *opts, nde_tensor **ys) {
+    nde__sde_run r;
+    nde_sde_options d = nde_sde_options_default();
+    nde_brownian own;
+    nde_status st;
+    if (!ctx) return NDE_ERR_ARG;
+    if (nde_ctx_status(ctx) != NDE_OK) return nde_ctx_status(ctx);
+    if (!opts) opts = &d;
+    memset(&r, 0, sizeof r);
+    r.ctx = ctx; r.sde = sde; r.method = opts->method;
+    snprintf(r.who, sizeof r.who, "nde_sde_solve (%s)", nde_sde_method_name(opts->method));
+    if (!ys) return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL output array", r.who);
+    st = nde__sde_check(ctx, sde, z0, num_ts, ts, opts, r.who);
+    if (st != NDE_OK) return st;
+    memset(&own, 0, sizeof own);
+    if (opts->bm) r.bm = opts->bm;
+    else {
+        st = nde__sde_own_path(ctx, sde, z0, num_ts, ts, opts, &own);
+        if (st != NDE_OK) return st;
+        r.bm = &own;
+    }
+    st = nde__sde_integrate(&r, z0, num_ts, ts, opts, ys, NULL);
+    if (!opts->bm) nde_brownian_free(&own);
+    return st;
+}
+
+/* ys[0..n-1] stacked on a new leading axis. */
+static nde_tensor *nde__sde_stack(nde_ctx *ctx, int n, nde_tensor **ys) {
+    nde_tensor **parts = (nde_tensor **)nde_ctx_alloc_host(ctx, (size_t)n * sizeof(nde_tensor *));
+    int64_t shp[NDE_MAX_DIMS];
+    int i, j;
+    if (!parts) return NULL;
+    shp[0] = 1;
+    for (j = 0; j < ys[0]->ndim; j++) shp[j + 1] = ys[0]->shape[j];
+    for (i = 0; i < n; i++) parts[i] = nde_reshape(ctx, ys[i], ys[0]->ndim + 1, shp);
+    return nde_concat(ctx, n, parts, 0);
 }
 
 NDE_API nde_tensor *nde_sdeint(nde_ctx *ctx, const nde_sde *sde, nde_tensor *z0, int num_ts, const double *ts,
                                const nde_sde_options *opts) {
-    nde_tensor **ys, **parts;
-    int64_t shp[NDE_MAX_DIMS];
-    int i, j;
+    nde_tensor **ys;
     if (!ctx || nde_ctx_status(ctx) != NDE_OK) return NULL;
     if (!z0 || num_ts < 1) { nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_sdeint: NULL z0 or num_ts = %d", num_ts); return NULL; }
     if (z0->ndim >= NDE_MAX_DIMS) {
@@ -2858,15 +2923,348 @@ NDE_API nde_tensor *nde_sdeint(nde_ctx *ctx, const nde_sde *sde, nde_tensor *z0,
                      nde_shape_str(z0, s1, sizeof s1));
         return NULL;
     }
-    ys = (nde_tensor **)nde_ctx_alloc_host(ctx, 2 * (size_t)num_ts * sizeof(nde_tensor *));
+    ys = (nde_tensor **)nde_ctx_alloc_host(ctx, (size_t)num_ts * sizeof(nde_tensor *));
     if (!ys) return NULL;
-    parts = ys + num_ts;
     if (nde_sde_solve(ctx, sde, z0, num_ts, ts, opts, ys) != NDE_OK) return NULL;
-    shp[0] = 1;
-    for (j = 0; j < z0->ndim; j++) shp[j + 1] = z0->shape[j];
-    for (i = 0; i < num_ts; i++) parts[i] = nde_reshape(ctx, ys[i], z0->ndim + 1, shp);
-    return nde_concat(ctx, num_ts, parts, 0);
+    return nde__sde_stack(ctx, num_ts, ys);
+}
+
+/* ------------------------------------------------------------ the reversible adjoint
+   The forward solve runs off the tape and keeps only its final state
+   (y, y^, mu, sigma). The backward walks the steps in reverse: it undoes each
+   step algebraically (Kidger et al. 2021, eq. (5)),
+       y^_n = 2 y_{n+1} - y^_{n+1} - mu_{n+1} h - sigma_{n+1} dW,
+       mu_n, sigma_n = f, g at (t_n, y^_n),
+       y_n  = y_{n+1} - (mu_n + mu_{n+1}) h/2 - (sigma_n + sigma_{n+1}) dW/2,
+   with the same dW (the path is a pure function of the seed), then records
+   that one forward step from the reconstructed state, backpropagates the
+   adjoint (y, y^, mu, sigma)_bar through it (a VJP, parameters included) and
+   releases it. */
+typedef struct nde__sdeadj {
+    nde_sde sde;
+    nde_sde_options o;
+    int num_ts;
+    double *ts;
+    nde_tensor *z0;
+    nde_tensor *fin[4];     /* the forward's final state, no history */
+} nde__sdeadj;
+
+/* Backpropagate sum_k <bars_k, outs_k> over the tape above start (into the
+   leaves' gradients and the current parameter-gradient array). */
+static nde_status nde__sdeadj_vjp(nde_ctx *ctx, int n, nde_tensor **outs, nde_tensor **bars, int64_t start) {
+    nde_tensor *acc = NULL;
+    int k;
+    for (k = 0; k < n; k++) {
+        nde_tensor *d;
+        if (!outs[k] || !bars[k] || !outs[k]->requires_grad) continue;
+        d = nde_sum(ctx, nde_mul(ctx, outs[k], bars[k]));
+        acc = acc ? nde_add(ctx, acc, d) : d;
+    }
+    if (nde_ctx_status(ctx) != NDE_OK) return nde_ctx_status(ctx);
+    if (!acc) return NDE_OK;
+    return nde_backward_seed(ctx, acc, nde_tensor_scalar(ctx, NDE_R(1.0)), start);
+}
+
+/* The step grid of a solve, again (deterministic): times[0..*nsteps] and, for
+   each point, the output index it is (or -1). Host memory, NDE_FREE both. */
+static nde_status nde__sde_grid(nde_ctx *ctx, const nde_sde_options *o, int num_ts, const double *ts, double **times,
+                                int **out_at, int64_t *nsteps) {
+    int64_t cap = 64, n = 0, k = 0;
+    double *tg = (double *)NDE_MALLOC((size_t)cap * sizeof(double)), t = ts[0];
+    int *oa = (int *)NDE_MALLOC((size_t)cap * sizeof(int)), i;
+    for (i = 1; i < num_ts && tg && oa; i++) {
+        while (t < ts[i] && tg && oa) {
+            t = nde__sde_next(o, ts[0], t, ts[i], &k);
+            if (n + 2 > cap) {
+                double *ntg = (double *)NDE_REALLOC(tg, (size_t)cap * 2 * sizeof(double));
+                int *noa = ntg ? (int *)NDE_REALLOC(oa, (size_t)cap * 2 * sizeof(int)) : NULL;
+                if (ntg) tg = ntg;
+                if (noa) oa = noa;
+                if (!ntg || !noa) { NDE_FREE(tg); NDE_FREE(oa); tg = NULL; oa = NULL; break; }
+                cap *= 2;
+            }
+            n++;
+            tg[n] = t; oa[n] = -1;
+        }
+        if (tg && oa) oa[n] = i;
+    }
+    if (!tg || !oa) {
+        NDE_FREE(tg); NDE_FREE(oa);
+        return nde_ctx_fail(ctx, NDE_ERR_OOM, "nde_sdeint_adjoint: out of memory for the step grid");
+    }
+    tg[0] = ts[0]; oa[0] = 0;
+    *times = tg; *out_at = oa; *nsteps = n;
+    return NDE_OK;
+}
+
+/* dst += the slice `index` of a stacked gradient (raw backend arrays). */
+static void nde__sdeadj_add_slice(nde_ctx *ctx, nde_tensor *dst, const nde_real *stacked, int64_t index) {
+    const nde_backend *be = nde_ctx_backend(ctx);
+    const nde_real *src = stacked + index * dst->size;
+    nde_real one = NDE_R(1.0);
+    be->lincomb(be->self, dst->size, 1, &one, &src, 1, dst->data);
+}
+
+static void nde__sdeadj_backward(nde_ctx *ctx, nde_tensor *out, nde_tensor *const *inputs, int num_inputs, void *saved) {
+    nde__sdeadj *A = (nde__sdeadj *)saved;
+    nde_mark m0;
+    nde__sde_run r;
+    nde_brownian own;
+    nde_tensor *S[4], *B[4];
+    double *tg = NULL;
+    int *out_at = NULL, j, was = nde_grad_enabled(ctx);
+    int64_t nsteps = 0, n;
+    (void)num_inputs;
+    /* z0's gradient buffer outlives this call: allocate it before the mark */
+    if (inputs[0] && inputs[0]->requires_grad && !nde_tensor_grad(ctx, inputs[0])) return;
+    m0 = nde_ctx_mark(ctx);
+    memset(&r, 0, sizeof r); memset(&own, 0, sizeof own);
+    r.ctx = ctx; r.sde = &A->sde; r.method = NDE_SDE_REVERSIBLE_HEUN;
+    snprintf(r.who, sizeof r.who, "nde_sdeint_adjoint (backward)");
+    if (A->o.bm) r.bm = A->o.bm;
+    else if (nde__sde_own_path(ctx, &A->sde, A->z0, A->num_ts, A->ts, &A->o, &own) != NDE_OK) return;
+    else r.bm = &own;
+    if (nde__sde_grid(ctx, &A->o, A->num_ts, A->ts, &tg, &out_at, &nsteps) != NDE_OK) goto done;
+    for (j = 0; j < 4; j++) {
+        S[j] = nde_tensor_detach(ctx, A->fin[j]);
+        B[j] = nde_tensor_zeros_like(ctx, A->fin[j]);
+    }
+    if (nde_ctx_status(ctx) != NDE_OK) goto done;
+    nde__sdeadj_add_slice(ctx, B[0], out->grad, A->num_ts - 1);
+    nde_set_grad_enabled(ctx, 0);
+    for (n = nsteps - 1; n >= 0 && nde_ctx_status(ctx) == NDE_OK; n--) {
+        nde_mark m = nde_ctx_mark(ctx);
+        double tn = tg[n], h = tg[n + 1] - tg[n];
+        nde_real hh = (nde_real)h;
+        nde_tensor *dw = NULL, *P[4], *L[4], *O[4], *G[4];
+        int64_t start;
+        /* undo the step (off the tape) */
+        if (nde_brownian_increment(ctx, r.bm, tn, tn + h, &dw, NULL) != NDE_OK) break;
+        P[1] = nde__sum3(ctx, NDE_R(2.0), S[0], NDE_R(-1.0), S[1], -hh, S[2]);
+        P[1] = nde_sub(ctx, P[1], nde__sde_noise(&r, S[3], dw, S[0]));
+        P[2] = nde__sde_drift(&r, tn, P[1]);
+        P[3] = nde__sde_diffusion(&r, tn, P[1]);
+        P[0] = nde__sum3(ctx, NDE_R(1.0), S[0], NDE_R(-0.5) * hh, P[2], NDE_R(-0.5) * hh, S[2]);
+        P[0] = nde_sub(ctx, P[0], nde__sde_noise(&r, nde_scale(ctx, nde_add(ctx, P[3], S[3]), NDE_R(0.5)), dw, S[0]));
+        if (nde_ctx_status(ctx) != NDE_OK) break;
+        /* record the forward step from there and pull the adjoint back through it */
+        nde_set_grad_enabled(ctx, 1);
+        start = nde_tape_length(ctx);
+        for (j = 0; j < 4; j++) { L[j] = nde_tensor_detach(ctx, P[j]); if (L[j]) L[j]->requires_grad = 1; }
+        if (nde__sde_step(&r, tn, h, L, O) == NDE_OK) nde__sdeadj_vjp(ctx, 4, O, B, start);
+        nde_set_grad_enabled(ctx, 0);
+        for (j = 0; j < 4; j++) G[j] = L[j] ? nde_tensor_zeros_like(ctx, L[j]) : NULL;
+        if (nde_ctx_status(ctx) != NDE_OK) break;
+        for (j = 0; j < 4; j++) {
+            if (L[j]->grad) nde_ctx_backend(ctx)->copy(nde_ctx_backend(ctx)->self, G[j]->data, L[j]->grad,
+                                                       (size_t)L[j]->size * sizeof(nde_real), NDE_COPY_DEVICE);
+            nde_tensor_copy_into(ctx, S[j], P[j]);
+            nde_tensor_copy_into(ctx, B[j], G[j]);
+        }
+        nde_ctx_reset(ctx, m);
+        if (n > 0 && out_at[n] > 0) nde__sdeadj_add_slice(ctx, B[0], out->grad, out_at[n]);   /* dL/dy(ts[i]) */
+    }
+    /* the start (y, y^, mu, sigma)_0 = (z0, z0, f(t0, z0), g(t0, z0)) */
+    if (nde_ctx_status(ctx) == NDE_OK) {
+        int want_z = inputs[0] && inputs[0]->requires_grad;
+        nde_tensor *zl = nde_tensor_detach(ctx, A->z0), *O[4];
+        nde_real *gz;
+        int64_t start;
+        nde_set_grad_enabled(ctx, 1);
+        start = nde_tape_length(ctx);
+        if (zl) zl->requires_grad = want_z;
+        O[0] = NULL; O[1] = NULL;
+        O[2] = zl ? nde__sde_drift(&r, A->ts[0], zl) : NULL;
+        O[3] = zl ? nde__sde_diffusion(&r, A->ts[0], zl) : NULL;
+        nde__sdeadj_vjp(ctx, 4, O, B, start);
+        nde_set_grad_enabled(ctx, 0);
+        gz = want_z ? nde_tensor_grad(ctx, inputs[0]) : NULL;
+        if (gz && zl && nde_ctx_status(ctx) == NDE_OK) {
+            const nde_backend *be = nde_ctx_backend(ctx);
+            const nde_real *src[4];
+            nde_real co[4];
+            int cnt = 0;
+            src[cnt] = B[0]->data; co[cnt++] = NDE_R(1.0);                 /* y_0 = z0  */
+            src[cnt] = B[1]->data; co[cnt++] = NDE_R(1.0);                 /* y^_0 = z0 */
+            src[cnt] = out->grad; co[cnt++] = NDE_R(1.0);                  /* output 0 is z0 */
+            if (zl->grad) { src[cnt] = zl->grad; co[cnt++] = NDE_R(1.0); } /* through mu_0, sigma_0 */
+            be->lincomb(be->self, zl->size, cnt, co, src, 1, gz);
+        }
+    }
+done:
+    nde_set_grad_enabled(ctx, was);
+    NDE_FREE(tg); NDE_FREE(out_at);
+    if (!A->o.bm) nde_brownian_free(&own);
+    nde_ctx_reset(ctx, m0);
+}
+
+NDE_API nde_tensor *nde_sdeint_adjoint(nde_ctx *ctx, const nde_sde *sde, nde_tensor *z0, int num_ts, const double *ts,
+                                       const nde_sde_options *opts) {
+    nde__sde_run r;
+    nde_sde_options d = nde_sde_options_default();
+    nde_brownian own;
+    nde__sdeadj *A;
+    nde_tensor **ys, *fin[4], *packed = NULL, *zd;
+    int j, was;
+    if (!ctx || nde_ctx_status(ctx) != NDE_OK) return NULL;
+    if (!opts) opts = &d;
+    memset(&r, 0, sizeof r);
+    r.ctx = ctx; r.sde = sde; r.method = opts->method;
+    snprintf(r.who, sizeof r.who, "nde_sdeint_adjoint");
+    if (nde__sde_check(ctx, sde, z0, num_ts, ts, opts, r.who) != NDE_OK) return NULL;
+    if (opts->method != NDE_SDE_REVERSIBLE_HEUN) {
+        nde_ctx_fail(ctx, NDE_ERR_UNSUPPORTED, "nde_sdeint_adjoint: the adjoint reverses reversible_heun steps; the method is %s "
+                     "(use nde_sdeint to backpropagate through other methods)", nde_sde_method_name(opts->method));
+        return NULL;
+    }
+    if (z0->ndim >= NDE_MAX_DIMS) {
+        char s1[64];
+        nde_ctx_fail(ctx, NDE_ERR_SHAPE, "nde_sdeint_adjoint: a state of shape %s cannot be stacked", nde_shape_str(z0, s1, sizeof s1));
+        return NULL;
+    }
+    A = (nde__sdeadj *)nde_ctx_alloc_host(ctx, sizeof *A);
+    ys = (nde_tensor **)nde_ctx_alloc_host(ctx, (size_t)num_ts * sizeof(nde_tensor *));
+    if (!A || !ys) return NULL;
+    memset(A, 0, sizeof *A);
+    A->sde = *sde; A->o = *opts; A->num_ts = num_ts; A->z0 = z0;
+    A->ts = (double *)nde_ctx_alloc_host(ctx, (size_t)num_ts * sizeof(double));
+    if (!A->ts) return NULL;
+    memcpy(A->ts, ts, (size_t)num_ts * sizeof(double));
+    memset(&own, 0, sizeof own);
+    if (opts->bm) r.bm = opts->bm;
+    else {
+        if (nde__sde_own_path(ctx, sde, z0, num_ts, ts, opts, &own) != NDE_OK) return NULL;
+        r.bm = &own;
+    }
+    was = nde_set_grad_enabled(ctx, 0);
+    zd = nde_tensor_detach(ctx, z0);
+    if (zd && nde__sde_integrate(&r, zd, num_ts, ts, opts, ys, fin) == NDE_OK) {
+        packed = nde__sde_stack(ctx, num_ts, ys);
+        for (j = 0; j < 4; j++) A->fin[j] = fin[j];
+    }
+    nde_set_grad_enabled(ctx, was);
+    if (!opts->bm) nde_brownian_free(&own);
+    if (!packed) return NULL;
+    if (nde_tape_custom(ctx, nde__sdeadj_backward, packed, 1, &z0, A) != NDE_OK) return NULL;
+    return packed;
 }
 /* ================================================================ end of SDE */
+
+/* ================================================================ SYMPLECTIC
+   (declarations and documentation: the SYMPLECTIC block at the top) */
+typedef struct nde__symp {
+    nde_ctx *ctx; nde_field_fn f; void *user; int axis; int64_t half; const char *who;
+} nde__symp;
+
+/* One half ([0, half) = dq/dt, [half, 2 half) = dp/dt) of f(t, [q, p]). */
+static nde_tensor *nde__symp_half(nde__symp *s, double t, nde_tensor *q, nde_tensor *p, int which) {
+    nde_tensor *parts[2], *z, *k;
+    parts[0] = q; parts[1] = p;
+    z = nde_concat(s->ctx, 2, parts, s->axis);
+    k = z ? nde__eval(s->ctx, s->f, s->user, t, z, NULL, s->who) : NULL;
+    return k ? nde_slice(s->ctx, k, s->axis, which ? s->half : 0, which ? 2 * s->half : s->half) : NULL;
+}
+
+NDE_API nde_status nde_symplectic_solve(nde_ctx *ctx, nde_field_fn f, void *user, nde_tensor *z0, int num_ts,
+                                        const double *ts, double dt, nde_symplectic_method method, nde_tensor **ys) {
+    nde__symp s;
+    nde_sde_options grid = nde_sde_options_default();
+    nde_tensor *q, *p, *fp = NULL, *qbuf = NULL, *pbuf = NULL, *fpbuf = NULL, *parts[2];
+    int i, taped, was;
+    int64_t k = 0;
+    double t;
+    if (!ctx) return NDE_ERR_ARG;
+    if (nde_ctx_status(ctx) != NDE_OK) return nde_ctx_status(ctx);
+    s.ctx = ctx; s.f = f; s.user = user;
+    s.who = method == NDE_LEAPFROG ? "nde_symplectic_solve (leapfrog)" : "nde_symplectic_solve (symplectic_euler)";
+    if (!f || !z0 || !ys || num_ts < 1 || !ts)
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: NULL field, state, ts or outputs (num_ts = %d)", s.who, num_ts);
+    if (method != NDE_SYMPLECTIC_EULER && method != NDE_LEAPFROG)
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_symplectic_solve: unknown method %d", (int)method);
+    s.axis = z0->ndim - 1;
+    if (z0->shape[s.axis] % 2 != 0) {
+        char s1[64];
+        return nde_ctx_fail(ctx, NDE_ERR_SHAPE, "%s: the state %s must split its last axis into equal halves [q, p]", s.who,
+                            nde_shape_str(z0, s1, sizeof s1));
+    }
+    s.half = z0->shape[s.axis] / 2;
+    if (!(dt > 0) || !isfinite(dt)) return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: dt = %g must be > 0", s.who, dt);
+    for (i = 0; i < num_ts; i++)
+        if (!isfinite(ts[i]) || (i > 0 && !(ts[i] > ts[i - 1])))
+            return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: ts must be finite and strictly increasing (ts[%d] = %g)", s.who, i, ts[i]);
+    if ((ts[num_ts - 1] - ts[0]) / dt > 1e9)
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "%s: dt = %g gives more than 1e9 steps", s.who, dt);
+    if (!nde_tensor_all_finite(ctx, z0)) return nde_ctx_fail(ctx, NDE_ERR_NONFINITE, "%s: the initial state has NaN or Inf", s.who);
+    grid.dt = dt;
+    was = nde_grad_enabled(ctx);
+    q = nde_slice(ctx, z0, s.axis, 0, s.half);
+    p = nde_slice(ctx, z0, s.axis, s.half, 2 * s.half);
+    {
+        nde_mark m = nde_ctx_mark(ctx);
+        nde_tensor *k0 = q && p ? nde__eval(ctx, f, user, ts[0], z0, NULL, s.who) : NULL;
+        taped = was && (z0->requires_grad || (k0 && k0->requires_grad));
+        nde_ctx_reset(ctx, m);
+    }
+    if (nde_ctx_status(ctx) != NDE_OK) return nde_ctx_status(ctx);
+    if (!taped) {
+        nde_set_grad_enabled(ctx, 0);
+        q = nde_tensor_detach(ctx, q); p = nde_tensor_detach(ctx, p);
+        qbuf = q; pbuf = p;
+        for (i = 1; i < num_ts; i++) ys[i] = nde_tensor_new(ctx, z0->ndim, z0->shape);
+        if (method == NDE_LEAPFROG && q) {   /* F_p(t0, q0), kept across steps */
+            nde_mark m;
+            fpbuf = nde_tensor_new(ctx, q->ndim, q->shape);
+            m = nde_ctx_mark(ctx);
+            fp = nde__symp_half(&s, ts[0], q, p, 1);
+            if (fp && fpbuf) nde_tensor_copy_into(ctx, fpbuf, fp);
+            nde_ctx_reset(ctx, m);
+            fp = fpbuf;
+        }
+    }
+    ys[0] = z0;
+    t = ts[0];
+    for (i = 1; i < num_ts && nde_ctx_status(ctx) == NDE_OK; i++) {
+        while (t < ts[i] && nde_ctx_status(ctx) == NDE_OK) {
+            double t1 = nde__sde_next(&grid, ts[0], t, ts[i], &k), h = t1 - t;
+            nde_real hh = (nde_real)h;
+            nde_mark m = nde_ctx_mark(ctx);
+            nde_tensor *q1, *p1, *fp1 = NULL;
+            if (method == NDE_LEAPFROG) {
+                nde_tensor *ph;
+                if (!fp) fp = nde__symp_half(&s, t, q, p, 1);
+                ph = nde__sum3(ctx, NDE_R(1.0), p, NDE_R(0.5) * hh, fp, 0, NULL);
+                q1 = nde__sum3(ctx, NDE_R(1.0), q, hh, nde__symp_half(&s, t + 0.5 * h, q, ph, 0), 0, NULL);
+                fp1 = nde__symp_half(&s, t1, q1, ph, 1);
+                p1 = nde__sum3(ctx, NDE_R(1.0), ph, NDE_R(0.5) * hh, fp1, 0, NULL);
+            } else {
+                p1 = nde__sum3(ctx, NDE_R(1.0), p, hh, nde__symp_half(&s, t, q, p, 1), 0, NULL);
+                q1 = nde__sum3(ctx, NDE_R(1.0), q, hh, nde__symp_half(&s, t, q, p1, 0), 0, NULL);
+            }
+            if (nde_ctx_status(ctx) != NDE_OK || !q1 || !p1) break;
+            if (taped) { q = q1; p = p1; fp = fp1; }
+            else {
+                nde_tensor_copy_into(ctx, qbuf, q1);
+                nde_tensor_copy_into(ctx, pbuf, p1);
+                if (fp1) nde_tensor_copy_into(ctx, fpbuf, fp1);
+                nde_ctx_reset(ctx, m);
+            }
+            t = t1;
+        }
+        if (nde_ctx_status(ctx) != NDE_OK) break;
+        parts[0] = q; parts[1] = p;
+        if (taped) ys[i] = nde_concat(ctx, 2, parts, s.axis);
+        else {
+            nde_mark m = nde_ctx_mark(ctx);
+            nde_tensor *z = nde_concat(ctx, 2, parts, s.axis);
+            if (z) nde_tensor_copy_into(ctx, ys[i], z);
+            nde_ctx_reset(ctx, m);
+        }
+        if (ys[i] && !nde_tensor_all_finite(ctx, ys[i]))
+            nde_ctx_fail(ctx, NDE_ERR_NONFINITE, "%s: NaN or Inf in the state at t = %.17g", s.who, ts[i]);
+    }
+    nde_set_grad_enabled(ctx, was);
+    return nde_ctx_status(ctx);
+}
+/* ================================================================ end of SYMPLECTIC */
 
 #endif /* NDE_SOLVERS_IMPLEMENTATION */

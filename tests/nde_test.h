@@ -8,13 +8,19 @@
 #include <string.h>
 
 static int nde_test_passed = 0, nde_test_failed = 0, nde_test_skipped = 0;
+/* a test file need not use every helper */
+#if defined(__GNUC__) || defined(__clang__)
+#define NDE_TEST_MAYBE_UNUSED __attribute__((unused))
+#else
+#define NDE_TEST_MAYBE_UNUSED
+#endif
 
-static void nde_test_check(int ok, const char *expr, const char *file, int line) {
+NDE_TEST_MAYBE_UNUSED static void nde_test_check(int ok, const char *expr, const char *file, int line) {
     if (ok) { nde_test_passed++; return; }
     nde_test_failed++;
     fprintf(stderr, "FAIL %s:%d: %s\n", file, line, expr);
 }
-static void nde_test_check_near(double a, double b, double atol, double rtol, const char *ea, const char *eb,
+NDE_TEST_MAYBE_UNUSED static void nde_test_check_near(double a, double b, double atol, double rtol, const char *ea, const char *eb,
                                 const char *file, int line) {
     double tol = atol + rtol * fabs(b);
     if (fabs(a - b) <= tol) { nde_test_passed++; return; }   /* NaN fails */
@@ -22,7 +28,7 @@ static void nde_test_check_near(double a, double b, double atol, double rtol, co
     fprintf(stderr, "FAIL %s:%d: %s = %.17g vs %s = %.17g (|diff| %.3g > tol %.3g)\n", file, line, ea, a, eb, b,
             fabs(a - b), tol);
 }
-static void nde_test_check_msg(const char *msg, const char *fragment, const char *file, int line) {
+NDE_TEST_MAYBE_UNUSED static void nde_test_check_msg(const char *msg, const char *fragment, const char *file, int line) {
     if (msg && fragment && strstr(msg, fragment)) { nde_test_passed++; return; }
     nde_test_failed++;
     fprintf(stderr, "FAIL %s:%d: message \"%s\" lacks \"%s\"\n", file, line, msg ? msg : "(null)", fragment);

@@ -25,15 +25,26 @@ $(B)/%_f64: tests/%.c $(HEADERS) tests/nde_test.h | $(B)
 $(B)/%_san: tests/%.c $(HEADERS) tests/nde_test.h | $(B)
 	$(CC) $(STD) $(WARN) $(SAN) -DNDE_DOUBLE -DNDE_TEST_SANITIZE $< -o $@ $(LDLIBS)
 
+# The matmul's other SIMD paths, on an AVX-512 machine too: AVX2+FMA (float,
+# double) and portable C (float; the ASan build covers it in double).
+ISA_BINS := $(B)/test_gemm_avx2_f32 $(B)/test_gemm_avx2_f64 $(B)/test_gemm_portable_f32
+$(B)/test_gemm_avx2_f32: tests/test_gemm.c $(HEADERS) tests/nde_test.h | $(B)
+	$(CC) $(STD) $(WARN) $(OPT) -mno-avx512f $(OMP) $< -o $@ $(LDLIBS)
+$(B)/test_gemm_avx2_f64: tests/test_gemm.c $(HEADERS) tests/nde_test.h | $(B)
+	$(CC) $(STD) $(WARN) $(OPT) -mno-avx512f $(OMP) -DNDE_DOUBLE $< -o $@ $(LDLIBS)
+$(B)/test_gemm_portable_f32: tests/test_gemm.c $(HEADERS) tests/nde_test.h | $(B)
+	$(CC) $(STD) $(WARN) -O2 $(OMP) $< -o $@ $(LDLIBS)
+
 # tests/test_ex_<name>.c includes examples/<name>.c (its core functions, no main)
 EX_TESTS  := $(patsubst tests/test_ex_%.c,%,$(wildcard tests/test_ex_*.c))
 $(foreach e,$(EX_TESTS),$(eval $(B)/test_ex_$(e)_f32 $(B)/test_ex_$(e)_f64 $(B)/test_ex_$(e)_san: examples/$(e).c examples/common.h))
 
-# Every test binary in float, double, and double under ASan+UBSan; the CUDA
-# test under the CPU emulator (tests/cuda_emu.h); then the real CUDA test
-# (prints a skip line without a GPU). Last line: "N passed, N failed".
-test: check-headers $(TEST_BINS) $(EMU_BINS) cuda-check
-	@sh tests/run.sh $(TEST_BINS) $(EMU_BINS) $(wildcard $(B)/test_cuda $(B)/test_cuda_f64)
+# Every test binary in float, double, and double under ASan+UBSan; the gemm
+# on its other SIMD paths; the CUDA test under the CPU emulator
+# (tests/cuda_emu.h); then the real CUDA test (prints a skip line without a
+# GPU). Last line: "N passed, N failed".
+test: check-headers $(TEST_BINS) $(ISA_BINS) $(EMU_BINS) cuda-check
+	@sh tests/run.sh $(TEST_BINS) $(ISA_BINS) $(EMU_BINS) $(wildcard $(B)/test_cuda $(B)/test_cuda_f64)
 
 # Compile-only checks: C99 and C11 with gcc and clang, NDE_STATIC, two TUs, C++.
 check-headers: | $(B)

@@ -3583,22 +3583,35 @@ NDE_API double nde_optimizer_lr(const nde_optimizer *o) {
     return o->schedule.kind == NDE_SCHED_CONSTANT ? o->lr : nde_schedule_lr(&o->schedule, o->step);
 }
 
+/* Parameters [i, returned index) share parameter i's trainable flag and are
+   contiguous in the flat store from *off, *len reals: one kernel (and on a device
+   one host read) per run instead of one per parameter. */
+static int nde__param_run(const nde_ctx *ctx, int i, int64_t *off, int64_t *len) {
+    int j;
+    *off = ctx->params[i].offset;
+    *len = 0;
+    for (j = i; j < ctx->num_params && ctx->params[j].trainable == ctx->params[i].trainable; j++)
+        *len += ctx->params[j].tensor->size;
+    return j;
+}
 NDE_API double nde_grad_norm(nde_ctx *ctx) {
-    double s = 0.0; int i;
-    for (i = 0; i < ctx->num_params; i++) {
-        nde_tensor *t = ctx->params[i].tensor;
-        if (!ctx->params[i].trainable) continue;
-        s += ctx->be->dot(ctx->be->self, t->size, t->grad, t->grad);
+    double s = 0.0; int i, j;
+    int64_t off, len;
+    for (i = 0; i < ctx->num_params; i = j) {
+        j = nde__param_run(ctx, i, &off, &len);
+        if (ctx->params[i].trainable) s += ctx->be->dot(ctx->be->self, len, ctx->param_grad + off, ctx->param_grad + off);
     }
     return sqrt(s);
 }
 NDE_API double nde_clip_grad_norm(nde_ctx *ctx, double max_norm) {
     double norm = nde_grad_norm(ctx);
     if (max_norm > 0 && norm > max_norm) {
-        nde_real c = (nde_real)(max_norm / (norm + 1e-6)); int i;
-        for (i = 0; i < ctx->num_params; i++) {
-            nde_tensor *t = ctx->params[i].tensor;
-            if (ctx->params[i].trainable) ctx->be->unary(ctx->be->self, NDE_UNARY_SCALE, t->size, t->grad, c, t->grad);
+        nde_real c = (nde_real)(max_norm / (norm + 1e-6)); int i, j;
+        int64_t off, len;
+        for (i = 0; i < ctx->num_params; i = j) {
+            j = nde__param_run(ctx, i, &off, &len);
+            if (ctx->params[i].trainable)
+                ctx->be->unary(ctx->be->self, NDE_UNARY_SCALE, len, ctx->param_grad + off, c, ctx->param_grad + off);
         }
     }
     return norm;
@@ -3644,9 +3657,8 @@ NDE_API nde_status nde_optimizer_step(nde_ctx *ctx, nde_optimizer *o) {
     /* One kernel per run of consecutive trainable parameters (they are contiguous in the
        flat store; with nothing frozen that is a single call). */
     for (i = 0; i < ctx->num_params; i = j) {
-        int64_t off = ctx->params[i].offset, n = 0;
-        for (j = i; j < ctx->num_params && ctx->params[j].trainable == ctx->params[i].trainable; j++)
-            n += ctx->params[j].tensor->size;
+        int64_t off, n;
+        j = nde__param_run(ctx, i, &off, &n);
         if (!ctx->params[i].trainable) continue;
         switch (o->kind) {
         case NDE_OPT_SGD:
@@ -4596,25 +4608,611 @@ static void nde__cpu_fill(void *self, int64_t n, nde_real v, nde_real *x) {
     for (i = 0; i < n; i++) x[i] = v;
 }
 
-/* NDE_SECTION_GEMM: the CPU matrix multiply. */
+/* NDE_SECTION_GEMM: the CPU matrix multiply.
+
+   C = alpha op(A) op(B) + beta C, row-major, for float or double. The design
+   follows Goto and van de Geijn, "Anatomy of high-performance matrix
+   multiplication" (ACM TOMS 34(3), 2008), in the BLIS arrangement:
+
+   - Every operand is addressed through a (row stride, column stride) pair, so
+     a transpose is a swap of strides, and C^T = op(B)^T op(A)^T is a swap of
+     roles (nde__gemm_mirror). The kernels below pick whichever orientation
+     puts a unit stride where they need one.
+   - Large products (nde__gemm_packed): for each NC-wide column panel of B and
+     each KC-deep slice of k, op(B) is packed into NR-wide slivers (kc x NR,
+     row after row; the block stays in the L2 cache). Then, in parallel over
+     MR-high row slivers of op(A), each sliver is packed (kc x MR, column after
+     column; it stays in L1) and the MR x NR micro-kernel runs it against every
+     B sliver. The micro-kernel keeps the MR x NR tile of C in vector registers
+     and does one broadcast of A and NR/VLEN fused multiply-adds per row and k.
+   - Small products skip packing, whose cost is not repaid when a dimension is
+     tiny (the solvers' states have 2 to 64 components): with at most
+     NDE__GEMM_TINY_K terms, or at most NDE__GEMM_TINY_ROWS rows of C, the
+     "rows" kernel (nde__gemm_rows) vectorises along a row of C and reads rows
+     of op(B) in place; with at most NDE__GEMM_TINY_ROWS columns, the "dot"
+     kernel (nde__gemm_dot) vectorises along k (rows of op(A) times columns of
+     op(B)), or the rows kernel runs on the mirrored product.
+   - SIMD through a handful of inline functions on one vector type (nde__vec):
+     AVX-512F when __AVX512F__ is defined, else AVX2 with FMA (__AVX2__ and
+     __FMA__), else plain C with VLEN 1. Build with -march=native to get them.
+   - Buffers: no allocation. The packed B block (NDE__GEMM_KC x NDE__GEMM_NC
+     reals, 512 KiB) is an array on the calling thread's stack; each thread
+     packs its A sliver (MR x KC reals, at most 24 KiB) into an array on its
+     own stack. The CPU backend is a shared constant table, so it cannot own
+     buffers, and a static buffer would be global mutable state. A caller on a
+     thread with less than about 512 KiB of stack should use a CUDA backend or
+     raise its stack size (glibc's default is 8 MiB).
+   - Threads (OpenMP): only over independent blocks of C (row slivers, column
+     chunks, row groups) and over the slivers being packed. Every element of C
+     gets the same operations in the same order whatever the thread count, so
+     results are bitwise identical for any number of threads. Products below
+     NDE__GEMM_OMP_MIN_FLOPS stay on the calling thread. */
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#include <immintrin.h>
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define NDE__UNROLL _Pragma("GCC unroll 16")
+#define NDE__INLINE static inline __attribute__((always_inline))
+#else
+#define NDE__UNROLL
+#define NDE__INLINE static inline
+#endif
+
+/* ---- the vector type: zero, broadcast, (partial) load and store, fma, sum */
+#if defined(__AVX512F__) && !defined(NDE_DOUBLE)
+typedef __m512 nde__vec;
+#define NDE__VLEN 16
+#define NDE__GEMM_MR 12
+static inline nde__vec nde__vzero(void) { return _mm512_setzero_ps(); }
+static inline nde__vec nde__vset1(nde_real x) { return _mm512_set1_ps(x); }
+static inline nde__vec nde__vload(const nde_real *p) { return _mm512_loadu_ps(p); }
+static inline void nde__vstore(nde_real *p, nde__vec v) { _mm512_storeu_ps(p, v); }
+static inline nde__vec nde__vmul(nde__vec a, nde__vec b) { return _mm512_mul_ps(a, b); }
+static inline nde__vec nde__vfma(nde__vec a, nde__vec b, nde__vec c) { return _mm512_fmadd_ps(a, b, c); }
+static inline nde__vec nde__vload_n(const nde_real *p, int n) { return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), p); }
+static inline void nde__vstore_n(nde_real *p, nde__vec v, int n) { _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1u), v); }
+static inline nde_real nde__vsum(nde__vec v) { return _mm512_reduce_add_ps(v); }
+#elif defined(__AVX512F__)
+typedef __m512d nde__vec;
+#define NDE__VLEN 8
+#define NDE__GEMM_MR 12
+static inline nde__vec nde__vzero(void) { return _mm512_setzero_pd(); }
+static inline nde__vec nde__vset1(nde_real x) { return _mm512_set1_pd(x); }
+static inline nde__vec nde__vload(const nde_real *p) { return _mm512_loadu_pd(p); }
+static inline void nde__vstore(nde_real *p, nde__vec v) { _mm512_storeu_pd(p, v); }
+static inline nde__vec nde__vmul(nde__vec a, nde__vec b) { return _mm512_mul_pd(a, b); }
+static inline nde__vec nde__vfma(nde__vec a, nde__vec b, nde__vec c) { return _mm512_fmadd_pd(a, b, c); }
+static inline nde__vec nde__vload_n(const nde_real *p, int n) { return _mm512_maskz_loadu_pd((__mmask8)((1u << n) - 1u), p); }
+static inline void nde__vstore_n(nde_real *p, nde__vec v, int n) { _mm512_mask_storeu_pd(p, (__mmask8)((1u << n) - 1u), v); }
+static inline nde_real nde__vsum(nde__vec v) { return _mm512_reduce_add_pd(v); }
+#elif defined(__AVX2__) && defined(__FMA__) && !defined(NDE_DOUBLE)
+typedef __m256 nde__vec;
+#define NDE__VLEN 8
+#define NDE__GEMM_MR 6
+static inline __m256i nde__vmask(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
+static inline nde__vec nde__vzero(void) { return _mm256_setzero_ps(); }
+static inline nde__vec nde__vset1(nde_real x) { return _mm256_set1_ps(x); }
+static inline nde__vec nde__vload(const nde_real *p) { return _mm256_loadu_ps(p); }
+static inline void nde__vstore(nde_real *p, nde__vec v) { _mm256_storeu_ps(p, v); }
+static inline nde__vec nde__vmul(nde__vec a, nde__vec b) { return _mm256_mul_ps(a, b); }
+static inline nde__vec nde__vfma(nde__vec a, nde__vec b, nde__vec c) { return _mm256_fmadd_ps(a, b, c); }
+static inline nde__vec nde__vload_n(const nde_real *p, int n) { return _mm256_maskload_ps(p, nde__vmask(n)); }
+static inline void nde__vstore_n(nde_real *p, nde__vec v, int n) { _mm256_maskstore_ps(p, nde__vmask(n), v); }
+static inline nde_real nde__vsum(nde__vec v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+typedef __m256d nde__vec;
+#define NDE__VLEN 4
+#define NDE__GEMM_MR 6
+static inline __m256i nde__vmask(int n) { return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)); }
+static inline nde__vec nde__vzero(void) { return _mm256_setzero_pd(); }
+static inline nde__vec nde__vset1(nde_real x) { return _mm256_set1_pd(x); }
+static inline nde__vec nde__vload(const nde_real *p) { return _mm256_loadu_pd(p); }
+static inline void nde__vstore(nde_real *p, nde__vec v) { _mm256_storeu_pd(p, v); }
+static inline nde__vec nde__vmul(nde__vec a, nde__vec b) { return _mm256_mul_pd(a, b); }
+static inline nde__vec nde__vfma(nde__vec a, nde__vec b, nde__vec c) { return _mm256_fmadd_pd(a, b, c); }
+static inline nde__vec nde__vload_n(const nde_real *p, int n) { return _mm256_maskload_pd(p, nde__vmask(n)); }
+static inline void nde__vstore_n(nde_real *p, nde__vec v, int n) { _mm256_maskstore_pd(p, nde__vmask(n), v); }
+static inline nde_real nde__vsum(nde__vec v) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+#else
+typedef nde_real nde__vec;   /* portable: the compiler may still vectorise */
+#define NDE__VLEN 1
+#define NDE__GEMM_MR 4
+static inline nde__vec nde__vzero(void) { return NDE_R(0.0); }
+static inline nde__vec nde__vset1(nde_real x) { return x; }
+static inline nde__vec nde__vload(const nde_real *p) { return *p; }
+static inline void nde__vstore(nde_real *p, nde__vec v) { *p = v; }
+static inline nde__vec nde__vmul(nde__vec a, nde__vec b) { return a * b; }
+static inline nde__vec nde__vfma(nde__vec a, nde__vec b, nde__vec c) { return a * b + c; }
+static inline nde__vec nde__vload_n(const nde_real *p, int n) { return n > 0 ? *p : NDE_R(0.0); }
+static inline void nde__vstore_n(nde_real *p, nde__vec v, int n) { if (n > 0) *p = v; }
+static inline nde_real nde__vsum(nde__vec v) { return v; }
+#endif
+
+/* dst[r * ldd + c] = src[c * lds + r] for a 4 x 4 block (packing rows of A). */
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#define NDE__HAVE_TRANSPOSE4 1
+#ifdef NDE_DOUBLE
+static inline void nde__transpose4(const nde_real *src, int64_t lds, nde_real *dst, int64_t ldd) {
+    __m256d r0 = _mm256_loadu_pd(src), r1 = _mm256_loadu_pd(src + lds);
+    __m256d r2 = _mm256_loadu_pd(src + 2 * lds), r3 = _mm256_loadu_pd(src + 3 * lds);
+    __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+    __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+    _mm256_storeu_pd(dst, _mm256_permute2f128_pd(t0, t2, 0x20));
+    _mm256_storeu_pd(dst + ldd, _mm256_permute2f128_pd(t1, t3, 0x20));
+    _mm256_storeu_pd(dst + 2 * ldd, _mm256_permute2f128_pd(t0, t2, 0x31));
+    _mm256_storeu_pd(dst + 3 * ldd, _mm256_permute2f128_pd(t1, t3, 0x31));
+}
+#else
+static inline void nde__transpose4(const nde_real *src, int64_t lds, nde_real *dst, int64_t ldd) {
+    __m128 r0 = _mm_loadu_ps(src), r1 = _mm_loadu_ps(src + lds);
+    __m128 r2 = _mm_loadu_ps(src + 2 * lds), r3 = _mm_loadu_ps(src + 3 * lds);
+    __m128 t0 = _mm_unpacklo_ps(r0, r1), t1 = _mm_unpackhi_ps(r0, r1);
+    __m128 t2 = _mm_unpacklo_ps(r2, r3), t3 = _mm_unpackhi_ps(r2, r3);
+    _mm_storeu_ps(dst, _mm_movelh_ps(t0, t2));
+    _mm_storeu_ps(dst + ldd, _mm_movehl_ps(t2, t0));
+    _mm_storeu_ps(dst + 2 * ldd, _mm_movelh_ps(t1, t3));
+    _mm_storeu_ps(dst + 3 * ldd, _mm_movehl_ps(t3, t1));
+}
+#endif
+#endif
+
+/* Blocking. The micro-kernel tile is MR x NR with NR = NV vectors; KC x NC
+   is the packed B block (512 KiB in float and double: half the L2 cache of
+   a current x86 core). */
+#if NDE__VLEN == 1
+#define NDE__GEMM_NV 4
+#else
+#define NDE__GEMM_NV 2
+#endif
+#define NDE__GEMM_NR (NDE__GEMM_NV * NDE__VLEN)
+#define NDE__GEMM_PACK_ROWS 32   /* rows of B per packing task */
+#define NDE__GEMM_KC 256
+#ifdef NDE_DOUBLE
+#define NDE__GEMM_NC 256
+#else
+#define NDE__GEMM_NC 512
+#endif
+/* Small-product paths: row groups of the rows/dot kernels, and the width of a
+   column chunk of the rows kernel (in vectors). */
+#define NDE__GEMM_TINY_ROWS 4
+#define NDE__GEMM_TINY_K 8
+#define NDE__GEMM_ROWS_NV 4
+#define NDE__GEMM_ROWS_W (NDE__GEMM_ROWS_NV * NDE__VLEN)
+#define NDE__GEMM_ROWS_PACK_N 1024
+#define NDE__GEMM_DOT_KC 1024
+/* A product of fewer flops (2mnk) than this runs on one thread: an OpenMP
+   fork and join costs a few microseconds. */
+#define NDE__GEMM_OMP_MIN_FLOPS (64.0 * (double)NDE_OMP_MIN_WORK)
+
+/* Element (i, j) of a matrix is x[i * rs + j * cs]. */
+typedef struct nde__gemm_args {
+    int64_t m, n, k;
+    nde_real alpha, beta;
+    const nde_real *a; int64_t rsa, csa;   /* op(A): m x k */
+    const nde_real *b; int64_t rsb, csb;   /* op(B): k x n */
+    nde_real *c; int64_t rsc, csc;         /* C:     m x n */
+} nde__gemm_args;
+
+/* C^T = op(B)^T op(A)^T: the same product seen from the other side. */
+static nde__gemm_args nde__gemm_mirror(const nde__gemm_args *g) {
+    nde__gemm_args t = *g;
+    t.m = g->n; t.n = g->m;
+    t.a = g->b; t.rsa = g->csb; t.csa = g->rsb;
+    t.b = g->a; t.rsb = g->csa; t.csb = g->rsa;
+    t.rsc = g->csc; t.csc = g->rsc;
+    return t;
+}
+
+static int nde__gemm_threaded(const nde__gemm_args *g) {
+    return 2.0 * (double)g->m * (double)g->n * (double)g->k >= NDE__GEMM_OMP_MIN_FLOPS;
+}
+
+/* 64-byte aligned pointer into a stack array that has NDE__ALIGN bytes spare. */
+static nde_real *nde__gemm_align(nde_real *p) {
+    return (nde_real *)(void *)((unsigned char *)p + (NDE__ALIGN - (uintptr_t)p % NDE__ALIGN) % NDE__ALIGN);
+}
+
+/* C = beta C (C is not read when beta is 0, so NaN there is overwritten). */
+static void nde__gemm_scale_c(const nde__gemm_args *g) {
+    int64_t i, j;
+    for (i = 0; i < g->m; i++) {
+        nde_real *ci = g->c + i * g->rsc;
+        if (g->beta == NDE_R(0.0)) for (j = 0; j < g->n; j++) ci[j * g->csc] = NDE_R(0.0);
+        else if (g->beta != NDE_R(1.0)) for (j = 0; j < g->n; j++) ci[j * g->csc] *= g->beta;
+    }
+}
+
+/* The update of one vector of C: c = alpha acc + beta c, c not read when beta
+   is 0. Every path of the packed kernel goes through it, so a tile computed in
+   place and one computed through a temporary give the same bits. */
+NDE__INLINE nde__vec nde__gemm_update(nde__vec acc, nde__vec alpha, nde_real beta, nde__vec c) {
+    if (beta == NDE_R(0.0)) return nde__vmul(alpha, acc);
+    if (beta != NDE_R(1.0)) c = nde__vmul(nde__vset1(beta), c);
+    return nde__vfma(alpha, acc, c);
+}
+
+/* The same for one element, given alpha acc. */
+NDE__INLINE void nde__gemm_update1(nde_real alpha_acc, nde_real beta, nde_real *c) {
+    if (beta == NDE_R(0.0)) *c = alpha_acc;
+    else if (beta == NDE_R(1.0)) *c = alpha_acc + *c;
+    else *c = alpha_acc + beta * *c;
+}
+
+/* ---- packed path */
+
+/* Pack an mr x kc block of op(A) (mr <= MR) as kc columns of MR reals,
+   dst[p * MR + i] = A(i, p), rows mr..MR-1 zero. */
+static void nde__gemm_pack_a(int64_t kc, int64_t mr, const nde_real *a, int64_t rsa, int64_t csa, nde_real *dst) {
+    int64_t i, p = 0;
+    if (mr == NDE__GEMM_MR && csa == 1) {          /* rows of A contiguous: transpose */
+#if defined(NDE__HAVE_TRANSPOSE4) && NDE__GEMM_MR % 4 == 0
+        for (; p + 4 <= kc; p += 4)
+            for (i = 0; i < NDE__GEMM_MR; i += 4) nde__transpose4(a + i * rsa + p, rsa, dst + p * NDE__GEMM_MR + i, NDE__GEMM_MR);
+#endif
+        for (; p < kc; p++) {
+            NDE__UNROLL for (i = 0; i < NDE__GEMM_MR; i++) dst[p * NDE__GEMM_MR + i] = a[i * rsa + p];
+        }
+        return;
+    }
+    for (p = 0; p < kc; p++) {
+        const nde_real *ap = a + p * csa;
+        nde_real *d = dst + p * NDE__GEMM_MR;
+        for (i = 0; i < mr; i++) d[i] = ap[i * rsa];
+        for (; i < NDE__GEMM_MR; i++) d[i] = NDE_R(0.0);
+    }
+}
+
+/* Pack rows p0..p1-1 of a kc x nc block of op(B) into NR-wide slivers of
+   kc rows each: dst[s * kc * NR + p * NR + j] = B(p, s * NR + j), columns
+   past nc zero. Rows of B are read front to back when contiguous (csb == 1),
+   else columns are. */
+static void nde__gemm_pack_b(int64_t p0, int64_t p1, int64_t kc, int64_t nc, const nde_real *b, int64_t rsb,
+                             int64_t csb, nde_real *dst) {
+    int64_t full = nc / NDE__GEMM_NR, s, j, p;
+    if (csb == 1) {
+        for (p = p0; p < p1; p++) {
+            const nde_real *bp = b + p * rsb;
+            for (s = 0; s < full; s++) {
+                nde_real *d = dst + s * kc * NDE__GEMM_NR + p * NDE__GEMM_NR;
+                NDE__UNROLL for (j = 0; j < NDE__GEMM_NV; j++)
+                    nde__vstore(d + j * NDE__VLEN, nde__vload(bp + s * NDE__GEMM_NR + j * NDE__VLEN));
+            }
+        }
+    } else {
+        for (s = 0; s < full; s++)
+            for (j = 0; j < NDE__GEMM_NR; j++) {
+                const nde_real *bj = b + (s * NDE__GEMM_NR + j) * csb;
+                nde_real *d = dst + s * kc * NDE__GEMM_NR + j;
+                for (p = p0; p < p1; p++) d[p * NDE__GEMM_NR] = bj[p * rsb];
+            }
+    }
+    if (full * NDE__GEMM_NR < nc) {                  /* the last, partial sliver */
+        for (p = p0; p < p1; p++) {
+            nde_real *d = dst + full * kc * NDE__GEMM_NR + p * NDE__GEMM_NR;
+            for (j = 0; j < NDE__GEMM_NR; j++)
+                d[j] = full * NDE__GEMM_NR + j < nc ? b[p * rsb + (full * NDE__GEMM_NR + j) * csb] : NDE_R(0.0);
+        }
+    }
+}
+
+/* The micro-kernel: the full MR x NR tile C = alpha Ap Bp + beta C from a
+   packed A sliver (kc x MR) and B sliver (kc x NR). The MR * NV accumulators
+   live in registers (12 x 2 zmm with AVX-512, 6 x 2 ymm with AVX2). */
+static void nde__gemm_micro(int64_t kc, const nde_real *ap, const nde_real *bp, nde_real alpha, nde_real beta,
+                            nde_real *c, int64_t ldc) {
+    nde__vec acc[NDE__GEMM_MR][NDE__GEMM_NV], va = nde__vset1(alpha);
+    int64_t p;
+    int i, j;
+    NDE__UNROLL for (i = 0; i < NDE__GEMM_MR; i++)
+        NDE__UNROLL for (j = 0; j < NDE__GEMM_NV; j++) acc[i][j] = nde__vzero();
+    for (p = 0; p < kc; p++) {
+        nde__vec bv[NDE__GEMM_NV];
+        NDE__UNROLL for (j = 0; j < NDE__GEMM_NV; j++) bv[j] = nde__vload(bp + j * NDE__VLEN);
+        NDE__UNROLL for (i = 0; i < NDE__GEMM_MR; i++) {
+            nde__vec ai = nde__vset1(ap[i]);
+            NDE__UNROLL for (j = 0; j < NDE__GEMM_NV; j++) acc[i][j] = nde__vfma(ai, bv[j], acc[i][j]);
+        }
+        ap += NDE__GEMM_MR;
+        bp += NDE__GEMM_NR;
+    }
+    NDE__UNROLL for (i = 0; i < NDE__GEMM_MR; i++) {
+        NDE__UNROLL for (j = 0; j < NDE__GEMM_NV; j++) {
+            nde_real *cij = c + i * ldc + j * NDE__VLEN;
+            nde__vec old = beta == NDE_R(0.0) ? nde__vzero() : nde__vload(cij);
+            nde__vstore(cij, nde__gemm_update(acc[i][j], va, beta, old));
+        }
+    }
+}
+
+/* An mr x nr tile of C (edges of C are smaller than MR x NR): in place when
+   full, else through an MR x NR temporary holding the valid part of C. */
+static void nde__gemm_tile(int64_t kc, const nde_real *ap, const nde_real *bp, nde_real alpha, nde_real beta,
+                           nde_real *c, int64_t ldc, int64_t mr, int64_t nr) {
+    nde_real tmp_raw[NDE__GEMM_MR * NDE__GEMM_NR + NDE__ALIGN / sizeof(nde_real)];
+    nde_real *tmp = nde__gemm_align(tmp_raw);
+    int64_t i, j;
+    if (mr == NDE__GEMM_MR && nr == NDE__GEMM_NR) { nde__gemm_micro(kc, ap, bp, alpha, beta, c, ldc); return; }
+    for (i = 0; i < NDE__GEMM_MR; i++)
+        for (j = 0; j < NDE__GEMM_NR; j++)
+            tmp[i * NDE__GEMM_NR + j] = (beta != NDE_R(0.0) && i < mr && j < nr) ? c[i * ldc + j] : NDE_R(0.0);
+    nde__gemm_micro(kc, ap, bp, alpha, beta, tmp, NDE__GEMM_NR);
+    for (i = 0; i < mr; i++)
+        for (j = 0; j < nr; j++) c[i * ldc + j] = tmp[i * NDE__GEMM_NR + j];
+}
+
+/* The macro-kernel loops around the micro-kernel (C must have csc == 1):
+   jc over NC-wide panels, pc over KC-deep slices (beta applies to the first
+   slice only), pack the KC x NC block of op(B) (in parallel over its rows),
+   then in parallel over MR-high row slivers: pack the A sliver and sweep it
+   across the B slivers. kc and nc are balanced so that no block is tiny. */
+static void nde__gemm_packed(const nde__gemm_args *g) {
+    nde_real bbuf_raw[NDE__GEMM_KC * NDE__GEMM_NC + NDE__ALIGN / sizeof(nde_real)];
+    nde_real *bbuf = nde__gemm_align(bbuf_raw);
+    int64_t k_blocks = (g->k + NDE__GEMM_KC - 1) / NDE__GEMM_KC;
+    int64_t kc_max = (g->k + k_blocks - 1) / k_blocks;
+    int64_t n_blocks = (g->n + NDE__GEMM_NC - 1) / NDE__GEMM_NC;
+    int64_t nc_max = ((g->n + n_blocks - 1) / n_blocks + NDE__GEMM_NR - 1) / NDE__GEMM_NR * NDE__GEMM_NR;
+    int64_t m_slivers = (g->m + NDE__GEMM_MR - 1) / NDE__GEMM_MR;
+    int64_t jc, pc, t;
+    int nde_omp_go = nde__gemm_threaded(g);
+    (void)nde_omp_go;
+    if (nc_max > NDE__GEMM_NC) nc_max = NDE__GEMM_NC;
+    for (jc = 0; jc < g->n; jc += nc_max) {
+        int64_t nc = g->n - jc < nc_max ? g->n - jc : nc_max;
+        int64_t n_slivers = (nc + NDE__GEMM_NR - 1) / NDE__GEMM_NR;
+        for (pc = 0; pc < g->k; pc += kc_max) {
+            int64_t kc = g->k - pc < kc_max ? g->k - pc : kc_max;
+            nde_real beta = pc == 0 ? g->beta : NDE_R(1.0);
+            const nde_real *bblock = g->b + pc * g->rsb + jc * g->csb;
+            NDE_OMP_PARALLEL_FOR
+            for (t = 0; t < kc; t += NDE__GEMM_PACK_ROWS)
+                nde__gemm_pack_b(t, t + NDE__GEMM_PACK_ROWS < kc ? t + NDE__GEMM_PACK_ROWS : kc, kc, nc, bblock,
+                                 g->rsb, g->csb, bbuf);
+            NDE_OMP_PARALLEL_FOR
+            for (t = 0; t < m_slivers; t++) {
+                nde_real abuf_raw[NDE__GEMM_MR * NDE__GEMM_KC + NDE__ALIGN / sizeof(nde_real)];
+                nde_real *abuf = nde__gemm_align(abuf_raw);
+                int64_t i0 = t * NDE__GEMM_MR, s;
+                int64_t mr = g->m - i0 < NDE__GEMM_MR ? g->m - i0 : NDE__GEMM_MR;
+                nde__gemm_pack_a(kc, mr, g->a + i0 * g->rsa + pc * g->csa, g->rsa, g->csa, abuf);
+                for (s = 0; s < n_slivers; s++) {
+                    int64_t j0 = s * NDE__GEMM_NR;
+                    int64_t nr = nc - j0 < NDE__GEMM_NR ? nc - j0 : NDE__GEMM_NR;
+                    nde__gemm_tile(kc, abuf, bbuf + s * kc * NDE__GEMM_NR, g->alpha, beta,
+                                   g->c + i0 * g->rsc + jc + j0, g->rsc, mr, nr);
+                }
+            }
+        }
+    }
+}
+
+/* ---- small products without packing */
+
+/* Rows kernel, one tile: ROWS (1..4) rows of C times a chunk of ncols <=
+   ROWS_W columns, C(i, j) = alpha sum_p A(i, p) B(p, j) + beta C(i, j), with
+   rows of B contiguous (b[p * rsb + j]). Vectors run along the row of C; the
+   last chunk of a row uses partial loads. With csc != 1 (a mirrored product)
+   the tile goes through a temporary and a scalar update. rows and full are constants after
+   inlining, so the accumulators stay in registers. */
+NDE__INLINE void nde__gemm_rows_body(int rows, int full, int64_t k, const nde_real *a, int64_t rsa, int64_t csa,
+                                     const nde_real *b, int64_t rsb, int ncols, nde_real alpha, nde_real beta,
+                                     nde_real *c, int64_t rsc, int64_t csc) {
+    nde__vec acc[NDE__GEMM_TINY_ROWS][NDE__GEMM_ROWS_NV], va = nde__vset1(alpha);
+    nde_real tmp[NDE__GEMM_TINY_ROWS * NDE__GEMM_ROWS_W];
+    int cnt[NDE__GEMM_ROWS_NV];
+    int64_t p;
+    int i, j, jj;
+    for (j = 0; j < NDE__GEMM_ROWS_NV; j++) {
+        int left = ncols - j * NDE__VLEN;
+        cnt[j] = left < 0 ? 0 : left > NDE__VLEN ? NDE__VLEN : left;
+    }
+    NDE__UNROLL for (i = 0; i < rows; i++)
+        NDE__UNROLL for (j = 0; j < NDE__GEMM_ROWS_NV; j++) acc[i][j] = nde__vzero();
+    for (p = 0; p < k; p++) {
+        const nde_real *bp = b + p * rsb;
+        nde__vec bv[NDE__GEMM_ROWS_NV];
+        NDE__UNROLL for (j = 0; j < NDE__GEMM_ROWS_NV; j++)
+            bv[j] = full ? nde__vload(bp + j * NDE__VLEN) : nde__vload_n(bp + j * NDE__VLEN, cnt[j]);
+        NDE__UNROLL for (i = 0; i < rows; i++) {
+            nde__vec ai = nde__vset1(a[i * rsa + p * csa]);
+            NDE__UNROLL for (j = 0; j < NDE__GEMM_ROWS_NV; j++) acc[i][j] = nde__vfma(ai, bv[j], acc[i][j]);
+        }
+    }
+    if (csc != 1) {                                  /* C^T: through a temporary */
+        NDE__UNROLL for (i = 0; i < rows; i++)
+            NDE__UNROLL for (j = 0; j < NDE__GEMM_ROWS_NV; j++)
+                nde__vstore(tmp + i * NDE__GEMM_ROWS_W + j * NDE__VLEN, acc[i][j]);
+        for (i = 0; i < rows; i++)
+            for (jj = 0; jj < ncols; jj++) nde__gemm_update1(alpha * tmp[i * NDE__GEMM_ROWS_W + jj], beta, c + i * rsc + jj * csc);
+        return;
+    }
+    NDE__UNROLL for (i = 0; i < rows; i++) {
+        NDE__UNROLL for (j = 0; j < NDE__GEMM_ROWS_NV; j++) {
+            nde_real *cij = c + i * rsc + j * NDE__VLEN;
+            if (full) {
+                nde__vec old = beta == NDE_R(0.0) ? nde__vzero() : nde__vload(cij);
+                nde__vstore(cij, nde__gemm_update(acc[i][j], va, beta, old));
+            } else {
+                nde__vec old = beta == NDE_R(0.0) ? nde__vzero() : nde__vload_n(cij, cnt[j]);
+                nde__vstore_n(cij, nde__gemm_update(acc[i][j], va, beta, old), cnt[j]);
+            }
+        }
+    }
+}
+
+static void nde__gemm_rows_tile(int rows, int64_t k, const nde_real *a, int64_t rsa, int64_t csa, const nde_real *b,
+                                int64_t rsb, int ncols, nde_real alpha, nde_real beta, nde_real *c, int64_t rsc,
+                                int64_t csc) {
+    int full = ncols == NDE__GEMM_ROWS_W;
+    switch (rows * 2 + full) {
+    case 9: nde__gemm_rows_body(4, 1, k, a, rsa, csa, b, rsb, ncols, alpha, beta, c, rsc, csc); break;
+    case 8: nde__gemm_rows_body(4, 0, k, a, rsa, csa, b, rsb, ncols, alpha, beta, c, rsc, csc); break;
+    case 7: nde__gemm_rows_body(3, 1, k, a, rsa, csa, b, rsb, ncols, alpha, beta, c, rsc, csc); break;
+    case 6: nde__gemm_rows_body(3, 0, k, a, rsa, csa, b, rsb, ncols, alpha, beta, c, rsc, csc); break;
+    case 5: nde__gemm_rows_body(2, 1, k, a, rsa, csa, b, rsb, ncols, alpha, beta, c, rsc, csc); break;
+    case 4: nde__gemm_rows_body(2, 0, k, a, rsa, csa, b, rsb, ncols, alpha, beta, c, rsc, csc); break;
+    case 3: nde__gemm_rows_body(1, 1, k, a, rsa, csa, b, rsb, ncols, alpha, beta, c, rsc, csc); break;
+    default: nde__gemm_rows_body(1, 0, k, a, rsa, csa, b, rsb, ncols, alpha, beta, c, rsc, csc); break;
+    }
+}
+
+/* Rows kernel driver: tiles of TINY_ROWS rows x ROWS_W columns in row-major
+   order, so each thread writes one contiguous stretch of C; in parallel over
+   tiles. Rows of op(B) are read in place when contiguous (csb == 1);
+   otherwise (only when k <= TINY_K) op(B) is copied, ROWS_PACK_N columns at a
+   time, to a row-major buffer first. */
+static void nde__gemm_rows(const nde__gemm_args *g) {
+    nde_real bbuf[NDE__GEMM_TINY_K * NDE__GEMM_ROWS_PACK_N];
+    int64_t groups = (g->m + NDE__GEMM_TINY_ROWS - 1) / NDE__GEMM_TINY_ROWS;
+    int64_t block_n = g->csb == 1 ? g->n : NDE__GEMM_ROWS_PACK_N, jb, t, p, j;
+    int nde_omp_go = nde__gemm_threaded(g);
+    (void)nde_omp_go;
+    NDE_ASSERT(g->csb == 1 || g->k <= NDE__GEMM_TINY_K);
+    for (jb = 0; jb < g->n; jb += block_n) {
+        int64_t nb = g->n - jb < block_n ? g->n - jb : block_n;
+        int64_t chunks = (nb + NDE__GEMM_ROWS_W - 1) / NDE__GEMM_ROWS_W, rsb = g->rsb;
+        const nde_real *b = g->b + jb * g->csb;
+        if (g->csb != 1) {
+            for (j = 0; j < nb; j++)
+                for (p = 0; p < g->k; p++) bbuf[p * nb + j] = b[p * g->rsb + j * g->csb];
+            b = bbuf;
+            rsb = nb;
+        }
+        NDE_OMP_PARALLEL_FOR
+        for (t = 0; t < groups * chunks; t++) {
+            int64_t i0 = t / chunks * NDE__GEMM_TINY_ROWS, j0 = t % chunks * NDE__GEMM_ROWS_W;
+            int rows = (int)(g->m - i0 < NDE__GEMM_TINY_ROWS ? g->m - i0 : NDE__GEMM_TINY_ROWS);
+            int ncols = (int)(nb - j0 < NDE__GEMM_ROWS_W ? nb - j0 : NDE__GEMM_ROWS_W);
+            nde__gemm_rows_tile(rows, g->k, g->a + i0 * g->rsa, g->rsa, g->csa, b + j0, rsb, ncols, g->alpha, g->beta,
+                                g->c + i0 * g->rsc + (jb + j0) * g->csc, g->rsc, g->csc);
+        }
+    }
+}
+
+/* Dot kernel, one tile: ROWS (4 or 1) rows of C times its COLS (1..4)
+   columns, each element a dot product along k of a contiguous row of op(A)
+   (a[i * rsa + p]) and a contiguous column of op(B) (bt[j * ldbt + p]). The
+   vectors run along k, the last one partial; each sum is reduced in a fixed
+   order. */
+NDE__INLINE void nde__gemm_dot_body(int rows, int cols, int64_t k, const nde_real *a, int64_t rsa,
+                                    const nde_real *bt, int64_t ldbt, nde_real alpha, nde_real beta,
+                                    nde_real *c, int64_t rsc, int64_t csc) {
+    nde__vec acc[NDE__GEMM_TINY_ROWS][NDE__GEMM_TINY_ROWS];
+    int64_t p;
+    int i, j, tail = (int)(k % NDE__VLEN);
+    NDE__UNROLL for (i = 0; i < rows; i++)
+        NDE__UNROLL for (j = 0; j < cols; j++) acc[i][j] = nde__vzero();
+    for (p = 0; p + NDE__VLEN <= k; p += NDE__VLEN) {
+        nde__vec bv[NDE__GEMM_TINY_ROWS];
+        NDE__UNROLL for (j = 0; j < cols; j++) bv[j] = nde__vload(bt + j * ldbt + p);
+        NDE__UNROLL for (i = 0; i < rows; i++) {
+            nde__vec ai = nde__vload(a + i * rsa + p);
+            NDE__UNROLL for (j = 0; j < cols; j++) acc[i][j] = nde__vfma(ai, bv[j], acc[i][j]);
+        }
+    }
+    if (tail) {
+        nde__vec bv[NDE__GEMM_TINY_ROWS];
+        NDE__UNROLL for (j = 0; j < cols; j++) bv[j] = nde__vload_n(bt + j * ldbt + p, tail);
+        NDE__UNROLL for (i = 0; i < rows; i++) {
+            nde__vec ai = nde__vload_n(a + i * rsa + p, tail);
+            NDE__UNROLL for (j = 0; j < cols; j++) acc[i][j] = nde__vfma(ai, bv[j], acc[i][j]);
+        }
+    }
+    NDE__UNROLL for (i = 0; i < rows; i++) {
+        NDE__UNROLL for (j = 0; j < cols; j++) {
+            nde__gemm_update1(alpha * nde__vsum(acc[i][j]), beta, c + i * rsc + j * csc);
+        }
+    }
+}
+
+static void nde__gemm_dot_tile(int rows, int cols, int64_t k, const nde_real *a, int64_t rsa, const nde_real *bt,
+                               int64_t ldbt, nde_real alpha, nde_real beta, nde_real *c, int64_t rsc, int64_t csc) {
+    switch ((rows == NDE__GEMM_TINY_ROWS ? 4 : 0) + cols) {
+    case 8: nde__gemm_dot_body(4, 4, k, a, rsa, bt, ldbt, alpha, beta, c, rsc, csc); break;
+    case 7: nde__gemm_dot_body(4, 3, k, a, rsa, bt, ldbt, alpha, beta, c, rsc, csc); break;
+    case 6: nde__gemm_dot_body(4, 2, k, a, rsa, bt, ldbt, alpha, beta, c, rsc, csc); break;
+    case 5: nde__gemm_dot_body(4, 1, k, a, rsa, bt, ldbt, alpha, beta, c, rsc, csc); break;
+    case 4: nde__gemm_dot_body(1, 4, k, a, rsa, bt, ldbt, alpha, beta, c, rsc, csc); break;
+    case 3: nde__gemm_dot_body(1, 3, k, a, rsa, bt, ldbt, alpha, beta, c, rsc, csc); break;
+    case 2: nde__gemm_dot_body(1, 2, k, a, rsa, bt, ldbt, alpha, beta, c, rsc, csc); break;
+    default: nde__gemm_dot_body(1, 1, k, a, rsa, bt, ldbt, alpha, beta, c, rsc, csc); break;
+    }
+}
+
+/* Dot kernel driver for n <= TINY_ROWS columns and rows of op(A) contiguous
+   (csa == 1), in parallel over groups of rows. Columns of op(B) are read in
+   place when contiguous (rsb == 1); otherwise k is cut into DOT_KC slices and
+   each slice of op(B)^T is copied to a small buffer first (beta then applies
+   to the first slice only). */
+static void nde__gemm_dot(const nde__gemm_args *g) {
+    nde_real bt_buf[NDE__GEMM_TINY_ROWS * NDE__GEMM_DOT_KC];
+    int64_t groups = (g->m + NDE__GEMM_TINY_ROWS - 1) / NDE__GEMM_TINY_ROWS;
+    int64_t kd_max = g->rsb == 1 ? g->k : NDE__GEMM_DOT_KC, p0, p, j, t;
+    int cols = (int)g->n;
+    int nde_omp_go = nde__gemm_threaded(g);
+    (void)nde_omp_go;
+    NDE_ASSERT(g->n <= NDE__GEMM_TINY_ROWS && g->csa == 1);
+    for (p0 = 0; p0 < g->k; p0 += kd_max) {
+        int64_t kd = g->k - p0 < kd_max ? g->k - p0 : kd_max, ldbt = kd;
+        nde_real beta = p0 == 0 ? g->beta : NDE_R(1.0);
+        const nde_real *bt = bt_buf;
+        if (g->rsb == 1) { bt = g->b + p0; ldbt = g->csb; }
+        else for (j = 0; j < cols; j++)
+                for (p = 0; p < kd; p++) bt_buf[j * kd + p] = g->b[(p0 + p) * g->rsb + j * g->csb];
+        NDE_OMP_PARALLEL_FOR
+        for (t = 0; t < groups; t++) {
+            int64_t i0 = t * NDE__GEMM_TINY_ROWS, i;
+            const nde_real *a = g->a + i0 * g->rsa + p0;
+            nde_real *c = g->c + i0 * g->rsc;
+            if (g->m - i0 >= NDE__GEMM_TINY_ROWS)
+                nde__gemm_dot_tile(NDE__GEMM_TINY_ROWS, cols, kd, a, g->rsa, bt, ldbt, g->alpha, beta, c, g->rsc, g->csc);
+            else for (i = 0; i < g->m - i0; i++)
+                nde__gemm_dot_tile(1, cols, kd, a + i * g->rsa, g->rsa, bt, ldbt, g->alpha, beta, c + i * g->rsc,
+                                   g->rsc, g->csc);
+        }
+    }
+}
+
+/* Picks the path for a product with m, n, k >= 1 and alpha != 0. */
+static void nde__gemm_dispatch(const nde__gemm_args *g) {
+    nde__gemm_args t;
+    if (g->n <= NDE__GEMM_TINY_ROWS) {               /* a few columns of C */
+        if (g->csa == 1) { nde__gemm_dot(g); return; }
+        t = nde__gemm_mirror(g);                     /* rows of C^T along m */
+        nde__gemm_rows(&t);
+        return;
+    }
+    if (g->m <= NDE__GEMM_TINY_ROWS) {               /* a few rows of C */
+        if (g->csb == 1) { nde__gemm_rows(g); return; }
+        t = nde__gemm_mirror(g);                     /* columns of op(B) are contiguous */
+        nde__gemm_dot(&t);
+        return;
+    }
+    if (g->k <= NDE__GEMM_TINY_K) { nde__gemm_rows(g); return; }   /* a low-rank update */
+    nde__gemm_packed(g);
+}
+
 static void nde__cpu_gemm(void *self, int ta, int tb, int64_t m, int64_t n, int64_t k, nde_real alpha,
                           const nde_real *a, int64_t lda, const nde_real *b, int64_t ldb,
                           nde_real beta, nde_real *c, int64_t ldc) {
-    int64_t i;
-    int nde_omp_go = m * n * k > NDE_OMP_MIN_WORK;
-    (void)self; (void)nde_omp_go;
-    NDE_OMP_PARALLEL_FOR
-    for (i = 0; i < m; i++) {
-        int64_t j, p;
-        nde_real *ci = c + i * ldc;
-        if (beta == NDE_R(0.0)) for (j = 0; j < n; j++) ci[j] = NDE_R(0.0);
-        else if (beta != NDE_R(1.0)) for (j = 0; j < n; j++) ci[j] *= beta;
-        for (p = 0; p < k; p++) {
-            nde_real aip = alpha * (ta ? a[p * lda + i] : a[i * lda + p]);
-            if (!tb) { const nde_real *bp = b + p * ldb; for (j = 0; j < n; j++) ci[j] += aip * bp[j]; }
-            else { for (j = 0; j < n; j++) ci[j] += aip * b[j * ldb + p]; }
-        }
-    }
+    nde__gemm_args g;
+    (void)self;
+    if (m <= 0 || n <= 0) return;
+    g.m = m; g.n = n; g.k = k; g.alpha = alpha; g.beta = beta;
+    g.a = a; g.rsa = ta ? 1 : lda; g.csa = ta ? lda : 1;
+    g.b = b; g.rsb = tb ? 1 : ldb; g.csb = tb ? ldb : 1;
+    g.c = c; g.rsc = ldc; g.csc = 1;
+    if (k <= 0 || alpha == NDE_R(0.0)) { nde__gemm_scale_c(&g); return; }
+    nde__gemm_dispatch(&g);
 }
 
 static nde_real nde__softplus1(nde_real x) {

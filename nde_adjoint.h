@@ -623,7 +623,7 @@ static double nde__adj_parts_norm(nde_ctx *ctx, const nde_tensor *scaled, void *
 
 /* Options for the backward solve from ta to tb; arrays from the forward
    options restricted to the open interval, in backward order, in scratch. */
-static nde_solve_options nde__adj_back_options(nde__adj *A, double ta, double tb, nde__adj_norm_parts *norm, double **grid_out) {
+static nde_solve_options nde__adj_back_options(nde__adj *A, double ta, double tb, nde__adj_norm_parts *norm) {
     nde_solve_options o = A->fopt;
     nde_ctx *ctx = A->ctx;
     o.method = A->bmi->method;
@@ -667,7 +667,6 @@ static nde_solve_options nde__adj_back_options(nde__adj *A, double ta, double tb
             o.grid = g; o.grid_len = n;
         }
     }
-    if (grid_out) *grid_out = (double *)o.grid;
     return o;
 }
 
@@ -679,7 +678,7 @@ static nde_status nde__adj_back_solve(nde__adj *A, nde_field_fn aug, nde_tensor 
     nde_ctx *ctx = A->ctx;
     nde_mark m = nde_ctx_mark(ctx);
     nde_solution sol;
-    nde_solve_options o = nde__adj_back_options(A, times[0], times[num - 1], norm, NULL);
+    nde_solve_options o = nde__adj_back_options(A, times[0], times[num - 1], norm);
     nde_status st;
     o.on_step = on_step;
     o.on_step_user = A;
@@ -1194,6 +1193,11 @@ static void nde__adj_backward(nde_ctx *ctx, nde_tensor *out, nde_tensor *const *
     int i;
     (void)in; (void)num_in;
     if (nde_ctx_status(ctx) != NDE_OK || !out->grad) return;
+    if (nde_params_count(ctx) != A->P) {
+        nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_odeint_adjoint: the parameter store changed between the solve (%lld reals) "
+                     "and its backward pass (%lld)", (long long)A->P, (long long)nde_params_count(ctx));
+        return;
+    }
     if (A->z0->requires_grad) z0g = nde_tensor_grad(ctx, A->z0);
     if (A->t->requires_grad) tg = nde_tensor_grad(ctx, A->t);
     m = nde_ctx_mark(ctx);
@@ -1275,8 +1279,9 @@ static void nde__adj_direct_entry_backward(nde_ctx *ctx, nde_tensor *out, nde_te
         if (g) nde__adj_axpy(A, A->N, NDE_R(1.0), out->grad, g);
     }
     if (A->t->requires_grad && A->num_ts > 1) {
+        nde_real *tg = nde_tensor_grad(ctx, A->t), *a, *state_of[1];   /* before the mark: it stays */
         nde_mark m = nde_ctx_mark(ctx);
-        nde_real *a = nde_ctx_alloc_reals(ctx, A->S), *tg = nde_tensor_grad(ctx, A->t), *state_of[1];
+        a = nde_ctx_alloc_reals(ctx, A->S);
         if (a && tg) {
             /* a(t_0) without G_0: z part = z0' gradient - G_0; q part = q_bar */
             nde__adj_zero(A, a, A->S);
@@ -1286,14 +1291,8 @@ static void nde__adj_direct_entry_backward(nde_ctx *ctx, nde_tensor *out, nde_te
                 if (A->packed) nde__adj_copy(A, a + A->N, A->g0 + A->N, 1);
             }
             state_of[0] = A->inner_states[0]->data;
-            {
-                int keep = A->num_ts;
-                const nde_real *G = A->G;
-                A->G = NULL;         /* only dL/dt_0 here */
-                nde__adj_time_grads(A, tg, a, state_of);
-                A->G = G;
-                A->num_ts = keep;
-            }
+            A->G = NULL;         /* only dL/dt_0 here */
+            nde__adj_time_grads(A, tg, a, state_of);
         }
         nde_ctx_reset(ctx, m);
     }

@@ -85,7 +85,9 @@ MEMORY
    nde_tensor_set_host / nde_tensor_from. Host index arrays (nde_gather_rows,
    nde_cross_entropy labels) travel inside the kernel arguments, 256 indices per
    launch, so no host<->device copy and no extra synchronisation is needed.
-   Destroy a backend only after every context created on it is freed.
+   Destroy a backend only after every context created on it is freed. Several
+   contexts may share a backend (their work is ordered on its one stream); like a
+   context, a backend is used by one host thread at a time.
 
 ERRORS
    Every CUDA and cuBLAS call is checked. Compute entries of the backend table return
@@ -666,32 +668,69 @@ static nde__cu_dims nde__cu_dims_of(const int64_t *v) {
     for (i = 0; i < 4; i++) r.d[i] = v[i];
     return r;
 }
-static __global__ void nde__k_binary(int op, int64_t n, nde__cu_dims shape, const nde_real *a, nde__cu_dims sa,
-                                     const nde_real *b, nde__cu_dims sb, nde_real *out) {
-    for (int64_t i = nde__cu_first(); i < n; i += nde__cu_step()) {
-        int64_t t = i, i3 = t % shape.d[3], i2, i1, i0;
-        t /= shape.d[3]; i2 = t % shape.d[2];
-        t /= shape.d[2]; i1 = t % shape.d[1];
-        i0 = t / shape.d[1];
-        nde_real x = a[i0 * sa.d[0] + i1 * sa.d[1] + i2 * sa.d[2] + i3 * sa.d[3]];
-        nde_real y = b[i0 * sb.d[0] + i1 * sb.d[1] + i2 * sb.d[2] + i3 * sb.d[3]];
-        nde_real r;
-        switch (op) {
-        case NDE_BINARY_ADD: r = x + y; break;
-        case NDE_BINARY_SUB: r = x - y; break;
-        case NDE_BINARY_MUL: r = x * y; break;
-        default: r = x / y; break;
-        }
-        out[i] = r;
+static __device__ inline nde_real nde__cu_binary1(int op, nde_real x, nde_real y) {
+    switch (op) {
+    case NDE_BINARY_ADD: return x + y;
+    case NDE_BINARY_SUB: return x - y;
+    case NDE_BINARY_MUL: return x * y;
+    default: return x / y;
     }
+}
+/* General strides; I is the index type (unsigned 32-bit division is several times cheaper
+   on a GPU than 64-bit, and these kernels are otherwise memory-bound). */
+template <typename I>
+static __global__ void nde__k_binary(int op, I n, nde__cu_dims shape, const nde_real *a, nde__cu_dims sa,
+                                     const nde_real *b, nde__cu_dims sb, nde_real *out) {
+    I d1 = (I)shape.d[1], d2 = (I)shape.d[2], d3 = (I)shape.d[3];
+    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < n; i += (I)(blockDim.x * gridDim.x)) {
+        I t = i, i3 = t % d3, i2, i1, i0;
+        t /= d3; i2 = t % d2;
+        t /= d2; i1 = t % d1;
+        i0 = t / d1;
+        nde_real x = a[i0 * (I)sa.d[0] + i1 * (I)sa.d[1] + i2 * (I)sa.d[2] + i3 * (I)sa.d[3]];
+        nde_real y = b[i0 * (I)sb.d[0] + i1 * (I)sb.d[1] + i2 * (I)sb.d[2] + i3 * (I)sb.d[3]];
+        out[i] = nde__cu_binary1(op, x, y);
+    }
+}
+/* Each operand either laid out like the output or a single value: no index arithmetic. */
+static __global__ void nde__k_binary_flat(int op, int64_t n, const nde_real *a, int a_scalar, const nde_real *b,
+                                          int b_scalar, nde_real *out) {
+    for (int64_t i = nde__cu_first(); i < n; i += nde__cu_step())
+        out[i] = nde__cu_binary1(op, a[a_scalar ? 0 : i], b[b_scalar ? 0 : i]);
+}
+/* 1: strides of a contiguous tensor of this shape, 0: all zero, -1: other. */
+static int nde__cu_stride_kind(const int64_t *shape, const int64_t *st) {
+    int64_t c = 1;
+    int d, contiguous = 1, zero = 1;
+    for (d = 3; d >= 0; d--) {
+        if (shape[d] != 1 && st[d] != c) contiguous = 0;
+        if (shape[d] != 1 && st[d] != 0) zero = 0;
+        c *= shape[d];
+    }
+    return contiguous ? 1 : (zero ? 0 : -1);
+}
+static int64_t nde__cu_max_offset(const int64_t *shape, const int64_t *st) {
+    int64_t m = 0;
+    int d;
+    for (d = 0; d < 4; d++) m += (shape[d] - 1) * (st[d] < 0 ? -st[d] : st[d]);
+    return m;
 }
 static void nde__cu_binary(void *self, nde_binary_op op, const int64_t *shape, const nde_real *a, const int64_t *sa,
                            const nde_real *b, const int64_t *sb, nde_real *out) {
     nde__cuda *s = (nde__cuda *)self;
     int64_t n = shape[0] * shape[1] * shape[2] * shape[3];
+    int ka = nde__cu_stride_kind(shape, sa), kb = nde__cu_stride_kind(shape, sb);
     if (n <= 0 || !nde__cu_enter(s)) return;
-    NDE__CU_LAUNCH(nde__k_binary, nde__cu_grid(n), NDE__CU_THREADS, s->stream, (int)op, n, nde__cu_dims_of(shape), a,
-                   nde__cu_dims_of(sa), b, nde__cu_dims_of(sb), out);
+    if (ka >= 0 && kb >= 0) {
+        NDE__CU_LAUNCH(nde__k_binary_flat, nde__cu_grid(n), NDE__CU_THREADS, s->stream, (int)op, n, a, ka == 0, b, kb == 0,
+                       out);
+    } else if (n <= 2147483647 && nde__cu_max_offset(shape, sa) <= 2147483647 && nde__cu_max_offset(shape, sb) <= 2147483647) {
+        NDE__CU_LAUNCH(nde__k_binary<uint32_t>, nde__cu_grid(n), NDE__CU_THREADS, s->stream, (int)op, (uint32_t)n,
+                       nde__cu_dims_of(shape), a, nde__cu_dims_of(sa), b, nde__cu_dims_of(sb), out);
+    } else {
+        NDE__CU_LAUNCH(nde__k_binary<int64_t>, nde__cu_grid(n), NDE__CU_THREADS, s->stream, (int)op, n,
+                       nde__cu_dims_of(shape), a, nde__cu_dims_of(sa), b, nde__cu_dims_of(sb), out);
+    }
     nde__cu_launched(s, "nde_cuda binary");
 }
 

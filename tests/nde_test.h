@@ -7,20 +7,21 @@
 #include <stdio.h>
 #include <string.h>
 
-static int nde_test_passed = 0, nde_test_failed = 0, nde_test_skipped = 0;
-/* a test file need not use every helper */
+/* Not every test file uses every helper. */
 #if defined(__GNUC__) || defined(__clang__)
-#define NDE_TEST_MAYBE_UNUSED __attribute__((unused))
+#define NDE_TEST_FN static __attribute__((unused))
 #else
-#define NDE_TEST_MAYBE_UNUSED
+#define NDE_TEST_FN static
 #endif
 
-NDE_TEST_MAYBE_UNUSED static void nde_test_check(int ok, const char *expr, const char *file, int line) {
+static int nde_test_passed = 0, nde_test_failed = 0, nde_test_skipped = 0;
+
+NDE_TEST_FN void nde_test_check(int ok, const char *expr, const char *file, int line) {
     if (ok) { nde_test_passed++; return; }
     nde_test_failed++;
     fprintf(stderr, "FAIL %s:%d: %s\n", file, line, expr);
 }
-NDE_TEST_MAYBE_UNUSED static void nde_test_check_near(double a, double b, double atol, double rtol, const char *ea, const char *eb,
+NDE_TEST_FN void nde_test_check_near(double a, double b, double atol, double rtol, const char *ea, const char *eb,
                                 const char *file, int line) {
     double tol = atol + rtol * fabs(b);
     if (fabs(a - b) <= tol) { nde_test_passed++; return; }   /* NaN fails */
@@ -28,7 +29,7 @@ NDE_TEST_MAYBE_UNUSED static void nde_test_check_near(double a, double b, double
     fprintf(stderr, "FAIL %s:%d: %s = %.17g vs %s = %.17g (|diff| %.3g > tol %.3g)\n", file, line, ea, a, eb, b,
             fabs(a - b), tol);
 }
-NDE_TEST_MAYBE_UNUSED static void nde_test_check_msg(const char *msg, const char *fragment, const char *file, int line) {
+NDE_TEST_FN void nde_test_check_msg(const char *msg, const char *fragment, const char *file, int line) {
     if (msg && fragment && strstr(msg, fragment)) { nde_test_passed++; return; }
     nde_test_failed++;
     fprintf(stderr, "FAIL %s:%d: message \"%s\" lacks \"%s\"\n", file, line, msg ? msg : "(null)", fragment);
@@ -38,7 +39,7 @@ NDE_TEST_MAYBE_UNUSED static void nde_test_check_msg(const char *msg, const char
 #define CHECK_MSG(msg, fragment) nde_test_check_msg((msg), (fragment), __FILE__, __LINE__)
 #define SKIP(reason) (nde_test_skipped++, printf("SKIP %s:%d: %s\n", __FILE__, __LINE__, (reason)))
 
-static int nde_test_finish(const char *name) {
+NDE_TEST_FN int nde_test_finish(const char *name) {
     if (nde_test_skipped) printf("%s: %d skipped\n", name, nde_test_skipped);
     printf("%s: %d passed, %d failed\n", name, nde_test_passed, nde_test_failed);
     return nde_test_failed ? 1 : 0;

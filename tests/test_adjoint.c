@@ -613,6 +613,50 @@ static void test_stats_and_seminorm(void) {
     nde_ctx_free(ctx);
 }
 
+/* ---------------------------------------------------------------- nested in nde_vjp
+   nde_vjp with a parameter-gradient buffer around a differentiable solve: the
+   solve's backward sends the parameter part to that buffer, nothing to the
+   store's own gradient. */
+typedef struct vjp_user { prob *p; nde_tensor *t; nde_adjoint_options adj; } vjp_user;
+static nde_tensor *vjp_solve(nde_ctx *ctx, nde_tensor *x, void *u) {
+    vjp_user *vu = (vjp_user *)u;
+    return nde_odeint_adjoint(ctx, vu->p->f, vu->p, x, vu->t, NULL, &vu->adj, NULL);
+}
+static void test_nested_vjp(void) {
+    nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default());
+    prob *p = find_prob("mlp");
+    int mode;
+    p->make_params(ctx, p);
+    for (mode = 0; mode < NDE_GRAD_MODE_COUNT; mode++) {
+        nde_mark m = nde_ctx_mark(ctx);
+        vjp_user vu;
+        int64_t nt = 3, j, np = nde_params_count(ctx), yshape[3] = {3, 2, 2};
+        nde_real tv[3] = {0, NDE_R(0.5), 1}, *buf = nde_ctx_alloc_reals(ctx, np);
+        nde_tensor *z0 = nde_tensor_from(ctx, p->zdim, p->zshape, p->z0), *v = nde_tensor_full(ctx, 3, yshape, NDE_R(1.0));
+        nde_tensor *xb = NULL, *y;
+        double worst = 0.0, own = 0.0;
+        vu.p = p;
+        vu.t = nde_tensor_from(ctx, 1, &nt, tv);
+        vu.adj = nde_adjoint_options_default((nde_grad_mode)mode);
+        for (j = 0; j < np; j++) buf[j] = 0;
+        nde_zero_grad(ctx);
+        CHECK(nde_vjp(ctx, vjp_solve, &vu, z0, v, NULL, &xb, buf) == NDE_OK);
+        for (j = 0; j < np; j++) own = fmax(own, fabs(nde_params_grad(ctx)[j]));
+        CHECK(own == 0.0);
+        /* the same through a plain backward of sum(y) */
+        z0->requires_grad = 1;
+        y = vjp_solve(ctx, z0, &vu);
+        nde_backward(ctx, nde_sum(ctx, y));
+        for (j = 0; j < np; j++) worst = fmax(worst, fabs(buf[j] - nde_params_grad(ctx)[j]));
+        for (j = 0; xb && z0->grad && j < z0->size; j++) worst = fmax(worst, fabs(xb->data[j] - z0->grad[j]));
+        CHECK(xb != NULL && z0->grad != NULL);
+        CHECK(worst < (sizeof(nde_real) == 4 ? 1e-5 : 1e-12));
+        CHECK(nde_ctx_status(ctx) == NDE_OK);
+        nde_ctx_reset(ctx, m);
+    }
+    nde_ctx_free(ctx);
+}
+
 /* ---------------------------------------------------------------- forward values (float and double) */
 static void test_forward_values(void) {
     /* linear z' = A z, A = [[a, b], [-b, a]]: z(t) = e^{at} R(bt) z0 */
@@ -684,6 +728,7 @@ int main(void) {
     test_revolve();
     CHECK(quickstart_adjoint() == 0);
     test_forward_values();
+    test_nested_vjp();
     test_bad_input();
     test_stats_and_seminorm();
     test_memory();

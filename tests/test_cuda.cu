@@ -955,10 +955,16 @@ static void train_mlp(nde_optimizer proto, const char *name) {
         nde_mark m1 = nde_ctx_mark(c1), m2 = nde_ctx_mark(c2);
         nde_tensor *l1 = mlp_loss(c1, &n1, 64, it), *l2 = mlp_loss(c2, &n2, 64, it);
         nde_real v1, v2;
-        nde_zero_grad(c1); nde_zero_grad(c2);
-        nde_backward(c1, l1); nde_backward(c2, l2);
-        v1 = nde_tensor_item(c1, l1, 0); v2 = nde_tensor_item(c2, l2, 0);
-        nde_optimizer_step(c1, &o1); nde_optimizer_step(c2, &o2);
+        int64_t syncs0, syncs1;
+        nde_zero_grad(c1); nde_backward(c1, l1); nde_optimizer_step(c1, &o1);
+        v1 = nde_tensor_item(c1, l1, 0);
+        /* forward, backward and the optimizer step queue work without waiting for it;
+           gradient clipping reads one norm (one reduction over the flat gradient) */
+        nde_cuda_counters(gpu, NULL, &syncs0);
+        nde_zero_grad(c2); nde_backward(c2, l2); nde_optimizer_step(c2, &o2);
+        nde_cuda_counters(gpu, NULL, &syncs1);
+        CHECK(syncs1 - syncs0 == (proto.clip_grad_norm > 0 ? 1 : 0));
+        v2 = nde_tensor_item(c2, l2, 0);
         snprintf(what, sizeof what, "%s: loss at step %d", name, it);
         check_close_at(what, &v1, &v2, 1, TOL, __FILE__, __LINE__);
         nde_ctx_reset(c1, m1); nde_ctx_reset(c2, m2);

@@ -54,6 +54,7 @@ check-headers: | $(B)
 	  $(CC) -std=c11 $(WARN) -c $(B)/chk_impl.c -o $(B)/chk_c11.o || exit 1; \
 	  clang -std=c99 $(WARN) -c $(B)/chk_impl.c -o $(B)/chk_clang.o || exit 1; \
 	  $(CC) -std=c99 $(WARN) -DNDE_STATIC -c $(B)/chk_impl.c -o $(B)/chk_static.o || exit 1; \
+	  $(CC) -std=c99 $(WARN) -O3 -c $(B)/chk_impl.c -o $(B)/chk_o3.o || exit 1; \
 	  printf '#include "../%s"\n' $$h > $(B)/chk_decl.cpp; \
 	  c++ -std=c++11 -Wall -Wextra -Werror -fsyntax-only $(B)/chk_decl.cpp || exit 1; \
 	done

@@ -968,7 +968,10 @@ static nde_tensor *nde__raw_lincomb(nde_ctx *ctx, int count, const nde_real *coe
     const nde_real *ptrs[NDE_RK_MAX_STAGES + 4];
     nde_tensor *out;
     int i;
-    if (count > NDE_RK_MAX_STAGES + 4) return NULL;
+    if (count < 1 || count > NDE_RK_MAX_STAGES + 4) {
+        nde_ctx_fail(ctx, NDE_ERR_INTERNAL, "nde_solvers: a linear combination of %d terms", count);
+        return NULL;
+    }
     out = nde_tensor_new(ctx, xs[0]->ndim, xs[0]->shape);
     if (!out) return NULL;
     for (i = 0; i < count; i++) ptrs[i] = xs[i]->data;

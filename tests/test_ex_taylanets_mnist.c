@@ -1,0 +1,146 @@
+/* tests/test_ex_taylanets_mnist.c - examples/taylanets_mnist.c: the truncated
+   Taylor block of order 1 is Euler's method, order 4 agrees with dopri5 to
+   high accuracy; the field evaluation counts; a tiny training run of every
+   method (the loss falls) and resuming from a checkpoint. */
+#define EXAMPLE_NO_MAIN
+#include "../examples/taylanets_mnist.c"   /* first: it sets _POSIX_C_SOURCE */
+#include "nde_test.h"
+#include <unistd.h>
+
+static void tiny_args(tl_args *a, const char *save) {
+    tl_args_default(a);
+    a->nepochs = 3; a->train_batch_size = 16; a->test_batch_size = 32; a->max_train = 64; a->max_test = 32;
+    a->hidden = 8; a->lr_init = 3e-2; a->lr_end = 1e-2; a->save = save; a->quiet = 1;
+}
+
+static double max_diff(const nde_tensor *a, const nde_tensor *b) {
+    double w = 0;
+    int64_t i;
+    if (!a || !b || a->size != b->size) return HUGE_VAL;
+    for (i = 0; i < a->size; i++) if (fabs((double)a->data[i] - (double)b->data[i]) > w) w = fabs((double)a->data[i] - (double)b->data[i]);
+    return w;
+}
+
+static void test_blocks(void) {
+    tl_args a;
+    tl_model m;
+    int64_t s[2] = {3, 5};
+    nde_tensor *z0, *zt, *ze, *zd;
+    nde_solve_options o;
+    double ts[2] = {0.0, 1.0};
+    nde_solution sol;
+    tl_args_default(&a);
+    a.hidden = 6;
+    CHECK(tl_model_init(&m, &a, TL_TAYLOR, 5, 10));
+    z0 = nde_tensor_randn(m.ctx, 2, s, 4, 0);
+    /* order 1, 4 steps = 4 Euler steps */
+    m.tayla.order = 1; m.tayla.n_steps = 4;
+    m.nfe = 0;
+    zt = tl_block(&m, z0, TL_TAYLOR, NULL);
+    CHECK(m.nfe == 4);                                  /* one jet program per step */
+    o = nde_solve_options_default();
+    o.method = NDE_EULER; o.step_size = 0.25;
+    CHECK(nde_solve(m.ctx, nde_jet_field_plain, &m.ref, z0, 2, ts, &o, &sol) == NDE_OK);
+    ze = sol.ys[1];
+#ifdef NDE_DOUBLE
+    CHECK(max_diff(zt, ze) < 1e-12);
+#else
+    CHECK(max_diff(zt, ze) < 1e-5);
+#endif
+    nde_solution_free(m.ctx, &sol);
+    /* order 4, 8 steps against dopri5 at 1e-10 */
+    m.tayla.order = 4; m.tayla.n_steps = 8;
+    zt = tl_block(&m, z0, TL_TAYLOR, NULL);
+    m.solve.rtol = 1e-10; m.solve.atol = 1e-10;
+    zd = tl_block(&m, z0, TL_DOPRI5, NULL);
+#ifdef NDE_DOUBLE
+    CHECK(max_diff(zt, zd) < 1e-7);
+#else
+    CHECK(max_diff(zt, zd) < 1e-4);
+#endif
+    tl_model_free(&m);
+    /* Taylor-Lagrange: two jet programs per step (the expansion and the remainder) */
+    CHECK(tl_model_init(&m, &a, TL_TAYLA, 5, 10));
+    {
+        nde_tensor *rem = NULL;
+        z0 = nde_tensor_randn(m.ctx, 2, s, 4, 0);
+        m.nfe = 0;
+        zt = tl_block(&m, z0, TL_TAYLA, &rem);
+        CHECK(zt && rem && rem->size == 1 && m.nfe == 2);
+    }
+    tl_model_free(&m);
+    CHECK(tl_method_kind("tayla") == TL_TAYLA && tl_method_kind("rk45") < 0);
+}
+
+static int files_equal(const char *pa, const char *pb) {
+    FILE *fa = fopen(pa, "rb"), *fb = fopen(pb, "rb");
+    int same = fa && fb, ca, cb;
+    while (same) {
+        ca = fgetc(fa); cb = fgetc(fb);
+        if (ca != cb) same = 0;
+        if (ca == EOF || cb == EOF) break;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+static void remove_run(const char *dir) {
+    static const char *names[] = {"tayla", "taylor", "rk4", "dopri5"};
+    char path[512], file[64];
+    size_t i;
+    ex_path(path, sizeof path, dir, "/log.csv", NULL);
+    remove(path);
+    for (i = 0; i < 4; i++) {
+        snprintf(file, sizeof file, "/ckpt_%s.safetensors", names[i]);
+        ex_path(path, sizeof path, dir, file, NULL);
+        remove(path);
+        snprintf(file, sizeof file, "/ckpt_%s.state.npy", names[i]);
+        ex_path(path, sizeof path, dir, file, NULL);
+        remove(path);
+    }
+    rmdir(dir);
+}
+
+static void test_training_and_resume(void) {
+    char dir_a[64], dir_b[64], pa[512], pb[512];
+    tl_args a;
+    tl_result ra[TL_MAX_METHODS], rb[TL_MAX_METHODS];
+    int n, k;
+    strcpy(dir_a, "/tmp/nde_test_tl_a_XXXXXX");
+    strcpy(dir_b, "/tmp/nde_test_tl_b_XXXXXX");
+    if (!mkdtemp(dir_a) || !mkdtemp(dir_b)) { CHECK(0); return; }
+    tiny_args(&a, dir_a);
+    a.method = "tayla,taylor,rk4,dopri5"; a.pen_remainder = 1e-3;
+    CHECK(tl_run(&a, ra, &n) == 0);
+    CHECK(n == 4);
+    for (k = 0; k < 4; k++) {
+        CHECK(ra[k].epochs_run == 3 && ra[k].last_loss < ra[k].first_loss);
+        CHECK(ra[k].eval.acc >= 0 && ra[k].eval.acc <= 1 && ra[k].eval.logit_diff >= 0);
+    }
+    CHECK(ra[0].eval.nfe == 2 && ra[1].eval.nfe == 1 && ra[2].eval.nfe == 4 && ra[3].eval.nfe >= 8);
+    CHECK(ra[3].eval.logit_diff == 0);                  /* dopri5 against itself */
+    tiny_args(&a, dir_b);
+    a.method = "tayla"; a.pen_remainder = 1e-3; a.stop_after = 2;   /* the schedule spans nepochs = 3 */
+    CHECK(tl_run(&a, rb, &n) == 0);
+    CHECK(rb[0].epochs_run == 2);
+    a.stop_after = 0; a.resume = 1;
+    CHECK(tl_run(&a, rb, &n) == 0);
+    CHECK(rb[0].epochs_run == 1 && rb[0].eval.acc == ra[0].eval.acc);
+    ex_path(pa, sizeof pa, dir_a, "/ckpt_tayla.safetensors", NULL);
+    ex_path(pb, sizeof pb, dir_b, "/ckpt_tayla.safetensors", NULL);
+    CHECK(files_equal(pa, pb));
+    ex_path(pa, sizeof pa, dir_a, "/ckpt_tayla.state.npy", NULL);
+    ex_path(pb, sizeof pb, dir_b, "/ckpt_tayla.state.npy", NULL);
+    CHECK(files_equal(pa, pb));
+    a.method = "tayla,rk45";
+    fprintf(stderr, "(test_ex_taylanets_mnist: the next error message is expected)\n");
+    CHECK(tl_run(&a, rb, &n) == 2);
+    remove_run(dir_a);
+    remove_run(dir_b);
+}
+
+int main(void) {
+    test_blocks();
+    test_training_and_resume();
+    return nde_test_finish("test_ex_taylanets_mnist");
+}

@@ -1,0 +1,132 @@
+// cc -O2 -std=c99 -Wall -Wextra -Werror -pedantic examples/neural_sde.c -o build/ex_neural_sde -lm
+/* examples/neural_sde.c - a neural SDE fitted to the laws of an Ornstein-Uhlenbeck
+   process, trained through the reversible-Heun adjoint.
+
+   Data: dX = theta (mu - X) dt + sigma dW, X(0) = 0, theta = 1.5, mu = 1,
+   sigma = 0.5, whose mean and standard deviation are known in closed form:
+       m(t) = mu (1 - e^{-theta t}),  s(t) = sigma sqrt((1 - e^{-2 theta t}) / (2 theta)).
+   Model (Stratonovich, diagonal noise): dX = f(X) dt + g(X) o dW with
+   f = MLP(1-32-1, tanh) and g = softplus(MLP(1-16-1, tanh)). Each iteration
+   draws a fresh Brownian path for `paths` samples (seed = iteration), solves
+   with reversible Heun (dt = 0.05) and matches the sample mean and standard
+   deviation at t = 0.25, 0.5, ..., 2:
+       loss = sum_k (mean_k - m(t_k))^2 + (std_k - s(t_k))^2.
+   Gradients by nde_sdeint_adjoint (the algebraic reverse of reversible Heun:
+   O(1) memory in the steps); --no-adjoint backpropagates through the solver
+   instead (the same gradient up to round-off).
+
+   Default run (150 iterations, Adam 1e-2): the loss evaluated on 4096 fresh
+   paths ends below 0.01 (measured 0.0017; it starts near 1.5); the program
+   exits with status 1 if it does not.
+
+       ./build/ex_neural_sde
+       ./build/ex_neural_sde --niters 600 --paths 512 --no-adjoint
+*/
+#include "common.h"
+#define NDE_IMPLEMENTATION
+#include "../nde_zoo.h"
+
+#define NT 8
+static const double THETA = 1.5, MU = 1.0, SIGMA = 0.5;
+
+typedef struct model { nde_mlp f, g; } model;
+
+static nde_tensor *drift(nde_ctx *ctx, nde_tensor *t, nde_tensor *x, void *user) {
+    (void)t;
+    return nde_mlp_forward(ctx, &((model *)user)->f, x);
+}
+static nde_tensor *diffusion(nde_ctx *ctx, nde_tensor *t, nde_tensor *x, void *user) {
+    (void)t;
+    return nde_softplus(ctx, nde_mlp_forward(ctx, &((model *)user)->g, x));
+}
+
+/* sum_k (mean_k - m_k)^2 + (std_k - s_k)^2 over the stacked solution (NT + 1, paths, 1) */
+static nde_tensor *moment_loss(nde_ctx *ctx, nde_tensor *xs, const double *ts) {
+    nde_tensor *loss = NULL;
+    int k;
+    for (k = 1; k <= NT; k++) {
+        nde_tensor *x = nde_slice(ctx, xs, 0, k, k + 1);
+        nde_tensor *mean = nde_mean(ctx, x);
+        nde_tensor *sd = nde_sqrt(ctx, nde_add_scalar(ctx, nde_mean(ctx, nde_square(ctx, nde_sub(ctx, x, mean))), NDE_R(1e-8)));
+        double m = MU * (1 - exp(-THETA * ts[k])), s = SIGMA * sqrt((1 - exp(-2 * THETA * ts[k])) / (2 * THETA));
+        nde_tensor *e = nde_add(ctx, nde_square(ctx, nde_add_scalar(ctx, mean, (nde_real)-m)),
+                                nde_square(ctx, nde_add_scalar(ctx, sd, (nde_real)-s)));
+        loss = loss ? nde_add(ctx, loss, e) : e;
+    }
+    return loss;
+}
+
+int main(int argc, char **argv) {
+    int niters = 150, paths = 256, adjoint = 1, seed = 1;
+    double lr = 1e-2, dt = 0.05, target = 0.01;
+    ex_flag flags[] = {
+        {"niters", EX_INT, &niters, "training iterations"},
+        {"paths", EX_INT, &paths, "sample paths per iteration"},
+        {"lr", EX_DOUBLE, &lr, "Adam learning rate"},
+        {"dt", EX_DOUBLE, &dt, "reversible Heun step"},
+        {"adjoint", EX_BOOL, &adjoint, "gradients by the reversible adjoint (else backprop through the solver)"},
+        {"seed", EX_INT, &seed, "initialisation seed"},
+        {"target", EX_DOUBLE, &target, "the evaluation loss the run must reach"},
+    };
+    int rc = ex_parse_flags(argc, argv, flags, 7, "a neural SDE fitted to an Ornstein-Uhlenbeck law");
+    nde_ctx *ctx;
+    model m;
+    nde_sde sde;
+    nde_optimizer opt;
+    ex_progress bar;
+    double ts[NT + 1], final_loss;
+    int64_t w1[3] = {1, 32, 1}, w2[3] = {1, 16, 1};
+    int it, k;
+    if (rc) return rc < 0 ? 2 : 0;
+    for (k = 0; k <= NT; k++) ts[k] = 0.25 * k;
+    ctx = nde_ctx_new(nde_ctx_desc_default());
+    nde_mlp_init(ctx, &m.f, "drift", 3, w1, NDE_ACT_TANH, (uint64_t)seed);
+    nde_mlp_init(ctx, &m.g, "diffusion", 3, w2, NDE_ACT_TANH, (uint64_t)seed + 100);
+    memset(&sde, 0, sizeof sde);
+    sde.drift = drift; sde.diffusion = diffusion; sde.user = &m;
+    sde.type = NDE_SDE_STRATONOVICH; sde.noise = NDE_NOISE_DIAGONAL;
+    opt = nde_adam(lr);
+    bar = ex_progress_start(niters);
+    for (it = 0; it < niters; it++) {
+        nde_mark mk = nde_ctx_mark(ctx);
+        nde_sde_options o = nde_sde_options_default();
+        int64_t shp[2] = {paths, 1};
+        nde_tensor *x0 = nde_tensor_zeros(ctx, 2, shp), *xs, *loss;
+        o.method = NDE_SDE_REVERSIBLE_HEUN; o.dt = dt; o.seed = (uint64_t)it + 1000;
+        xs = adjoint ? nde_sdeint_adjoint(ctx, &sde, x0, NT + 1, ts, &o) : nde_sdeint(ctx, &sde, x0, NT + 1, ts, &o);
+        loss = moment_loss(ctx, xs, ts);
+        nde_zero_grad(ctx);
+        nde_backward(ctx, loss);
+        nde_optimizer_step(ctx, &opt);
+        if (nde_ctx_status(ctx) != NDE_OK) break;
+        ex_progress_update(&bar, it + 1, "loss %.4f", (double)nde_tensor_item(ctx, loss, 0));
+        nde_ctx_reset(ctx, mk);
+    }
+    ex_progress_finish(&bar);
+    if (nde_ctx_status(ctx) != NDE_OK) {
+        fprintf(stderr, "error: %s\n", nde_ctx_message(ctx));
+        nde_ctx_free(ctx);
+        return 1;
+    }
+    {   /* evaluate on 4096 fresh paths, no gradients */
+        nde_sde_options o = nde_sde_options_default();
+        int64_t shp[2] = {4096, 1};
+        nde_tensor *xs;
+        nde_set_grad_enabled(ctx, 0);
+        o.method = NDE_SDE_REVERSIBLE_HEUN; o.dt = dt; o.seed = 7;
+        xs = nde_sdeint(ctx, &sde, nde_tensor_zeros(ctx, 2, shp), NT + 1, ts, &o);
+        final_loss = nde_tensor_item(ctx, moment_loss(ctx, xs, ts), 0);
+        printf("t      mean (model / true)   std (model / true)\n");
+        for (k = 2; k <= NT; k += 2) {
+            nde_tensor *x = nde_slice(ctx, xs, 0, k, k + 1), *mean = nde_mean(ctx, x);
+            double mv = nde_tensor_item(ctx, mean, 0);
+            double sv = sqrt(nde_tensor_item(ctx, nde_mean(ctx, nde_square(ctx, nde_add_scalar(ctx, x, (nde_real)-mv))), 0));
+            printf("%.2f   %.3f / %.3f         %.3f / %.3f\n", ts[k], mv, MU * (1 - exp(-THETA * ts[k])), sv,
+                   SIGMA * sqrt((1 - exp(-2 * THETA * ts[k])) / (2 * THETA)));
+        }
+    }
+    printf("evaluation loss on 4096 paths: %.5f (target < %g, gradients by %s)\n", final_loss, target,
+           adjoint ? "the reversible adjoint" : "backprop through the solver");
+    nde_ctx_free(ctx);
+    return final_loss < target ? 0 : 1;
+}

@@ -41,48 +41,63 @@ static nde_tensor *true_field(nde_ctx *ctx, nde_tensor *t, nde_tensor *x, void *
     return nde_concat(ctx, 2, p, 1);
 }
 
-int main(int argc, char **argv) {
-    int niters = 300, seed = 1, terms = 5;
-    double lr = 1e-2, target = 2e-3;
-    const char *basis = "fourier";
-    ex_flag flags[] = {
-        {"niters", EX_INT, &niters, "training iterations"},
-        {"lr", EX_DOUBLE, &lr, "Adam learning rate"},
-        {"basis", EX_STRING, &basis, "fourier, polynomial, chebyshev, rbf or constant"},
-        {"terms", EX_INT, &terms, "basis terms"},
-        {"seed", EX_INT, &seed, "data and initialisation seed"},
-        {"target", EX_DOUBLE, &target, "the MSE the run must reach"},
-    };
-    int rc = ex_parse_flags(argc, argv, flags, 6, "a Galerkin neural ODE with depth-varying weights");
+typedef struct gal_args {
+    int niters, seed, terms, quiet;
+    double lr;
+    const char *basis;
+} gal_args;
+static void gal_args_default(gal_args *a) {
+    a->niters = 300; a->seed = 1; a->terms = 5; a->quiet = 0; a->lr = 1e-2; a->basis = "fourier";
+}
+typedef struct gal_result { double first_loss, final_loss; int terms; } gal_result;
+
+static void gal_times(double *ts) {
+    int k;
+    for (k = 0; k < NT; k++) ts[k] = 0.1 * k;
+}
+/* x(0) uniform in [-1, 1]^2 (B rows) and the trajectories (NT, B, 2) by dopri5. */
+static nde_tensor *gal_data(nde_ctx *ctx, int seed, nde_tensor **x0) {
+    int64_t shp[2] = {B, 2};
+    double ts[NT];
+    nde_tensor *u = nde_tensor_rand(ctx, 2, shp, (uint64_t)seed, 9);
+    nde_solve_options o = nde_solve_options_default();
+    gal_times(ts);
+    *x0 = nde_add_scalar(ctx, nde_scale(ctx, u, NDE_R(2.0)), NDE_R(-1.0));
+    return nde_odeint(ctx, true_field, NULL, *x0, NT, ts, &o);
+}
+/* 0 when the name is known (gb set), else 2. */
+static int gal_basis(const char *basis, int terms, nde_galerkin_basis *gb) {
+    if (!strcmp(basis, "fourier")) *gb = nde_galerkin_basis_make(NDE_BASIS_FOURIER, terms);
+    else if (!strcmp(basis, "polynomial")) *gb = nde_galerkin_basis_make(NDE_BASIS_POLYNOMIAL, terms);
+    else if (!strcmp(basis, "chebyshev")) *gb = nde_galerkin_basis_make(NDE_BASIS_CHEBYSHEV, terms);
+    else if (!strcmp(basis, "rbf")) *gb = nde_galerkin_basis_make(NDE_BASIS_RBF, terms);
+    else if (!strcmp(basis, "constant")) *gb = nde_galerkin_basis_make(NDE_BASIS_POLYNOMIAL, 1);
+    else return 2;
+    return 0;
+}
+
+/* Trains; 0 on success, 2 on a bad argument, 1 on a library error (printed). */
+static int gal_run(const gal_args *a, gal_result *r) {
     nde_ctx *ctx;
     model m;
     nde_galerkin_basis gb;
     nde_tensor *x0, *data;
     nde_optimizer opt;
     ex_progress bar;
-    double ts[NT], loss_v = 1e9;
-    int64_t shp[2] = {B, 2};
-    int it, k;
-    if (rc) return rc < 0 ? 2 : 0;
-    if (!strcmp(basis, "fourier")) gb = nde_galerkin_basis_make(NDE_BASIS_FOURIER, terms);
-    else if (!strcmp(basis, "polynomial")) gb = nde_galerkin_basis_make(NDE_BASIS_POLYNOMIAL, terms);
-    else if (!strcmp(basis, "chebyshev")) gb = nde_galerkin_basis_make(NDE_BASIS_CHEBYSHEV, terms);
-    else if (!strcmp(basis, "rbf")) gb = nde_galerkin_basis_make(NDE_BASIS_RBF, terms);
-    else if (!strcmp(basis, "constant")) gb = nde_galerkin_basis_make(NDE_BASIS_POLYNOMIAL, 1);
-    else { fprintf(stderr, "unknown --basis %s\n", basis); return 2; }
-    for (k = 0; k < NT; k++) ts[k] = 0.1 * k;
+    double ts[NT];
+    int it, bad;
+    memset(r, 0, sizeof *r);
+    if (gal_basis(a->basis, a->terms, &gb)) { fprintf(stderr, "unknown --basis %s\n", a->basis); return 2; }
+    r->terms = gb.n;
+    gal_times(ts);
     ctx = nde_ctx_new(nde_ctx_desc_default());
-    nde_gal_linear_init(ctx, &m.l1, "gal1", 2, 16, gb, (uint64_t)seed);
-    nde_gal_linear_init(ctx, &m.l2, "gal2", 16, 2, gb, (uint64_t)seed + 1);
-    {   /* the data, once */
-        nde_tensor *u = nde_tensor_rand(ctx, 2, shp, (uint64_t)seed, 9);
-        nde_solve_options o = nde_solve_options_default();
-        x0 = nde_add_scalar(ctx, nde_scale(ctx, u, NDE_R(2.0)), NDE_R(-1.0));
-        data = nde_odeint(ctx, true_field, NULL, x0, NT, ts, &o);
-    }
-    opt = nde_adam(lr);
-    bar = ex_progress_start(niters);
-    for (it = 0; it < niters; it++) {
+    if (!ctx) return 1;
+    nde_gal_linear_init(ctx, &m.l1, "gal1", 2, 16, gb, (uint64_t)a->seed);
+    nde_gal_linear_init(ctx, &m.l2, "gal2", 16, 2, gb, (uint64_t)a->seed + 1);
+    data = gal_data(ctx, a->seed, &x0);
+    opt = nde_adam(a->lr);
+    bar = ex_progress_start(a->niters);
+    for (it = 0; it < a->niters; it++) {
         nde_mark mk = nde_ctx_mark(ctx);
         nde_solve_options o = nde_solve_options_default();
         nde_tensor *pred, *loss;
@@ -93,17 +108,40 @@ int main(int argc, char **argv) {
         nde_backward(ctx, loss);
         nde_optimizer_step(ctx, &opt);
         if (nde_ctx_status(ctx) != NDE_OK) break;
-        loss_v = nde_tensor_item(ctx, loss, 0);
-        ex_progress_update(&bar, it + 1, "MSE %.2e", loss_v);
+        r->final_loss = nde_tensor_item(ctx, loss, 0);
+        if (it == 0) r->first_loss = r->final_loss;
+        if (!a->quiet) ex_progress_update(&bar, it + 1, "MSE %.2e", r->final_loss);
         nde_ctx_reset(ctx, mk);
     }
-    ex_progress_finish(&bar);
-    if (nde_ctx_status(ctx) != NDE_OK) {
-        fprintf(stderr, "error: %s\n", nde_ctx_message(ctx));
-        nde_ctx_free(ctx);
-        return 1;
-    }
-    printf("basis %s (%d terms): trajectory MSE %.2e (target < %g)\n", basis, gb.n, loss_v, target);
+    if (!a->quiet) ex_progress_finish(&bar);
+    bad = nde_ctx_status(ctx) != NDE_OK;
+    if (bad) fprintf(stderr, "error: %s\n", nde_ctx_message(ctx));
     nde_ctx_free(ctx);
-    return loss_v < target ? 0 : 1;
+    return bad;
 }
+
+#ifndef EXAMPLE_NO_MAIN
+int main(int argc, char **argv) {
+    gal_args a;
+    gal_result r;
+    double target = 2e-3;
+    int rc;
+    gal_args_default(&a);
+    {
+        ex_flag flags[] = {
+            {"niters", EX_INT, &a.niters, "training iterations"},
+            {"lr", EX_DOUBLE, &a.lr, "Adam learning rate"},
+            {"basis", EX_STRING, &a.basis, "fourier, polynomial, chebyshev, rbf or constant"},
+            {"terms", EX_INT, &a.terms, "basis terms"},
+            {"seed", EX_INT, &a.seed, "data and initialisation seed"},
+            {"target", EX_DOUBLE, &target, "the MSE the run must reach"},
+        };
+        rc = ex_parse_flags(argc, argv, flags, 6, "a Galerkin neural ODE with depth-varying weights");
+        if (rc) return rc < 0 ? 2 : 0;
+    }
+    rc = gal_run(&a, &r);
+    if (rc) return rc;
+    printf("basis %s (%d terms): trajectory MSE %.2e (target < %g)\n", a.basis, r.terms, r.final_loss, target);
+    return r.final_loss < target ? 0 : 1;
+}
+#endif

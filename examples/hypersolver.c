@@ -21,7 +21,7 @@
 #define NDE_IMPLEMENTATION
 #include "../nde_zoo.h"
 
-#define N 1024
+#define MAX_N 4096
 #define STEP 0.1
 
 static nde_tensor *pendulum(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *user) {
@@ -48,28 +48,30 @@ static double global_error(nde_ctx *ctx, const nde_hypersolver *hs, const nde_te
     return e;
 }
 
-int main(int argc, char **argv) {
-    int niters = 400, seed = 1;
-    double lr = 1e-2, target = 1e-3;
-    ex_flag flags[] = {
-        {"niters", EX_INT, &niters, "training iterations"},
-        {"lr", EX_DOUBLE, &lr, "Adam learning rate"},
-        {"seed", EX_INT, &seed, "data and initialisation seed"},
-        {"target", EX_DOUBLE, &target, "the residual loss the run must reach"},
-    };
-    int rc = ex_parse_flags(argc, argv, flags, 4, "HyperEuler on a damped pendulum");
+typedef struct hyp_args { int niters, seed, n, quiet; double lr; } hyp_args;
+static void hyp_args_default(hyp_args *a) { a->niters = 400; a->seed = 1; a->n = 1024; a->quiet = 0; a->lr = 1e-2; }
+typedef struct hyp_result {
+    double first_loss, final_loss;            /* residual loss                          */
+    double e_euler, e_hyper, e_midpoint;      /* global errors at t = 10                */
+    double ref[2];                            /* the reference z(10) (dopri5, rtol 1e-10) */
+} hyp_result;
+
+/* Trains; 0 on success, 2 on a bad argument, 1 on a library error (printed). */
+static int hyp_run(const hyp_args *a, hyp_result *r) {
     nde_ctx *ctx;
     nde_mlp g;
     nde_hypersolver hyper, euler, midpoint;
     nde_tensor *z, *znext, *ref;
     nde_optimizer opt;
     ex_progress bar;
-    int64_t w[3] = {4, 32, 2}, shp[2] = {N, 2};
-    double loss_v = 1e9, e_euler, e_hyper, e_mid;
-    int it;
-    if (rc) return rc < 0 ? 2 : 0;
+    int64_t w[3] = {4, 32, 2}, shp[2];
+    int it, bad;
+    memset(r, 0, sizeof *r);
+    if (a->n < 1 || a->n > MAX_N) { fprintf(stderr, "--n must be in 1..%d\n", MAX_N); return 2; }
+    shp[0] = a->n; shp[1] = 2;
     ctx = nde_ctx_new(nde_ctx_desc_default());
-    nde_mlp_init(ctx, &g, "g", 3, w, NDE_ACT_TANH, (uint64_t)seed);
+    if (!ctx) return 1;
+    nde_mlp_init(ctx, &g, "g", 3, w, NDE_ACT_TANH, (uint64_t)a->seed);
     hyper.base = NDE_EULER; hyper.g = correction; hyper.g_user = &g;
     euler = hyper; euler.g = NULL;
     midpoint = euler; midpoint.base = NDE_MIDPOINT;
@@ -78,7 +80,7 @@ int main(int argc, char **argv) {
         nde_solution sol;
         double hs[2] = {0.0, STEP}, ts[2] = {0.0, 10.0};
         o.rtol = 1e-10; o.atol = 1e-10;
-        z = nde_add_scalar(ctx, nde_scale(ctx, nde_tensor_rand(ctx, 2, shp, (uint64_t)seed, 5), NDE_R(4.0)), NDE_R(-2.0));
+        z = nde_add_scalar(ctx, nde_scale(ctx, nde_tensor_rand(ctx, 2, shp, (uint64_t)a->seed, 5), NDE_R(4.0)), NDE_R(-2.0));
         nde_solve(ctx, pendulum, NULL, z, 2, hs, &o, &sol);
         znext = sol.ys[1];
         nde_solution_free(ctx, &sol);
@@ -86,31 +88,57 @@ int main(int argc, char **argv) {
         ref = sol.ys[1];
         nde_solution_free(ctx, &sol);
     }
-    opt = nde_adam(lr);
-    bar = ex_progress_start(niters);
-    for (it = 0; it < niters; it++) {
+    opt = nde_adam(a->lr);
+    bar = ex_progress_start(a->niters);
+    for (it = 0; it < a->niters; it++) {
         nde_mark mk = nde_ctx_mark(ctx);
         nde_tensor *loss = nde_hypersolver_residual_loss(ctx, &hyper, pendulum, NULL, 0.0, z, STEP, znext);
         nde_zero_grad(ctx);
         nde_backward(ctx, loss);
         nde_optimizer_step(ctx, &opt);
         if (nde_ctx_status(ctx) != NDE_OK) break;
-        loss_v = nde_tensor_item(ctx, loss, 0);
-        ex_progress_update(&bar, it + 1, "residual loss %.2e", loss_v);
+        r->final_loss = nde_tensor_item(ctx, loss, 0);
+        if (it == 0) r->first_loss = r->final_loss;
+        if (!a->quiet) ex_progress_update(&bar, it + 1, "residual loss %.2e", r->final_loss);
         nde_ctx_reset(ctx, mk);
     }
-    ex_progress_finish(&bar);
+    if (!a->quiet) ex_progress_finish(&bar);
     nde_set_grad_enabled(ctx, 0);
-    e_euler = global_error(ctx, &euler, ref);
-    e_hyper = global_error(ctx, &hyper, ref);
-    e_mid = global_error(ctx, &midpoint, ref);
-    if (nde_ctx_status(ctx) != NDE_OK) {
-        fprintf(stderr, "error: %s\n", nde_ctx_message(ctx));
-        nde_ctx_free(ctx);
-        return 1;
+    if (nde_ctx_status(ctx) == NDE_OK) {
+        r->e_euler = global_error(ctx, &euler, ref);
+        r->e_hyper = global_error(ctx, &hyper, ref);
+        r->e_midpoint = global_error(ctx, &midpoint, ref);
+        r->ref[0] = nde_tensor_item(ctx, ref, 0);
+        r->ref[1] = nde_tensor_item(ctx, ref, 1);
     }
-    printf("error at t = 10, h = %.1f: euler %.4f, hypereuler %.4f, midpoint %.4f\n", STEP, e_euler, e_hyper, e_mid);
-    printf("residual loss %.2e (target < %g, and hypereuler under a tenth of euler)\n", loss_v, target);
+    bad = nde_ctx_status(ctx) != NDE_OK;
+    if (bad) fprintf(stderr, "error: %s\n", nde_ctx_message(ctx));
     nde_ctx_free(ctx);
-    return loss_v < target && e_hyper < 0.1 * e_euler ? 0 : 1;
+    return bad;
 }
+
+#ifndef EXAMPLE_NO_MAIN
+int main(int argc, char **argv) {
+    hyp_args a;
+    hyp_result r;
+    double target = 1e-3;
+    int rc;
+    hyp_args_default(&a);
+    {
+        ex_flag flags[] = {
+            {"niters", EX_INT, &a.niters, "training iterations"},
+            {"lr", EX_DOUBLE, &a.lr, "Adam learning rate"},
+            {"n", EX_INT, &a.n, "training states"},
+            {"seed", EX_INT, &a.seed, "data and initialisation seed"},
+            {"target", EX_DOUBLE, &target, "the residual loss the run must reach"},
+        };
+        rc = ex_parse_flags(argc, argv, flags, 5, "HyperEuler on a damped pendulum");
+        if (rc) return rc < 0 ? 2 : 0;
+    }
+    rc = hyp_run(&a, &r);
+    if (rc) return rc;
+    printf("error at t = 10, h = %.1f: euler %.4f, hypereuler %.4f, midpoint %.4f\n", STEP, r.e_euler, r.e_hyper, r.e_midpoint);
+    printf("residual loss %.2e (target < %g, and hypereuler under a tenth of euler)\n", r.final_loss, target);
+    return r.final_loss < target && r.e_hyper < 0.1 * r.e_euler ? 0 : 1;
+}
+#endif

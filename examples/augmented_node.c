@@ -12,13 +12,16 @@
      --mode learned        z(0) = [x, Linear(x)] (learned input-layer augmentation)
      --mode second_order   z = [x, v], x'' = f(x, v), v(0) = Linear(x) (SONODE)
      --mode depth          z(0) = x and the field sees [z, t] (depth concatenation)
-   The field is MLP(d (+1 with depth) - 32 - d, tanh). Default run (zero
-   augmentation, 60 iterations, Adam 1e-2): training cross-entropy below 0.05
-   (measured ~1e-5, accuracy 100%); exit status 1 otherwise. After the same 60
-   iterations --mode learned is ~1e-5 and second_order ~2e-3, while the
-   2-dimensional flows (none, depth) sit near 0.3 (accuracy ~87%): the exact
-   flow of the plane cannot separate the classes; given hundreds more
-   iterations the rk4 map of the plane gets there by contorting itself.
+     --mode data_control   z(0) = x and the field sees [z, x] (data-controlled
+                           field, Massaroli et al. 2020: one flow per input)
+   The field is MLP(d (+1 with depth, +2 with data control) - 32 - d, tanh).
+   Default run (zero augmentation, 60 iterations, Adam 1e-2): training
+   cross-entropy below 0.05 (measured ~1e-5, accuracy 100%); exit status 1
+   otherwise. After the same 60 iterations: learned ~1e-5, data_control 1e-4,
+   second_order 1.6e-3 (all 100%), while the 2-dimensional flows sit near 0.3
+   (none 88.7%, depth 86.7%): the exact flow of the plane cannot separate the
+   classes; given hundreds more iterations the rk4 map of the plane gets there
+   by contorting itself.
 
        ./build/ex_augmented_node
        ./build/ex_augmented_node --mode none
@@ -34,7 +37,8 @@ typedef struct model {
     nde_mlp f;
     nde_augmenter aug;
     nde_linear v0, head;
-    int mode;               /* 0 none, 1 zero, 2 learned, 3 second order, 4 depth */
+    int mode;               /* 0 none, 1 zero, 2 learned, 3 second order, 4 depth, 5 data control */
+    nde_tensor *x0;         /* the input, for data control */
     int64_t dim;            /* state width */
     int64_t n;              /* points */
     nde_higher_order ho;
@@ -43,6 +47,7 @@ typedef struct model {
 static nde_tensor *field(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *user) {
     model *m = (model *)user;
     if (m->mode == 4) return nde_mlp_forward(ctx, &m->f, nde_depth_cat(ctx, t, z));
+    if (m->mode == 5) return nde_mlp_forward(ctx, &m->f, nde_data_control(ctx, z, m->x0));
     return nde_mlp_forward(ctx, &m->f, z);
 }
 
@@ -57,6 +62,7 @@ static nde_tensor *forward(nde_ctx *ctx, model *m, nde_tensor *x) {
     case 3: { nde_tensor *p[2]; p[0] = x; p[1] = nde_linear_forward(ctx, &m->v0, x); z0 = nde_concat(ctx, 2, p, 1); break; }
     default: z0 = x;
     }
+    m->x0 = x;
     o.method = NDE_RK4; o.step_size = 0.1;
     zs = m->mode == 3 ? nde_odeint(ctx, nde_higher_order_field, &m->ho, z0, 2, ts, &o) : nde_odeint(ctx, field, m, z0, 2, ts, &o);
     shp[0] = m->n; shp[1] = m->dim;
@@ -64,7 +70,7 @@ static nde_tensor *forward(nde_ctx *ctx, model *m, nde_tensor *x) {
     return nde_linear_forward(ctx, &m->head, zT);
 }
 
-static const char *const aug_modes[5] = {"none", "zero", "learned", "second_order", "depth"};
+static const char *const aug_modes[6] = {"none", "zero", "learned", "second_order", "depth", "data_control"};
 
 typedef struct aug_args {
     int niters, seed, n, quiet;
@@ -101,7 +107,7 @@ static int aug_run(const aug_args *a, aug_result *r) {
     memset(r, 0, sizeof *r);
     memset(&m, 0, sizeof m);
     m.mode = -1;
-    for (i = 0; i < 5; i++) if (!strcmp(a->mode, aug_modes[i])) m.mode = i;
+    for (i = 0; i < 6; i++) if (!strcmp(a->mode, aug_modes[i])) m.mode = i;
     if (m.mode < 0) { fprintf(stderr, "unknown --mode %s\n", a->mode); return 2; }
     if (a->n < 2 || a->n > MAX_N) { fprintf(stderr, "--n must be in 2..%d\n", MAX_N); return 2; }
     m.n = a->n;
@@ -110,7 +116,7 @@ static int aug_run(const aug_args *a, aug_result *r) {
     ctx = nde_ctx_new(nde_ctx_desc_default());
     if (!ctx) return 1;
     m.dim = (m.mode == 1 || m.mode == 2) ? 2 + AUG : m.mode == 3 ? 4 : 2;
-    widths[0] = m.mode == 3 ? 4 : m.mode == 4 ? 3 : m.dim; widths[1] = 32; widths[2] = m.mode == 3 ? 2 : m.dim;
+    widths[0] = m.mode == 3 || m.mode == 5 ? 4 : m.mode == 4 ? 3 : m.dim; widths[1] = 32; widths[2] = m.mode == 3 ? 2 : m.dim;
     nde_mlp_init(ctx, &m.f, "f", 3, widths, NDE_ACT_TANH, (uint64_t)a->seed);
     if (m.mode == 2) nde_augmenter_init(ctx, &m.aug, "aug", 2, AUG, (uint64_t)a->seed + 1);
     if (m.mode == 3) {
@@ -157,7 +163,7 @@ int main(int argc, char **argv) {
         ex_flag flags[] = {
             {"niters", EX_INT, &a.niters, "training iterations"},
             {"lr", EX_DOUBLE, &a.lr, "Adam learning rate"},
-            {"mode", EX_STRING, &a.mode, "none, zero, learned, second_order or depth"},
+            {"mode", EX_STRING, &a.mode, "none, zero, learned, second_order, depth or data_control"},
             {"n", EX_INT, &a.n, "data points"},
             {"seed", EX_INT, &a.seed, "data and initialisation seed"},
             {"target", EX_DOUBLE, &target, "the cross-entropy the run must reach"},

@@ -19,13 +19,14 @@ static aug_result run_mode(const char *mode) {
 
 int main(void) {
     aug_result none = run_mode("none"), zero = run_mode("zero"), learned = run_mode("learned");
-    aug_result second = run_mode("second_order"), depth = run_mode("depth");
+    aug_result second = run_mode("second_order"), depth = run_mode("depth"), control = run_mode("data_control");
     aug_args a;
     aug_result r;
     CHECK(none.first_loss > 0.5 && zero.first_loss > 0.5);
     CHECK(zero.final_loss < 0.05 && zero.accuracy == 1.0);
     CHECK(learned.final_loss < 0.05 && learned.accuracy == 1.0);
     CHECK(second.final_loss < 0.1);
+    CHECK(control.final_loss < 0.1);                           /* one flow per input: not bound by the plane's topology */
     CHECK(none.final_loss > 0.15 && depth.final_loss > 0.15);   /* a flow of the plane cannot untangle the disk */
     CHECK(none.final_loss > 5 * zero.final_loss);
     aug_args_default(&a);

@@ -4745,7 +4745,7 @@ static nde_status nde__cpu_sync(void *self) { (void)self; return NDE_OK; }
 static void nde__cpu_fill(void *self, int64_t n, nde_real v, nde_real *x) {
     const int64_t chunk = 16384;   /* elements per task when large fills run in parallel */
     int64_t c, chunks = (n + chunk - 1) / chunk;
-    int nde_omp_go = n > 4 * NDE_OMP_MIN_WORK && chunks > 1;
+    int nde_omp_go = n > NDE_OMP_MIN_WORK && chunks > 1;
     (void)self;
     if (!nde_omp_go) {
         int64_t i;
@@ -4754,8 +4754,9 @@ static void nde__cpu_fill(void *self, int64_t n, nde_real v, nde_real *x) {
     }
     NDE_OMP_PARALLEL_FOR
     for (c = 0; c < chunks; c++) {
-        int64_t i, hi = (c + 1) * chunk < n ? (c + 1) * chunk : n;
-        for (i = c * chunk; i < hi; i++) x[i] = v;
+        int64_t i, lo = c * chunk, hi = lo + chunk < n ? lo + chunk : n;
+        if (v == NDE_R(0.0)) memset(x + lo, 0, sizeof(nde_real) * (size_t)(hi - lo));   /* +0.0 is all zero bits */
+        else for (i = lo; i < hi; i++) x[i] = v;
     }
 }
 

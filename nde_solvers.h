@@ -483,7 +483,8 @@ NDE_API nde_tensor *nde_taynode_reg_solution(nde_ctx *ctx, nde_jet_field f, void
                 + (g(t) - g(t + h)) I_(1,0)/h.
    The Stratonovich-only methods refuse Ito SDEs with non-additive noise (and
    euler refuses Stratonovich ones) with NDE_ERR_UNSUPPORTED: convert the
-   drift (f -/+ 1/2 g'g) or pick another method.
+   SDE with nde_sde_convert (drift f -/+ 1/2 g'g by an exact JVP) or pick
+   another method.
 
    STEPS
    Fixed: the grid t_0 + k dt (options.dt), or options.grid, merged with the
@@ -602,6 +603,24 @@ NDE_API nde_tensor *nde_sdeint(nde_ctx *ctx, const nde_sde *sde, nde_tensor *z0,
    options.bm must stay alive until the backward pass. */
 NDE_API nde_tensor *nde_sdeint_adjoint(nde_ctx *ctx, const nde_sde *sde, nde_tensor *z0, int num_ts, const double *ts,
                                        const nde_sde_options *opts);
+/* Ito <-> Stratonovich. The same process written in the other calculus: the
+   drift becomes f - 1/2 (J_g g) (Ito -> Stratonovich) or f + 1/2 (J_g g)
+   (Stratonovich -> Ito), the diffusion is unchanged. J_g g is the exact JVP of
+   the diffusion along itself, so src->diffusion_jet is required for diagonal
+   and scalar noise (for diagonal noise this is the Ito-Stratonovich correction
+   when g_i depends on z_i only, the diagonal-noise assumption above); with
+   additive noise the two calculi coincide and the SDE is copied. conv->sde is
+   the converted SDE: pass &conv->sde to any solver (an Ito model can then use
+   reversible Heun and nde_sdeint_adjoint). It points into conv and to src's
+   user data: keep both alive and in place while it is used. Converting to
+   the SDE's own type copies it. The correction is taped (gradients flow
+   through it); the time it sees is a constant. */
+typedef struct nde_sde_conversion {
+    nde_sde sde;                   /* the converted SDE                           */
+    nde_sde src;                   /* a copy of the original                      */
+    double sign;                   /* -1/2 (to Stratonovich) or +1/2 (to Ito)      */
+} nde_sde_conversion;
+NDE_API nde_status nde_sde_convert(nde_ctx *ctx, const nde_sde *src, nde_sde_type to, nde_sde_conversion *conv);
 /* ================================================================ end of SDE */
 
 /* ================================================================ SYMPLECTIC
@@ -2660,6 +2679,58 @@ static nde_tensor *nde__sde_gdg(nde__sde_run *r, double t, double h, nde_tensor 
         nde_tensor *gb = nde__sde_diffusion(r, t, zb);
         return nde_scale(ctx, nde_sub(ctx, gb, g), NDE_R(1.0) / sq);
     }
+}
+
+/* ------------------------------------------------------------ Ito <-> Stratonovich */
+static nde_tensor *nde__conv_diffusion(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *user) {
+    const nde_sde_conversion *c = (const nde_sde_conversion *)user;
+    return c->src.diffusion(ctx, t, z, c->src.user);
+}
+static nde_jet *nde__conv_diffusion_jet(nde_ctx *ctx, nde_jet *t, nde_jet *z, void *user) {
+    const nde_sde_conversion *c = (const nde_sde_conversion *)user;
+    return c->src.diffusion_jet(ctx, t, z, c->src.user);
+}
+/* f(t, z) + sign (J_g g)(t, z) */
+static nde_tensor *nde__conv_drift(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *user) {
+    const nde_sde_conversion *c = (const nde_sde_conversion *)user;
+    nde__sde_jvp_user u;
+    nde_tensor *f, *g, *y = NULL, *jv = NULL;
+    double tv = t ? (double)nde_tensor_item(ctx, t, 0) : 0.0;
+    f = c->src.drift(ctx, t, z, c->src.user);
+    if (!f || nde_ctx_status(ctx) != NDE_OK) return NULL;
+    u.sde = &c->src; u.t = tv;
+    g = c->src.diffusion ? c->src.diffusion(ctx, t, z, c->src.user)
+                         : nde_jet_field_eval(ctx, c->src.diffusion_jet, c->src.user, (nde_real)tv, z);
+    if (!g) {
+        if (nde_ctx_status(ctx) == NDE_OK) nde_ctx_fail(ctx, NDE_ERR_USER_FN, "nde_sde_convert: the diffusion returned NULL at t = %.17g", tv);
+        return NULL;
+    }
+    if (!nde_tensor_same_shape(g, z)) g = nde_add(ctx, nde_tensor_zeros_like(ctx, z), g);   /* a broadcast g */
+    if (nde_jvp(ctx, nde__sde_diffusion_jet, &u, z, g, &y, &jv) != NDE_OK) return NULL;
+    return nde_lincomb(ctx, 2, (nde_real[]){NDE_R(1.0), (nde_real)c->sign}, (nde_tensor *[]){f, jv});
+}
+NDE_API nde_status nde_sde_convert(nde_ctx *ctx, const nde_sde *src, nde_sde_type to, nde_sde_conversion *conv) {
+    if (!ctx) return NDE_ERR_ARG;
+    if (nde_ctx_status(ctx) != NDE_OK) return nde_ctx_status(ctx);
+    if (!src || !conv) return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_sde_convert: NULL SDE or output");
+    if (to != NDE_SDE_ITO && to != NDE_SDE_STRATONOVICH)
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_sde_convert: unknown target type %d", (int)to);
+    if (!src->drift || (!src->diffusion && !src->diffusion_jet))
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_sde_convert: the SDE needs a drift and a diffusion");
+    memset(conv, 0, sizeof *conv);
+    conv->src = *src;
+    conv->sde = *src;
+    conv->sde.type = to;
+    if (to == src->type || src->noise == NDE_NOISE_ADDITIVE) return NDE_OK;
+    if (!src->diffusion_jet)
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "nde_sde_convert: converting %s noise needs diffusion_jet (the correction "
+                            "1/2 g'g is an exact JVP of the diffusion)", src->noise == NDE_NOISE_SCALAR ? "scalar" : "diagonal");
+    conv->sign = to == NDE_SDE_STRATONOVICH ? -0.5 : 0.5;
+    conv->sde.drift = nde__conv_drift;
+    conv->sde.diffusion = src->diffusion ? nde__conv_diffusion : NULL;
+    conv->sde.diffusion_jet = nde__conv_diffusion_jet;
+    conv->sde.user = conv;
+    return NDE_OK;
 }
 
 /* One step from (t, state) of size h with increment dw (and Levy area lh for

@@ -484,6 +484,131 @@ static void test_sde_adjoint(void) {
 #endif
 }
 
+/* ---------------------------------------------------------------- Ito <-> Stratonovich
+   Ito GBM dX = l X dt + s X dW converted to Stratonovich (drift (l - s^2/2) X)
+   and solved by the Stratonovich-only methods converges to the Ito solution
+   exp((l - s^2/2) t + s W) at strong order 1; a Stratonovich GBM converted to
+   Ito converges under Euler-Maruyama (0.5) and Milstein (1) to exp(l t + s W);
+   the round trip gives the original drift; the reversible adjoint through the
+   converted drift equals backpropagation. */
+static void convert_errors(const nde_sde *sde, nde_sde_method method, int ito_exact, double *hs, double *err) {
+    nde_ctx *ctx = new_ctx();
+    const double lambda = 2.0, sigma = 1.0;
+    nde_brownian bm;
+    int64_t shp[2] = {PATHS / 4, 1}, n = PATHS / 4, e;
+    double *wT = (double *)malloc((size_t)n * sizeof(double));
+    nde_real *y = (nde_real *)malloc((size_t)n * sizeof(nde_real));
+    int k;
+    nde_brownian_init(ctx, &bm, 0.0, 1.0, 2, shp, ldexp(1.0, -9), 404);
+    nde_brownian_query(ctx, &bm, 0.0, 1.0, wT, NULL);
+    for (k = 5; k <= 9; k++) {
+        nde_mark m = nde_ctx_mark(ctx);
+        nde_sde_options o = nde_sde_options_default();
+        double ts[2] = {0.0, 1.0}, se = 0;
+        nde_tensor *ys[2];
+        o.method = method; o.dt = ldexp(1.0, -k); o.bm = &bm;
+        CHECK(nde_sde_solve(ctx, sde, nde_tensor_full(ctx, 2, shp, NDE_R(1.0)), 2, ts, &o, ys) == NDE_OK);
+        nde_tensor_to_host(ctx, ys[1], y);
+        for (e = 0; e < n; e++)
+            se += fabs((double)y[e] - exp((ito_exact ? lambda - 0.5 * sigma * sigma : lambda) + sigma * wT[e]));
+        hs[k - 5] = o.dt; err[k - 5] = se / (double)n;
+        nde_ctx_reset(ctx, m);
+    }
+    CHECK(nde_ctx_status(ctx) == NDE_OK);
+    nde_brownian_free(&bm);
+    free(wT); free(y);
+    nde_ctx_free(ctx);
+}
+static void test_sde_convert(void) {
+    gbm p = {2.0, 1.0};
+    nde_sde ito, strat;
+    nde_sde_conversion to_strat, to_ito, back;
+    nde_ctx *ctx = new_ctx();
+    double hs[5], err[5], s;
+    memset(&ito, 0, sizeof ito);
+    ito.drift = gbm_drift; ito.diffusion = gbm_diffusion; ito.diffusion_jet = gbm_diffusion_jet; ito.user = &p;
+    ito.type = NDE_SDE_ITO; ito.noise = NDE_NOISE_DIAGONAL;
+    strat = ito; strat.type = NDE_SDE_STRATONOVICH;
+    CHECK(nde_sde_convert(ctx, &ito, NDE_SDE_STRATONOVICH, &to_strat) == NDE_OK);
+    CHECK(to_strat.sde.type == NDE_SDE_STRATONOVICH);
+    {   /* drift (l - s^2/2) x at x = 1.5; the round trip gives l x back */
+        nde_tensor *x = nde_tensor_full(ctx, 2, (int64_t[]){1, 1}, NDE_R(1.5)), *t = nde_tensor_scalar(ctx, 0);
+        CHECK_NEAR(nde_tensor_item(ctx, to_strat.sde.drift(ctx, t, x, to_strat.sde.user), 0), (2.0 - 0.5) * 1.5, 1e-6, 0);
+        CHECK(nde_sde_convert(ctx, &to_strat.sde, NDE_SDE_ITO, &back) == NDE_OK);
+        CHECK_NEAR(nde_tensor_item(ctx, back.sde.drift(ctx, t, x, back.sde.user), 0), 2.0 * 1.5, 1e-6, 0);
+        CHECK_NEAR(nde_tensor_item(ctx, back.sde.diffusion(ctx, t, x, back.sde.user), 0), 1.5, 1e-6, 0);
+    }
+    convert_errors(&to_strat.sde, NDE_SDE_REVERSIBLE_HEUN, 1, hs, err);
+    s = slope(5, hs, err);
+    printf("  ito gbm as stratonovich: reversible heun strong order %.3f (error %.2e at h = 2^-9)\n", s, err[4]);
+    CHECK_NEAR(s, 1.0, 0.3, 0);
+    convert_errors(&to_strat.sde, NDE_SDE_EULER_HEUN, 1, hs, err);
+    s = slope(5, hs, err);
+    printf("  ito gbm as stratonovich: euler-heun strong order %.3f\n", s);
+    CHECK_NEAR(s, 1.0, 0.3, 0);
+    convert_errors(&strat, NDE_SDE_EULER_HEUN, 1, hs, err + 0);   /* unconverted: the wrong process */
+    CHECK(err[4] > 1.0);
+    CHECK(nde_sde_convert(ctx, &strat, NDE_SDE_ITO, &to_ito) == NDE_OK);
+    convert_errors(&to_ito.sde, NDE_SDE_EULER, 0, hs, err);
+    s = slope(5, hs, err);
+    printf("  stratonovich gbm as ito: euler-maruyama strong order %.3f\n", s);
+    CHECK_NEAR(s, 0.5, 0.3, 0);
+    convert_errors(&to_ito.sde, NDE_SDE_MILSTEIN, 0, hs, err);
+    s = slope(5, hs, err);
+    printf("  stratonovich gbm as ito: milstein strong order %.3f\n", s);
+    CHECK_NEAR(s, 1.0, 0.3, 0);
+    {   /* additive noise and the same type: copies; bad input */
+        nde_sde add = ito, nojet = ito;
+        nde_sde_conversion c;
+        add.noise = NDE_NOISE_ADDITIVE; add.diffusion_jet = NULL;
+        CHECK(nde_sde_convert(ctx, &add, NDE_SDE_STRATONOVICH, &c) == NDE_OK && c.sde.drift == gbm_drift);
+        CHECK(nde_sde_convert(ctx, &ito, NDE_SDE_ITO, &c) == NDE_OK && c.sde.drift == gbm_drift);
+        nojet.diffusion_jet = NULL;
+        CHECK(nde_sde_convert(ctx, &nojet, NDE_SDE_STRATONOVICH, &c) == NDE_ERR_ARG);
+        CHECK_MSG(nde_ctx_message(ctx), "diffusion_jet");
+        nde_ctx_clear_error(ctx);
+        CHECK(nde_sde_convert(ctx, NULL, NDE_SDE_ITO, &c) == NDE_ERR_ARG);
+        nde_ctx_clear_error(ctx);
+    }
+    CHECK(nde_ctx_status(ctx) == NDE_OK);
+    nde_ctx_free(ctx);
+#ifdef NDE_DOUBLE
+    {   /* an Ito model trained through the reversible adjoint: gradients equal backprop */
+        nde_sde sde;
+        nde_sde_conversion c;
+        grad_model gm;
+        nde_sde_options o = nde_sde_options_default();
+        int64_t two = 2, shp[2] = {6, 3};
+        nde_real th[2] = {0.3, 0.7}, zv[18];
+        double ts[3] = {0.0, 0.5, 1.0}, g_direct[2];
+        nde_tensor *z0, *loss;
+        int i;
+        ctx = new_ctx();
+        for (i = 0; i < 18; i++) zv[i] = (nde_real)(0.2 + 0.1 * i - 0.004 * i * i);
+        gm.theta = nde_param_new(ctx, "theta", 1, &two);
+        nde_tensor_set_host(ctx, gm.theta, th);
+        memset(&sde, 0, sizeof sde);
+        sde.drift = gm_drift; sde.diffusion = gm_diffusion; sde.diffusion_jet = gm_diffusion_jet; sde.user = &gm;
+        sde.type = NDE_SDE_ITO;
+        CHECK(nde_sde_convert(ctx, &sde, NDE_SDE_STRATONOVICH, &c) == NDE_OK);
+        o.method = NDE_SDE_REVERSIBLE_HEUN; o.dt = 1.0 / 32; o.seed = 6;
+        z0 = nde_tensor_from(ctx, 2, shp, zv);
+        loss = nde_mean(ctx, nde_square(ctx, nde_sdeint(ctx, &c.sde, z0, 3, ts, &o)));
+        nde_zero_grad(ctx);
+        CHECK(nde_backward(ctx, loss) == NDE_OK);
+        for (i = 0; i < 2; i++) g_direct[i] = nde_params_grad(ctx)[i];
+        loss = nde_mean(ctx, nde_square(ctx, nde_sdeint_adjoint(ctx, &c.sde, z0, 3, ts, &o)));
+        nde_zero_grad(ctx);
+        CHECK(nde_backward(ctx, loss) == NDE_OK);
+        printf("  converted ito model, reversible adjoint vs backprop: dtheta %.12g vs %.12g\n", nde_params_grad(ctx)[1], g_direct[1]);
+        for (i = 0; i < 2; i++) CHECK_NEAR(nde_params_grad(ctx)[i], g_direct[i], 1e-9, 1e-8);
+        CHECK(fabs(g_direct[1]) > 1e-3);
+        CHECK(nde_ctx_status(ctx) == NDE_OK);
+        nde_ctx_free(ctx);
+    }
+#endif
+}
+
 /* ---------------------------------------------------------------- memory
    Off the tape the solve resets the arena after every step: the peak does not
    grow with the number of steps. */
@@ -1324,6 +1449,7 @@ int main(void) {
     test_scalar_noise();
     test_sde_gradients();
     test_sde_adjoint();
+    test_sde_convert();
     test_sde_memory();
     test_sde_bad_input();
     test_symplectic();

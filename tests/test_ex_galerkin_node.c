@@ -1,7 +1,8 @@
 /* tests/test_ex_galerkin_node.c - examples/galerkin_node.c: the data are the
    closed-form solution of the time-varying rotation; with the same short
    training, every depth-varying basis fits the trajectories far better than
-   a depth-invariant (one-term) field. */
+   a depth-invariant (one-term) field, and so does the Galerkin conv layer on
+   images. */
 #define EXAMPLE_NO_MAIN
 #include "../examples/galerkin_node.c"   /* first: it sets _POSIX_C_SOURCE */
 #include "nde_test.h"
@@ -31,13 +32,13 @@ static void test_data(void) {
     nde_ctx_free(ctx);
 }
 
-static gal_result run_basis(const char *basis) {
+static gal_result run_basis(const char *basis, int conv) {
     gal_args a;
     gal_result r;
     gal_args_default(&a);
-    a.niters = 100; a.quiet = 1; a.basis = basis;
+    a.niters = 100; a.quiet = 1; a.basis = basis; a.conv = conv;
     CHECK(gal_run(&a, &r) == 0);
-    printf("  %-10s (%d terms) MSE %.2e -> %.2e\n", basis, r.terms, r.first_loss, r.final_loss);
+    printf("  %s%-10s (%d terms) MSE %.2e -> %.2e\n", conv ? "conv " : "", basis, r.terms, r.first_loss, r.final_loss);
     return r;
 }
 
@@ -45,8 +46,8 @@ int main(void) {
     gal_result c, f, p, ch, rb;
     gal_args a;
     test_data();
-    c = run_basis("constant"); f = run_basis("fourier"); p = run_basis("polynomial");
-    ch = run_basis("chebyshev"); rb = run_basis("rbf");
+    c = run_basis("constant", 0); f = run_basis("fourier", 0); p = run_basis("polynomial", 0);
+    ch = run_basis("chebyshev", 0); rb = run_basis("rbf", 0);
     CHECK(c.terms == 1 && f.terms == 5);
     CHECK(f.final_loss < 0.5 * f.first_loss);
     CHECK(c.final_loss > 1e-2);                  /* cannot follow the sign changes of w(t) */
@@ -54,6 +55,9 @@ int main(void) {
     CHECK(p.final_loss < 0.5 * c.final_loss);
     CHECK(ch.final_loss < 0.2 * c.final_loss);
     CHECK(rb.final_loss < 0.2 * c.final_loss);
+    c = run_basis("constant", 1); f = run_basis("fourier", 1);    /* the conv layer on images */
+    CHECK(f.final_loss < 0.2 * f.first_loss);
+    CHECK(f.final_loss < 0.25 * c.final_loss);
     gal_args_default(&a);
     a.basis = "wavelet";
     CHECK(gal_run(&a, &f) == 2);

@@ -1021,7 +1021,7 @@ static const nde_tableau *nde__hyper_tableau(nde_ctx *ctx, const nde_hypersolver
 /* The base step and, via *k1, f(t, z). */
 static nde_tensor *nde__hyper_base(nde_ctx *ctx, const nde_tableau *tab, nde_field_fn f, void *user, double t, nde_tensor *z,
                                    double h, nde_tensor **k1) {
-    nde_tensor *stages[NDE_RK_MAX_STAGES], *z1 = NULL;
+    nde_tensor *stages[NDE_RK_MAX_STAGES] = {NULL}, *z1 = NULL;
     if (nde_rk_step(ctx, tab, f, user, t, z, h, NULL, &z1, NULL, stages) != NDE_OK) return NULL;
     *k1 = stages[0];
     return z1;

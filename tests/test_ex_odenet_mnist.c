@@ -96,7 +96,7 @@ static int files_equal(const char *pa, const char *pb) {
     return same;
 }
 static void remove_run(const char *dir) {
-    static const char *files[] = {"log.csv", "ckpt.safetensors", "ckpt.state.npy"};
+    static const char *files[] = {"log.csv", "odenet.svg", "ckpt.safetensors", "ckpt.state.npy"};
     char path[512];
     size_t i;
     for (i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -116,6 +116,8 @@ static void test_training_and_resume(void) {
     tiny_args(&a, dir_a);
     CHECK(on_run(&a, &ra) == 0);
     CHECK(ra.epochs_run == 3 && ra.last_loss < ra.first_loss);
+    ex_path(pa, sizeof pa, dir_a, "/odenet.svg", NULL);
+    CHECK(ex_file_exists(pa));
     CHECK_NEAR(ra.nfe_forward, 8.0, 0.0, 0.0);
     tiny_args(&a, dir_b);
     a.nepochs = 2;

@@ -65,7 +65,8 @@
    TayLaNets' tabular comparison (a few CPU minutes): wine (13-D), Hutchinson,
    TL-NODE (order 1, 2 steps) against rk4 (2 steps) and dopri5:
        ./ffjord --data wine --method tayla,rk4,dopri5 --divergence_fn approximate --dims 64-64 \
-           --nonlinearity softplus --lr_init 1e-2 --lr_end 1e-3 --niters 300 --save ffjord_tayla_out
+           --nonlinearity softplus --lr_init 1e-2 --lr_end 1e-3 --niters 300 --pen_remainder 1 \
+           --save ffjord_tayla_out
    FFJORD-like runs:
        ./ffjord --data 8gaussians --dims 64-64-64 --niters 10000 --batch_size 100 --divergence_fn approximate
        ./ffjord --data_file /path/to/miniboone --dims 860-860 --niters 20000 --batch_size 1000 \

@@ -11,6 +11,7 @@ static void tiny_args(tl_args *a, const char *save) {
     tl_args_default(a);
     a->nepochs = 3; a->train_batch_size = 16; a->test_batch_size = 32; a->max_train = 64; a->max_test = 32;
     a->hidden = 8; a->lr_init = 3e-2; a->lr_end = 1e-2; a->save = save; a->quiet = 1;
+    a->mid_freq_update = -1;   /* joint training; test_midpoint_update and the resume test cover the separate updates */
 }
 
 static double max_diff(const nde_tensor *a, const nde_tensor *b) {

@@ -5016,7 +5016,7 @@ static void nde__gemm_pack_a(int64_t kc, int64_t mr, const nde_real *a, int64_t 
    else columns are. */
 static void nde__gemm_pack_b(int64_t p0, int64_t p1, int64_t kc, int64_t nc, const nde_real *b, int64_t rsb,
                              int64_t csb, nde_real *dst) {
-    int64_t full = nc / NDE__GEMM_NR, s, j, p;
+    int64_t full = nc / NDE__GEMM_NR, s, j, p, p_scalar = p0;
     if (csb == 1) {
         for (p = p0; p < p1; p++) {
             const nde_real *bp = b + p * rsb;
@@ -5027,11 +5027,22 @@ static void nde__gemm_pack_b(int64_t p0, int64_t p1, int64_t kc, int64_t nc, con
             }
         }
     } else {
+#ifdef NDE__HAVE_TRANSPOSE4
+        if (rsb == 1) {                              /* columns of op(B) contiguous: 4 x 4 transposes */
+            int64_t p4 = p0 + (p1 - p0) / 4 * 4;
+            for (s = 0; s < full; s++)
+                for (p = p0; p < p4; p += 4)
+                    for (j = 0; j < NDE__GEMM_NR; j += 4)
+                        nde__transpose4(b + (s * NDE__GEMM_NR + j) * csb + p, csb,
+                                        dst + s * kc * NDE__GEMM_NR + p * NDE__GEMM_NR + j, NDE__GEMM_NR);
+            p_scalar = p4;
+        }
+#endif
         for (s = 0; s < full; s++)
             for (j = 0; j < NDE__GEMM_NR; j++) {
                 const nde_real *bj = b + (s * NDE__GEMM_NR + j) * csb;
                 nde_real *d = dst + s * kc * NDE__GEMM_NR + j;
-                for (p = p0; p < p1; p++) d[p * NDE__GEMM_NR] = bj[p * rsb];
+                for (p = p_scalar; p < p1; p++) d[p * NDE__GEMM_NR] = bj[p * rsb];
             }
     }
     if (full * NDE__GEMM_NR < nc) {                  /* the last, partial sliver */

@@ -132,7 +132,7 @@ static inline int peak_kernel_double(long iters, double *sink) {
 static inline double bench_fma_peak(int is_double, int threads, int runs) {
     const long iters = 4000000;
     double best = 0.0;
-    int r;
+    int r, threads_before = bench_max_threads();
     for (r = 0; r < runs; r++) {
         double t0, t, lanes_total = 0.0, sink_total = 0.0;
         bench_set_threads(threads);
@@ -153,6 +153,7 @@ static inline double bench_fma_peak(int is_double, int threads, int runs) {
             if (gflops > best) best = gflops;
         }
     }
+    bench_set_threads(threads_before);   /* the caller's thread count, untouched */
     return best;
 }
 #endif

@@ -44,7 +44,7 @@
 
    Data: the bundled 8x8 digits (D = 64), or MNIST (D = 784) with --data_dir.
    Default (a few CPU minutes): tayla (order 1, 1 step; midpoint updated
-   every 5 iterations), rk4 (1 step) and dopri5, 40 epochs of batch 100, lr
+   every 5 iterations), rk4 (1 step) and dopri5, 20 epochs of batch 100, lr
    1e-2 -> 1e-4:
        ./taylanets_mnist
    Joint training of the midpoint on the loss (the research code's default):
@@ -70,7 +70,7 @@ typedef struct tl_args {
 static void tl_args_default(tl_args *a) {
     memset(a, 0, sizeof *a);
     a->method = "tayla,rk4,dopri5"; a->data_dir = ""; a->save = "taylanets_mnist_out";
-    a->order = 1; a->n_steps = 1; a->nepochs = 40; a->train_batch_size = 100; a->test_batch_size = 360;
+    a->order = 1; a->n_steps = 1; a->nepochs = 20; a->train_batch_size = 100; a->test_batch_size = 360;
     a->hidden = 100; a->lr_init = 1e-2; a->lr_end = 1e-4; a->pen_remainder = 0.0;
     a->atol = 1.4e-5; a->rtol = 1.4e-5;
     a->mid_freq_update = 5; a->mid_num_grad_iter = 1; a->mid_lr_init = 1e-3; a->mid_lr_end = 1e-5;

@@ -10,7 +10,7 @@
 static void tiny_args(on_args *a, const char *save) {
     on_args_default(a);
     a->width = 4; a->nepochs = 3; a->batch_size = 16; a->test_batch_size = 32; a->max_train = 64; a->max_test = 32;
-    a->method = "rk4"; a->step_size = 0.5; a->decay_epochs = "2"; a->save = save; a->quiet = 1;
+    a->method = "rk4"; a->step_size = 0.5; a->decay_epochs = "2"; a->save = save; a->quiet = 1; a->lr = 0.1;
 }
 
 static void test_model_pieces(void) {

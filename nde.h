@@ -4743,8 +4743,21 @@ static nde_status nde__cpu_copy(void *self, void *dst, const void *src, size_t b
 }
 static nde_status nde__cpu_sync(void *self) { (void)self; return NDE_OK; }
 static void nde__cpu_fill(void *self, int64_t n, nde_real v, nde_real *x) {
-    int64_t i; (void)self;
-    for (i = 0; i < n; i++) x[i] = v;
+    const int64_t chunk = 16384;   /* elements per task when large fills run in parallel */
+    int64_t c, chunks = (n + chunk - 1) / chunk;
+    int nde_omp_go = n > NDE_OMP_MIN_WORK && chunks > 1;
+    (void)self;
+    if (!nde_omp_go) {
+        int64_t i;
+        for (i = 0; i < n; i++) x[i] = v;
+        return;
+    }
+    NDE_OMP_PARALLEL_FOR
+    for (c = 0; c < chunks; c++) {
+        int64_t i, lo = c * chunk, hi = lo + chunk < n ? lo + chunk : n;
+        if (v == NDE_R(0.0)) memset(x + lo, 0, sizeof(nde_real) * (size_t)(hi - lo));   /* +0.0 is all zero bits */
+        else for (i = lo; i < hi; i++) x[i] = v;
+    }
 }
 
 /* NDE_SECTION_GEMM: the CPU matrix multiply.
@@ -4951,8 +4964,11 @@ static nde__gemm_args nde__gemm_mirror(const nde__gemm_args *g) {
     return t;
 }
 
+/* Work estimate: the flops, plus the memory traffic of the operands (a skinny
+   product with k = 2 writing a 256 x 2000 C is bound by that, not by FMAs). */
 static int nde__gemm_threaded(const nde__gemm_args *g) {
-    return 2.0 * (double)g->m * (double)g->n * (double)g->k >= NDE__GEMM_OMP_MIN_FLOPS;
+    double m = (double)g->m, n = (double)g->n, k = (double)g->k;
+    return 2.0 * m * n * k + 16.0 * (m * n + m * k + k * n) >= NDE__GEMM_OMP_MIN_FLOPS;
 }
 
 /* 64-byte aligned pointer into a stack array that has NDE__ALIGN bytes spare. */
@@ -5509,28 +5525,51 @@ static void nde__cpu_unary_backward(void *self, nde_unary_op op, int64_t n, cons
     }
 }
 
-static void nde__cpu_binary(void *self, nde_binary_op op, const int64_t *sh, const nde_real *a, const int64_t *sa,
-                            const nde_real *b, const int64_t *sb, nde_real *out) {
-    int64_t i0, i1, i2, i3; nde_real *o = out; (void)self;
-    for (i0 = 0; i0 < sh[0]; i0++)
-    for (i1 = 0; i1 < sh[1]; i1++)
-    for (i2 = 0; i2 < sh[2]; i2++) {
+/* Rows r0..r1-1 of the broadcast binary op (a row: the last axis, columns
+   j0..j1-1; rows counted over the first three axes). */
+static void nde__cpu_binary_block(nde_binary_op op, const int64_t *sh, const nde_real *a, const int64_t *sa,
+                                  const nde_real *b, const int64_t *sb, nde_real *out, int64_t r0, int64_t r1,
+                                  int64_t j0, int64_t j1) {
+    int64_t r, i3, s3a = sa[3], s3b = sb[3];
+    int64_t i2 = r0 % sh[2], i1 = r0 / sh[2] % sh[1], i0 = r0 / (sh[2] * sh[1]);
+    for (r = r0; r < r1; r++) {
         const nde_real *ap = a + i0 * sa[0] + i1 * sa[1] + i2 * sa[2];
         const nde_real *bp = b + i0 * sb[0] + i1 * sb[1] + i2 * sb[2];
-        int64_t n3 = sh[3], s3a = sa[3], s3b = sb[3];
+        nde_real *o = out + r * sh[3];
         switch (op) {
         case NDE_BINARY_ADD:
-            if (s3a == 1 && s3b == 1) for (i3 = 0; i3 < n3; i3++) o[i3] = ap[i3] + bp[i3];
-            else for (i3 = 0; i3 < n3; i3++) o[i3] = ap[i3 * s3a] + bp[i3 * s3b];
+            if (s3a == 1 && s3b == 1) for (i3 = j0; i3 < j1; i3++) o[i3] = ap[i3] + bp[i3];
+            else for (i3 = j0; i3 < j1; i3++) o[i3] = ap[i3 * s3a] + bp[i3 * s3b];
             break;
-        case NDE_BINARY_SUB: for (i3 = 0; i3 < n3; i3++) o[i3] = ap[i3 * s3a] - bp[i3 * s3b]; break;
+        case NDE_BINARY_SUB: for (i3 = j0; i3 < j1; i3++) o[i3] = ap[i3 * s3a] - bp[i3 * s3b]; break;
         case NDE_BINARY_MUL:
-            if (s3a == 1 && s3b == 1) for (i3 = 0; i3 < n3; i3++) o[i3] = ap[i3] * bp[i3];
-            else for (i3 = 0; i3 < n3; i3++) o[i3] = ap[i3 * s3a] * bp[i3 * s3b];
+            if (s3a == 1 && s3b == 1) for (i3 = j0; i3 < j1; i3++) o[i3] = ap[i3] * bp[i3];
+            else for (i3 = j0; i3 < j1; i3++) o[i3] = ap[i3 * s3a] * bp[i3 * s3b];
             break;
-        case NDE_BINARY_DIV: for (i3 = 0; i3 < n3; i3++) o[i3] = ap[i3 * s3a] / bp[i3 * s3b]; break;
+        case NDE_BINARY_DIV: for (i3 = j0; i3 < j1; i3++) o[i3] = ap[i3 * s3a] / bp[i3 * s3b]; break;
         }
-        o += n3;
+        if (++i2 == sh[2]) { i2 = 0; if (++i1 == sh[1]) { i1 = 0; i0++; } }
+    }
+}
+/* Large ops run in parallel over tasks of about NDE__CHUNK elements: whole rows
+   when rows are short, pieces of a row when rows are long. Each output element
+   is written by one task, so results do not depend on the thread count. */
+static void nde__cpu_binary(void *self, nde_binary_op op, const int64_t *sh, const nde_real *a, const int64_t *sa,
+                            const nde_real *b, const int64_t *sb, nde_real *out) {
+    int64_t rows = sh[0] * sh[1] * sh[2], cols = sh[3];
+    int64_t rows_per_task = cols >= NDE__CHUNK ? 1 : NDE__CHUNK / (cols > 0 ? cols : 1);
+    int64_t col_tasks = cols > NDE__CHUNK ? (cols + NDE__CHUNK - 1) / NDE__CHUNK : 1;
+    int64_t row_tasks = (rows + rows_per_task - 1) / rows_per_task, t;
+    int nde_omp_go = rows * cols > NDE_OMP_MIN_WORK && row_tasks * col_tasks > 1;
+    (void)self;
+    if (!nde_omp_go) { nde__cpu_binary_block(op, sh, a, sa, b, sb, out, 0, rows, 0, cols); return; }
+    NDE_OMP_PARALLEL_FOR
+    for (t = 0; t < row_tasks * col_tasks; t++) {
+        int64_t rt = t / col_tasks, ct = t % col_tasks;
+        int64_t r0 = rt * rows_per_task, r1 = r0 + rows_per_task < rows ? r0 + rows_per_task : rows;
+        int64_t j0 = ct * NDE__CHUNK, j1 = col_tasks == 1 ? cols : (j0 + NDE__CHUNK < cols ? j0 + NDE__CHUNK : cols);
+        if (col_tasks == 1) j0 = 0;
+        nde__cpu_binary_block(op, sh, a, sa, b, sb, out, r0, r1, j0, j1);
     }
 }
 

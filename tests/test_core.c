@@ -222,6 +222,42 @@ static void test_forward_values(void) {
     nde_ctx_free(ctx);
 }
 
+/* Large broadcast ops and fills run in parallel tasks (rows, or pieces of long
+   rows): every element must equal the scalar formula, for short and long rows,
+   row and column broadcasting. */
+static void test_large_elementwise(void) {
+    static const int64_t shapes[][2] = { {3, 20001}, {20001, 3}, {64, 2000} };
+    nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default());
+    int s, bad = 0;
+    for (s = 0; s < 3; s++) {
+        int64_t m = shapes[s][0], n = shapes[s][1], row_shape[2] = {1, n}, col_shape[2] = {m, 1}, i, j;
+        nde_tensor *a = nde_tensor_randn(ctx, 2, shapes[s], 3, (uint64_t)s);
+        nde_tensor *b = nde_tensor_randn(ctx, 2, shapes[s], 4, (uint64_t)s);
+        nde_tensor *r = nde_tensor_randn(ctx, 2, row_shape, 5, (uint64_t)s);
+        nde_tensor *c = nde_tensor_randn(ctx, 2, col_shape, 6, (uint64_t)s);
+        nde_tensor *sum = nde_add(ctx, a, r), *prod = nde_mul(ctx, a, c), *diff = nde_sub(ctx, a, b);
+        nde_tensor *z = nde_tensor_zeros(ctx, 2, shapes[s]);
+        nde_real *av = (nde_real *)malloc(sizeof(nde_real) * (size_t)(m * n)), *bv = (nde_real *)malloc(sizeof(nde_real) * (size_t)(m * n));
+        nde_real *rv = (nde_real *)malloc(sizeof(nde_real) * (size_t)n), *cv = (nde_real *)malloc(sizeof(nde_real) * (size_t)m);
+        nde_real *o1 = (nde_real *)malloc(sizeof(nde_real) * (size_t)(m * n)), *o2 = (nde_real *)malloc(sizeof(nde_real) * (size_t)(m * n));
+        nde_real *o3 = (nde_real *)malloc(sizeof(nde_real) * (size_t)(m * n)), *o4 = (nde_real *)malloc(sizeof(nde_real) * (size_t)(m * n));
+        CHECK(nde_tensor_fill(ctx, z, NDE_R(2.5)) == NDE_OK);
+        nde_tensor_to_host(ctx, a, av); nde_tensor_to_host(ctx, b, bv);
+        nde_tensor_to_host(ctx, r, rv); nde_tensor_to_host(ctx, c, cv);
+        nde_tensor_to_host(ctx, sum, o1); nde_tensor_to_host(ctx, prod, o2);
+        nde_tensor_to_host(ctx, diff, o3); nde_tensor_to_host(ctx, z, o4);
+        for (i = 0; i < m; i++)
+            for (j = 0; j < n; j++) {
+                int64_t k = i * n + j;
+                if (o1[k] != av[k] + rv[j] || o2[k] != av[k] * cv[i] || o3[k] != av[k] - bv[k] || o4[k] != NDE_R(2.5)) bad++;
+            }
+        free(av); free(bv); free(rv); free(cv); free(o1); free(o2); free(o3); free(o4);
+    }
+    CHECK(bad == 0);
+    CHECK(nde_ctx_status(ctx) == NDE_OK);
+    nde_ctx_free(ctx);
+}
+
 /* Convolutions run a batch as one GEMM over the columns of all its images
    (the backend's im2col_batch / col2im_batch): values and gradients must equal
    those of the images one at a time. */
@@ -435,6 +471,7 @@ int main(void) {
     test_backward_twice();
     test_gradients();
     test_forward_values();
+    test_large_elementwise();
     test_conv_groups();
     test_fast_activations();
     test_shape_errors();

@@ -438,11 +438,8 @@ static void tz_plot(const tz_args *a, const tz_history *h, int count) {
     if (!s) { fprintf(stderr, "cannot write %s\n", path); return; }
     for (k = 0; k < count; k++) { xs[k] = h->epoch; n[k] = h->n; labels[k] = tz_model_name(k); ys[k] = h->acc[k]; }
     ex_svg_series(s, 0, 0, 400, 380, "test accuracy", "epoch", "accuracy", count, xs, ys, n, labels, 0, 0);
-    for (k = 1; k < count; k++) {
-        ys[k - 1] = h->agree[k];
-        labels[k - 1] = tz_model_name(k);
-    }
-    ex_svg_series(s, 400, 0, 400, 380, "agreement with the full network", "epoch", "fraction", count - 1, xs, ys, n,
+    for (k = 0; k < count; k++) ys[k] = h->agree[k];   /* the full network's own line (1) keeps the colours */
+    ex_svg_series(s, 400, 0, 400, 380, "agreement with the full network", "epoch", "fraction", count, xs, ys, n,
                   labels, 0, 0);
     for (k = 0; k < count; k++) { ys[k] = h->dist[k]; labels[k] = tz_model_name(k); }
     ex_svg_series(s, 800, 0, 400, 380, "||theta - theta0||", "epoch", "distance", count, xs, ys, n, labels, 0, 1);

@@ -13,7 +13,7 @@ TESTS     := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c)) quickstart
 TEST_BINS := $(foreach t,$(TESTS),$(B)/$(t)_f32 $(B)/$(t)_f64 $(B)/$(t)_san)
 EXAMPLES  := $(patsubst examples/%.c,$(B)/ex_%,$(wildcard examples/*.c))
 
-.PHONY: all test check-headers examples examples-check bench peers demo cuda cuda-check test-cuda clean
+.PHONY: all test check-headers examples examples-check examples-smoke bench peers demo cuda cuda-check test-cuda clean
 all: test
 
 $(B):
@@ -112,6 +112,14 @@ $(B)/ex_%: examples/%.c $(HEADERS) $(wildcard examples/common.h) | $(B)
 # Runs the "// cc ..." line at the top of each example verbatim.
 examples-check: | $(B)
 	@for f in examples/*.c; do cmd=$$(sed -n '1s|^// *||p' $$f); echo "$$cmd"; sh -ec "$$cmd" || exit 1; done
+
+# The model-zoo examples with their defaults; each exits non-zero when it misses
+# the loss stated in its header comment (about 30 s of CPU in all).
+ZOO_EXAMPLES := neural_sde augmented_node galerkin_node hamiltonian_nn lagrangian_nn cnf latent_ode graph_ode \
+                hypersolver multiple_shooting
+examples-smoke: $(patsubst %,$(B)/ex_%,$(ZOO_EXAMPLES))
+	@for e in $(ZOO_EXAMPLES); do out=$$(./$(B)/ex_$$e 2>/dev/null); rc=$$?; printf '%s: %s\n' $$e "$$(printf '%s\n' "$$out" | tail -n 1)"; \
+	  [ $$rc -eq 0 ] || { echo "$$e missed its stated loss"; exit 1; }; done
 
 demo: $(B)/ex_spiral
 	./$(B)/ex_spiral --svg $(B)/spiral.svg --params $(B)/spiral.safetensors

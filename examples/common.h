@@ -29,7 +29,8 @@
        ex_svg_panel(s, 0, 0, 300, 300, -2, 2, -2, 2, "Phase portrait", "x", "y");
        ex_svg_polyline(s, n, xs, 1, ys, 1, "#2ca02c", 1.5, 0);
        ex_svg_close(s);                  // written to a temp file, renamed at the end
-   ex_svg_series() draws a whole line chart (auto ranges, legend, log10 x).
+   ex_svg_series() draws a whole line chart (auto ranges, legend, log10 x);
+   ex_svg_series_range() the same with a fixed y range and legend corner.
 
    LISTS, FILES, CSV
        ex_parse_doubles("0.5,1,2", v, 8) -> 3;  ex_split_words("euler,rk4", buf, n, items, 8) -> 2
@@ -267,9 +268,9 @@ static EX_UNUSED void ex_svg_panel(ex_svg *s, double x, double y, double w, doub
     for (i = 0; i <= 2; i++) {
         char lab[32];
         double vx = s->x0 + (s->x1 - s->x0) * i / 2.0, vy = s->y0 + (s->y1 - s->y0) * i / 2.0;
-        snprintf(lab, sizeof lab, "%g", vx);
+        snprintf(lab, sizeof lab, "%.4g", vx);
         ex_svg_text(s, ex__svg_x(s, vx), s->py + s->ph + 14.0, "middle", lab);
-        snprintf(lab, sizeof lab, "%g", vy);
+        snprintf(lab, sizeof lab, "%.3g", vy);
         ex_svg_text(s, s->px - 4.0, ex__svg_y(s, vy) + 4.0, "end", lab);
     }
     s->clip++;
@@ -332,13 +333,15 @@ static EX_UNUSED int ex_svg_close(ex_svg *s) {
 }
 
 /* A line chart in the pixel box (x, y, w, h): count series (xs[i][j], ys[i][j]),
-   j < n[i], with labels (NULL entries: no legend line). Ranges cover every
-   point (y padded by 5 %); log_x plots log10(x) (labelled as such). The legend
-   sits in the top-left corner of the panel when legend_left, else top-right. */
-static EX_UNUSED void ex_svg_series(ex_svg *s, double x, double y, double w, double h, const char *title,
-                                    const char *xlabel, const char *ylabel, int count, const double *const *xs,
-                                    const double *const *ys, const int *n, const char *const *labels, int log_x,
-                                    int legend_left) {
+   j < n[i], with labels (NULL entries: no legend line). The x range covers
+   every point; the y range is [y_lo, y_hi], or where either is NaN, covers
+   every point (padded by 5 %); log_x plots log10(x) (labelled as such). The
+   legend sits in the panel's corner legend_pos: 0 top-right, 1 top-left,
+   2 bottom-right, 3 bottom-left. */
+static EX_UNUSED void ex_svg_series_range(ex_svg *s, double x, double y, double w, double h, const char *title,
+                                          const char *xlabel, const char *ylabel, int count, const double *const *xs,
+                                          const double *const *ys, const int *n, const char *const *labels, int log_x,
+                                          int legend_pos, double y_lo, double y_hi) {
     static const char *colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
     double x0 = HUGE_VAL, x1 = -HUGE_VAL, y0 = HUGE_VAL, y1 = -HUGE_VAL, pad;
@@ -355,8 +358,10 @@ static EX_UNUSED void ex_svg_series(ex_svg *s, double x, double y, double w, dou
         }
     if (x0 > x1) { x0 = 0; x1 = 1; y0 = 0; y1 = 1; }
     pad = 0.05 * (y1 - y0 > 0 ? y1 - y0 : 1.0);
+    y0 -= pad; y1 += pad;
+    if (y_lo == y_lo && y_hi == y_hi && y_hi > y_lo) { y0 = y_lo; y1 = y_hi; }
     snprintf(xl, sizeof xl, log_x ? "log10 %s" : "%s", xlabel ? xlabel : "");
-    ex_svg_panel(s, x, y, w, h, x0, x1, y0 - pad, y1 + pad, title, xl, ylabel);
+    ex_svg_panel(s, x, y, w, h, x0, x1, y0, y1, title, xl, ylabel);
     for (i = 0; i < count; i++) {
         double *tx = (double *)malloc((size_t)(n[i] > 0 ? n[i] : 1) * sizeof(double));
         const char *c = colors[i % 10];
@@ -368,11 +373,21 @@ static EX_UNUSED void ex_svg_series(ex_svg *s, double x, double y, double w, dou
                     ex__svg_y(s, ys[i][j]), c);
         free(tx);
         if (labels && labels[i]) {
-            double lx = legend_left ? s->px + 8 : s->px + s->pw - 150;
-            ex_svg_legend(s, lx, s->py + 16 + 15 * shown, c, i >= 10, labels[i]);
+            double lx = (legend_pos & 1) ? s->px + 8 : s->px + s->pw - 150;
+            double ly = (legend_pos & 2) ? s->py + s->ph - 8 - 15 * (count - 1 - shown) : s->py + 16 + 15 * shown;
+            ex_svg_legend(s, lx, ly, c, i >= 10, labels[i]);
             shown++;
         }
     }
+}
+/* ex_svg_series_range with the y range fitted to the points; the legend
+   top-left when legend_left, else top-right. */
+static EX_UNUSED void ex_svg_series(ex_svg *s, double x, double y, double w, double h, const char *title,
+                                    const char *xlabel, const char *ylabel, int count, const double *const *xs,
+                                    const double *const *ys, const int *n, const char *const *labels, int log_x,
+                                    int legend_left) {
+    ex_svg_series_range(s, x, y, w, h, title, xlabel, ylabel, count, xs, ys, n, labels, log_x, legend_left ? 1 : 0, NAN,
+                        NAN);
 }
 
 /* ---------------------------------------------------------------- lists */

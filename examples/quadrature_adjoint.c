@@ -14,6 +14,11 @@
        adjoint_ode       torchdiffeq's continuous adjoint (NDE_GRAD_BACKSOLVE)
        adjoint_seminorm  the same with the seminorm step control
        direct            backpropagation through the solver (NDE_GRAD_DIRECT)
+       sde_direct        ou only: train the SDE itself, backpropagating through
+                         reversible Heun (step --sde_dt) as the research code's
+                         torchsde sdeint
+       sde_adjoint       ou only: the same through nde_sdeint_adjoint (reversible
+                         Heun's exact algebraic reverse; torchsde's sdeint_adjoint)
    (any other nde gradient mode name works too: interp, checkpoint, gq_step).
    Solves use dopri5 with rtol = atol = --tol.
 
@@ -38,12 +43,17 @@
      sum_n xi_n cos((n - 1/2) pi t / T), xi_n ~ N(0, 1) drawn per path and batch;
      loss: the KL divergence between normal fits (over the 45 paths) of the
      model's and the data's values at each time. For validation the same f and
-     g are transferred to an SDE solver (Stratonovich Euler-Heun, step 0.01,
-     Philox Brownian increments; a minimal solver local to this example, marked
-     below, until nde_solvers.h has SDE solvers) and the metric is the mean
-     log-likelihood of the validation paths under the normal fits of 45 model
-     paths (the research code's sample_logp). Times t > 0 only (at t = 0 every
-     path equals Y0 and the normal fit degenerates).
+     g are transferred to the SDE they approximate, the Stratonovich SDE
+     dY = f dt + g o dW (Wong-Zakai), solved by nde_sdeint (nde_solvers.h) with
+     every method of --sde_method at step --sde_dt on one Brownian path (a
+     virtual Brownian tree keyed by --experiment_no, the same for every method
+     and epoch): milstein on the Stratonovich form (g'g by an exact JVP),
+     euler (Euler-Maruyama) on the Ito form dY = (f - 1/2 g dg/dy) dt + g dW,
+     and optionally reversible_heun (the research code's test solver) or
+     euler_heun. The metric is the mean log-likelihood of the validation paths
+     under the normal fits of 45 model paths (the research code's
+     sample_logp), one per SDE method. Times t > 0 only (at t = 0 every path
+     equals Y0 and the normal fit degenerates).
 
    Outputs in --save: log.csv (per option and epoch), times.svg (validation
    metric against training time), checkpoints ckpt_<option>.* (--resume).
@@ -55,23 +65,25 @@
      sines           100    250     0.001  full
      ou              5      100     0.001  40
    Default (a few CPU minutes): nested spheres with a wide field, --width 200,
-   --nepochs 10, all three options:
+   --nepochs 30, the three options adjoint_ode, adjoint_gq, direct:
        ./quadrature_adjoint
-   Paper-sized runs:
-       ./quadrature_adjoint --experiment nested_spheres --width 2000 --nepochs 100
-       ./quadrature_adjoint --experiment sines --ntimes 50 --regular_times irregular
-       ./quadrature_adjoint --experiment ou --adjoint_option adjoint_gq
+   Paper-sized runs (the research code's README: width 2000 at lr 1e-4 for
+   nested spheres, width 1000 at lr 3e-5 for sines):
+       ./quadrature_adjoint --experiment nested_spheres --width 2000 --lr 0.0001 --nepochs 100
+       ./quadrature_adjoint --experiment sines --width 1000 --lr 0.00003 --ntimes 50 --regular_times irregular
+       ./quadrature_adjoint --experiment ou --adjoint_option adjoint_gq,sde_direct,sde_adjoint
 */
 #define NDE_IMPLEMENTATION
 #include "common.h"
 #include "../nde_adjoint.h"
 
 #define QA_MAX_OPTIONS 6
+#define QA_MAX_SDE 5
 #define QA_PI 3.14159265358979323846
 
 typedef struct qa_args {
-    const char *experiment, *adjoint_option, *regular_times, *save;
-    double tol, gtol, lr;
+    const char *experiment, *adjoint_option, *regular_times, *save, *sde_method;
+    double tol, gtol, lr, sde_dt;
     int width, nepochs, batchsize, experiment_no, aug_dim, ntimes, ncosines;
     int max_train, max_val, resume, quiet;
 } qa_args;
@@ -82,7 +94,7 @@ static void qa_args_default(qa_args *a) {
     a->regular_times = "regular"; a->save = "quadrature_adjoint_out";
     a->tol = 1e-3; a->gtol = 0.1; a->lr = 0.0;
     a->width = 0; a->nepochs = 0; a->batchsize = -1; a->experiment_no = 1; a->aug_dim = 3; a->ntimes = 10;
-    a->ncosines = 10;
+    a->ncosines = 10; a->sde_method = "milstein,euler"; a->sde_dt = 0.01;
 }
 
 enum { QA_SPHERES, QA_SINES, QA_OU };
@@ -92,7 +104,7 @@ static void qa_fill_defaults(qa_args *a, int kind, int default_run) {
     static const int width[3] = {20, 100, 5}, nepochs[3] = {100, 250, 100}, batch[3] = {200, 0, 40};
     static const double lr[3] = {0.01, 0.001, 0.001};
     if (a->width <= 0) a->width = (default_run && kind == QA_SPHERES) ? 200 : width[kind];
-    if (a->nepochs <= 0) a->nepochs = (default_run && kind == QA_SPHERES) ? 10 : nepochs[kind];
+    if (a->nepochs <= 0) a->nepochs = (default_run && kind == QA_SPHERES) ? 30 : nepochs[kind];
     if (!(a->lr > 0)) a->lr = lr[kind];
     if (a->batchsize < 0) a->batchsize = batch[kind];
 }
@@ -225,12 +237,23 @@ typedef struct qa_model {
     int ncosines;
     double t_end;
     int64_t nfe;
+    /* ou trained as the SDE itself (the research code's sde_direct /
+       sde_adjoint): 0 = Wong-Zakai ODE, 1 = backprop through reversible
+       Heun, 2 = its exact reverse adjoint (nde_sdeint_adjoint) */
+    int sde_train;
+    double sde_dt;
 } qa_model;
 
 /* The research code's names first, then nde's own. */
-static int qa_grad_mode(nde_ctx *ctx, const char *name, nde_adjoint_options *adj, double gtol) {
+static int qa_grad_mode(nde_ctx *ctx, const char *name, nde_adjoint_options *adj, double gtol, int *sde_train) {
     nde_grad_mode mode;
     int seminorm = 0;
+    *sde_train = 0;
+    if (!strcmp(name, "sde_direct") || !strcmp(name, "sde_adjoint")) {
+        *sde_train = name[4] == 'd' ? 1 : 2;
+        *adj = nde_adjoint_options_default(NDE_GRAD_DIRECT);
+        return 1;
+    }
     if (!strcmp(name, "adjoint_gq")) mode = NDE_GRAD_GAUSS;
     else if (!strcmp(name, "adjoint_ode")) mode = NDE_GRAD_BACKSOLVE;
     else if (!strcmp(name, "adjoint_seminorm")) { mode = NDE_GRAD_BACKSOLVE; seminorm = 1; }
@@ -272,10 +295,15 @@ static int qa_model_init(qa_model *m, const qa_args *a, int kind, const char *op
     m->solve = nde_solve_options_default();
     m->solve.method = NDE_DOPRI5;
     m->solve.rtol = a->tol; m->solve.atol = a->tol;
-    if (!qa_grad_mode(m->ctx, option, &m->adj, a->gtol)) {
+    if (!qa_grad_mode(m->ctx, option, &m->adj, a->gtol, &m->sde_train)) {
         fprintf(stderr, "quadrature_adjoint: --adjoint_option '%s': %s\n", option, nde_ctx_message(m->ctx));
         return 0;
     }
+    if (m->sde_train && kind != QA_OU) {
+        fprintf(stderr, "quadrature_adjoint: --adjoint_option %s trains an SDE: --experiment ou only\n", option);
+        return 0;
+    }
+    m->sde_dt = a->sde_dt;
     if (nde_ctx_status(m->ctx) != NDE_OK) { fprintf(stderr, "quadrature_adjoint: %s\n", nde_ctx_message(m->ctx)); return 0; }
     return 1;
 }
@@ -432,46 +460,91 @@ static nde_tensor *qa_ou_predict(qa_model *m, const nde_real *y0, int64_t npaths
     return nde_reshape(ctx, nde_slice(ctx, zs, 0, 1, QA_OU_TIMES), 3, s3);
 }
 
-/* ---- a minimal SDE solver, local to this example (nde_solvers.h has none yet):
-   Stratonovich Euler-Heun, X' = X + g(t, X) dW, X_{k+1} = X + f(t, X) h +
-   (g(t, X) + g(t, X')) dW / 2, dW ~ N(0, h) from Philox (seed, stream). Values
-   at t > 0 on the 0.1 grid, (times - 1, count, paths); no gradients. */
-static nde_tensor *qa_ou_sde_sample(qa_model *m, const nde_real *y0, int64_t npaths, const int64_t *idx, int64_t count,
-                                    uint64_t seed, uint64_t stream) {
+/* ---- OU as an SDE (nde_solvers.h's SDE block). The Wong-Zakai ODE
+   y' = f + g eta converges, as the noise gets rough, to the Stratonovich SDE
+   dY = f dt + g o dW (Wong & Zakai 1965), so the trained f, g are evaluated as
+   that SDE: Milstein on the Stratonovich form (its g'g term by an exact JVP of
+   the diffusion written on jets), Euler-Maruyama on the equivalent Ito form
+   dY = (f - 1/2 g dg/dy) dt + g dW, reversible Heun (the research code's
+   test solver, torchsde's reversible_heun) and Euler-Heun on the Stratonovich
+   form. The state is (rows, 1), one path per row, diagonal noise; the
+   Brownian path is nde_sdeint's own virtual Brownian tree keyed by the seed
+   (every method of a validation sees the same path). */
+static nde_tensor *qa_ou_drift(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *user) {
+    qa_model *m = (qa_model *)user;
+    m->nfe++;
+    return nde_mlp_forward(ctx, &m->drift, qa_with_time(ctx, z, t));
+}
+static nde_tensor *qa_ou_diffusion(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *user) {
+    qa_model *m = (qa_model *)user;
+    return nde_mlp_forward(ctx, &m->diffusion, qa_with_time(ctx, z, t));
+}
+/* g on jets: [z, t] through the diffusion MLP (t broadcast over the rows). */
+static nde_jet *qa_ou_diffusion_jet(nde_ctx *ctx, nde_jet *t, nde_jet *z, void *user) {
+    qa_model *m = (qa_model *)user;
+    nde_jet *parts[2];
+    int64_t s[2];
+    nde_tensor *zeros;
+    if (!t || !z || !z->c[0]) return NULL;
+    s[0] = z->c[0]->shape[0]; s[1] = 1;
+    zeros = nde_tensor_zeros(ctx, 2, s);
+    parts[0] = z;
+    parts[1] = nde_jet_add(ctx, nde_jet_const(ctx, zeros, z->order), t);
+    return nde_jet_mlp_forward(ctx, &m->diffusion, nde_jet_concat(ctx, 2, parts, 1));
+}
+/* dg/dy times g at fixed t, for the Ito drift: g(t, .) as a jet function of y. */
+typedef struct qa_g_at { qa_model *m; nde_tensor *t; } qa_g_at;
+static nde_jet *qa_g_of_y(nde_ctx *ctx, nde_jet *y, void *user) {
+    qa_g_at *at = (qa_g_at *)user;
+    return qa_ou_diffusion_jet(ctx, nde_jet_const(ctx, at->t, y->order), y, at->m);
+}
+/* The Ito drift f - 1/2 g dg/dy (exact JVP; each row's g depends on its own y). */
+static nde_tensor *qa_ou_ito_drift(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *user) {
+    qa_model *m = (qa_model *)user;
+    qa_g_at at;
+    nde_tensor *g = NULL, *dg = NULL;
+    at.m = m; at.t = t;
+    if (nde_jvp(ctx, qa_g_of_y, &at, z, nde_tensor_full(ctx, z->ndim, z->shape, NDE_R(1.0)), &g, &dg) != NDE_OK) return NULL;
+    return nde_sub(ctx, qa_ou_drift(ctx, t, z, user), nde_scale(ctx, nde_mul(ctx, g, dg), NDE_R(0.5)));
+}
+
+/* The SDE of the model for an nde SDE method: euler (Ito form), the others
+   on the Stratonovich form. */
+static nde_sde qa_ou_sde(qa_model *m, nde_sde_method method) {
+    nde_sde sde;
+    memset(&sde, 0, sizeof sde);
+    sde.drift = method == NDE_SDE_EULER ? qa_ou_ito_drift : qa_ou_drift;
+    sde.diffusion = qa_ou_diffusion;
+    sde.diffusion_jet = qa_ou_diffusion_jet;
+    sde.user = m;
+    sde.type = method == NDE_SDE_EULER ? NDE_SDE_ITO : NDE_SDE_STRATONOVICH;
+    sde.noise = NDE_NOISE_DIAGONAL;
+    return sde;
+}
+
+/* npaths SDE paths per item from y0[idx], solved with `method` at step dt on
+   the Brownian path of `seed`: values at t > 0 on the 0.1 grid, (times - 1,
+   count, paths). adjoint: nde_sdeint_adjoint (reversible Heun's exact
+   reverse), else nde_sdeint (taped when gradients are on). */
+static nde_tensor *qa_ou_sde_paths(qa_model *m, nde_sde_method method, double dt, int adjoint, const nde_real *y0,
+                                   int64_t npaths, const int64_t *idx, int64_t count, uint64_t seed) {
     nde_ctx *ctx = m->ctx;
-    const double h = 0.01;
-    int64_t rows = count * npaths, s[2], s3[3], i, p, j, k, nt = QA_OU_TIMES - 1;
+    int64_t rows = count * npaths, s[2], s3[3], i, p, nt = QA_OU_TIMES - 1;
     nde_real *host = (nde_real *)nde_ctx_alloc_host(ctx, (size_t)rows * sizeof(nde_real));
-    nde_real *out = (nde_real *)nde_ctx_alloc_host(ctx, (size_t)(nt * rows) * sizeof(nde_real));
-    nde_rng r = nde_rng_new(seed, stream);
-    nde_tensor *x, *dw;
-    int prev = nde_set_grad_enabled(ctx, 0);
-    if (!host || !out) { nde_set_grad_enabled(ctx, prev); return NULL; }
+    double ts[QA_OU_TIMES];
+    nde_sde sde = qa_ou_sde(m, method);
+    nde_sde_options o = nde_sde_options_default();
+    nde_tensor *ys;
+    if (!host) return NULL;
     for (i = 0; i < count; i++) for (p = 0; p < npaths; p++) host[i * npaths + p] = y0[idx[i]];
+    for (i = 0; i < QA_OU_TIMES; i++) ts[i] = 0.1 * (double)i;
     s[0] = rows; s[1] = 1;
-    x = nde_tensor_from(ctx, 2, s, host);
-    dw = nde_tensor_new(ctx, 2, s);
-    for (j = 0; j < nt && x; j++)
-        for (k = 0; k < 10 && x; k++) {
-            nde_mark mk = nde_ctx_mark(ctx);
-            nde_tensor *t = nde_tensor_scalar(ctx, (nde_real)(0.1 * (double)j + h * (double)k));
-            nde_tensor *xt = qa_with_time(ctx, x, t), *g0, *pred, *f0, *gp, *next;
-            nde_tensor_fill_normal(ctx, dw, &r, NDE_R(0.0), (nde_real)sqrt(h));
-            f0 = nde_mlp_forward(ctx, &m->drift, xt);
-            g0 = nde_mlp_forward(ctx, &m->diffusion, xt);
-            pred = nde_add(ctx, x, nde_mul(ctx, g0, dw));
-            gp = nde_mlp_forward(ctx, &m->diffusion, qa_with_time(ctx, pred, t));
-            next = nde_add(ctx, nde_add(ctx, x, nde_scale(ctx, f0, (nde_real)h)),
-                           nde_scale(ctx, nde_mul(ctx, nde_add(ctx, g0, gp), dw), NDE_R(0.5)));
-            if (!next) { x = NULL; break; }
-            nde_tensor_copy_into(ctx, x, next);
-            nde_ctx_reset(ctx, mk);
-            if (k == 9) nde_tensor_to_host(ctx, x, out + j * rows);
-        }
-    nde_set_grad_enabled(ctx, prev);
-    if (!x) return NULL;
+    o.method = method; o.dt = dt; o.seed = seed;
+    ys = adjoint ? nde_sdeint_adjoint(ctx, &sde, nde_tensor_from(ctx, 2, s, host), QA_OU_TIMES, ts, &o)
+                 : nde_sdeint(ctx, &sde, nde_tensor_from(ctx, 2, s, host), QA_OU_TIMES, ts, &o);   /* (101, rows, 1) */
+    if (!ys) return NULL;
     s3[0] = nt; s3[1] = count; s3[2] = npaths;
-    return nde_tensor_from(ctx, 3, s3, out);
+    return nde_reshape(ctx, nde_slice(ctx, ys, 0, 1, QA_OU_TIMES), 3, s3);
 }
 
 /* ---------------------------------------------------------------- training */
@@ -499,7 +572,10 @@ static nde_tensor *qa_batch_loss(qa_model *m, const qa_data *d, const int64_t *i
                             nde_tensor_from(ctx, 2, s, host));
     }
     {
-        nde_tensor *pred = qa_ou_predict(m, train ? d->x_train : d->x_val, d->npaths, idx, count, 10000, noise_stream);
+        nde_tensor *pred = m->sde_train
+            ? qa_ou_sde_paths(m, NDE_SDE_REVERSIBLE_HEUN, m->sde_dt, m->sde_train == 2, train ? d->x_train : d->x_val,
+                              d->npaths, idx, count, 10000 + noise_stream)
+            : qa_ou_predict(m, train ? d->x_train : d->x_val, d->npaths, idx, count, 10000, noise_stream);
         nde_tensor *target = qa_ou_targets(ctx, train ? d->y_train : d->y_val, d->npaths, idx, count);
         nde_tensor *mp, *sp, *md, *sd;
         if (!pred || !target) return NULL;
@@ -509,8 +585,23 @@ static nde_tensor *qa_batch_loss(qa_model *m, const qa_data *d, const int64_t *i
     }
 }
 
-/* Validation: loss and metric (accuracy %, MSE, or SDE log-likelihood). */
-static void qa_validate(qa_model *m, const qa_data *d, int epoch, double *loss, double *metric) {
+/* The research code's sample_logp: log N(data | normal fit of the model's
+   paths) per validation item, time and path, averaged. */
+static double qa_sample_logp(nde_ctx *ctx, nde_tensor *sample, nde_tensor *target) {
+    nde_tensor *mp, *sp, *z, *lp;
+    if (!sample || !target) return NAN;
+    qa_normal_fit(ctx, sample, &mp, &sp);
+    z = nde_div(ctx, nde_sub(ctx, target, mp), sp);
+    lp = nde_neg(ctx, nde_add(ctx, nde_add_scalar(ctx, nde_log(ctx, sp), (nde_real)(0.5 * log(2 * QA_PI))),
+                              nde_scale(ctx, nde_square(ctx, z), NDE_R(0.5))));
+    return lp ? (double)nde_tensor_item(ctx, nde_mean(ctx, lp), 0) : NAN;
+}
+
+/* Validation: loss and metric (accuracy %, MSE, or SDE log-likelihood). For
+   ou, metric is the log-likelihood under the first of the nsde SDE methods,
+   per_method[k] under each (same Brownian path, seeded by seed). */
+static void qa_validate(qa_model *m, const qa_data *d, int epoch, const nde_sde_method *sde, int nsde, uint64_t seed,
+                        double *loss, double *metric, double *per_method) {
     nde_ctx *ctx = m->ctx;
     nde_mark mk = nde_ctx_mark(ctx);
     int prev = nde_set_grad_enabled(ctx, 0);
@@ -533,17 +624,16 @@ static void qa_validate(qa_model *m, const qa_data *d, int epoch, double *loss, 
     } else if (m->kind == QA_SINES) {
         *metric = *loss;
     } else {
-        /* log N(data | normal fit of 45 SDE paths of the trained f, g), averaged */
-        nde_tensor *sample = qa_ou_sde_sample(m, d->x_val, d->npaths, idx, n, 77, (uint64_t)epoch);
-        nde_tensor *target = qa_ou_targets(ctx, d->y_val, d->npaths, idx, n), *mp, *sp;
-        if (sample && target) {
-            nde_tensor *z, *lp;
-            qa_normal_fit(ctx, sample, &mp, &sp);
-            z = nde_div(ctx, nde_sub(ctx, target, mp), sp);
-            lp = nde_neg(ctx, nde_add(ctx, nde_add_scalar(ctx, nde_log(ctx, sp), (nde_real)(0.5 * log(2 * QA_PI))),
-                                      nde_scale(ctx, nde_square(ctx, z), NDE_R(0.5))));
-            if (lp) *metric = nde_tensor_item(ctx, nde_mean(ctx, lp), 0);
+        /* the trained f, g transferred to SDE solvers: 45 paths per item */
+        nde_tensor *target = qa_ou_targets(ctx, d->y_val, d->npaths, idx, n);
+        int k;
+        for (k = 0; k < nsde; k++) {
+            nde_mark mk2 = nde_ctx_mark(ctx);
+            per_method[k] = qa_sample_logp(ctx, qa_ou_sde_paths(m, sde[k], m->sde_dt, 0, d->x_val, d->npaths, idx, n, seed),
+                                           target);
+            nde_ctx_reset(ctx, mk2);
         }
+        *metric = nsde > 0 ? per_method[0] : NAN;
     }
     nde_set_grad_enabled(ctx, prev);
     nde_ctx_reset(ctx, mk);
@@ -586,6 +676,7 @@ typedef struct qa_option_result {
     char name[32];
     int epochs_run;
     double first_loss, last_loss, val_metric, seconds_per_epoch, cpu_per_epoch, fnfe, bnfe, total_seconds;
+    double sde_metric[QA_MAX_SDE];    /* ou: validation log-likelihood per --sde_method */
     int64_t params;
 } qa_option_result;
 
@@ -621,7 +712,10 @@ static int qa_run(const qa_args *user_args, qa_option_result *results, int *num_
     static double hist_t[QA_MAX_OPTIONS][512], hist_m[QA_MAX_OPTIONS][512];
     static char names[QA_MAX_OPTIONS][32];
     int hist_n[QA_MAX_OPTIONS];
-    int kind = qa_kind(a.experiment), count, k, epoch, rc = 1;
+    int kind = qa_kind(a.experiment), count, k, epoch, rc = 1, nsde = 0;
+    const char *sde_names[QA_MAX_SDE];
+    char sde_buf[128];
+    nde_sde_method sde[QA_MAX_SDE];
     int64_t *perm = NULL;
     FILE *log = NULL;
     *num_results = 0;
@@ -633,12 +727,23 @@ static int qa_run(const qa_args *user_args, qa_option_result *results, int *num_
                         "ncosines, width >= 1)\n", QA_MAX_OPTIONS);
         return 2;
     }
+    if (kind == QA_OU) {
+        nde_ctx *tmp = nde_ctx_new(nde_ctx_desc_default());
+        int i, ok = tmp != NULL && a.sde_dt > 0;
+        nsde = ex_split_words(a.sde_method, sde_buf, sizeof sde_buf, sde_names, QA_MAX_SDE);
+        ok &= nsde >= 1;
+        for (i = 0; ok && i < nsde; i++) ok = nde_sde_method_from_name(tmp, sde_names[i], &sde[i]) == NDE_OK;
+        if (!ok) fprintf(stderr, "quadrature_adjoint: --sde_method needs 1..%d of euler, milstein, euler_heun, "
+                                 "reversible_heun (%s) and --sde_dt > 0\n", QA_MAX_SDE, tmp ? nde_ctx_message(tmp) : "");
+        if (tmp) nde_ctx_free(tmp);
+        if (!ok) return 2;
+    }
     if (!qa_data_make(&a, kind, &d)) { fprintf(stderr, "quadrature_adjoint: out of memory\n"); qa_data_free(&d); return 1; }
     if (ex_mkdir(a.save) != 0) { qa_data_free(&d); return 1; }
     perm = (int64_t *)malloc((size_t)d.n_train * sizeof(int64_t));
     ex_path(path, sizeof path, a.save, "/log.csv", NULL);
     log = ex_csv_open(path, "experiment,adjoint_option,width,epoch,train_loss,val_loss,val_metric,seconds,cpu_seconds,"
-                            "fnfe,bnfe", a.resume);
+                            "fnfe,bnfe,val_metric_per_sde_method", a.resume);
     if (!perm || !log) goto done;
     if (!a.quiet)
         printf("quadrature_adjoint: %s, width %d, %d epochs, batch %d, lr %g, dopri5 tol %g, gtol %g\n", a.experiment,
@@ -677,9 +782,15 @@ static int qa_run(const qa_args *user_args, qa_option_result *results, int *num_
                     qa_model_free(&m);
                     goto done;
                 }
-                qa_validate(&m, &d, epoch, &e.val_loss, &e.val_metric);
-                fprintf(log, "%s,%s,%d,%d,%.6g,%.6g,%.6g,%.3f,%.3f,%.1f,%.1f\n", a.experiment, options[k], a.width, epoch + 1,
+                qa_validate(&m, &d, epoch, sde, nsde, 777000 + (uint64_t)a.experiment_no, &e.val_loss, &e.val_metric,
+                            r->sde_metric);
+                fprintf(log, "%s,%s,%d,%d,%.6g,%.6g,%.6g,%.3f,%.3f,%.1f,%.1f,", a.experiment, options[k], a.width, epoch + 1,
                         e.loss, e.val_loss, e.val_metric, e.seconds, e.cpu_seconds, e.fnfe, e.bnfe);
+                {
+                    int i;
+                    for (i = 0; i < nsde; i++) fprintf(log, "%s%s:%.6g", i ? " " : "", sde_names[i], r->sde_metric[i]);
+                    fprintf(log, "\n");
+                }
                 if (epoch == start_epoch) r->first_loss = e.loss;
                 r->last_loss = e.loss;
                 r->val_metric = e.val_metric;
@@ -710,10 +821,25 @@ static int qa_run(const qa_args *user_args, qa_option_result *results, int *num_
     }
     qa_plot(&a, count, hist_t, hist_m, hist_n, names);
     if (!a.quiet) {
-        printf("  %-17s %10s %10s %8s %8s %12s\n", "adjoint_option", "s/epoch", "cpu/epoch", "FNFE", "BNFE", "val metric");
-        for (k = 0; k < count; k++)
-            printf("  %-17s %10.3f %10.3f %8.1f %8.1f %12.4f\n", results[k].name, results[k].seconds_per_epoch,
-                   results[k].cpu_per_epoch, results[k].fnfe, results[k].bnfe, results[k].val_metric);
+        int i;
+        printf("  %-17s %10s %10s %8s %8s", "adjoint_option", "s/epoch", "cpu/epoch", "FNFE", "BNFE");
+        if (kind == QA_OU)
+            for (i = 0; i < nsde; i++) printf(" %10.10s", sde_names[i]);
+        else
+            printf(" %12s", kind == QA_SPHERES ? "val acc %" : "val MSE");
+        printf("\n");
+        for (k = 0; k < count; k++) {
+            printf("  %-17s %10.3f %10.3f %8.1f %8.1f", results[k].name, results[k].seconds_per_epoch,
+                   results[k].cpu_per_epoch, results[k].fnfe, results[k].bnfe);
+            if (kind == QA_OU)
+                for (i = 0; i < nsde; i++) printf(" %10.4f", results[k].sde_metric[i]);
+            else
+                printf(" %12.4f", results[k].val_metric);
+            printf("\n");
+        }
+        if (kind == QA_OU)
+            printf("  (ou columns: validation log-likelihood of the data under 45 SDE paths per item, by SDE method, "
+                   "step %g)\n", a.sde_dt);
         printf("  (%lld parameters; log %s/log.csv, plot %s/times.svg)\n", (long long)results[0].params, a.save, a.save);
     }
     rc = 0;
@@ -748,6 +874,8 @@ int main(int argc, char **argv) {
             {"ntimes", EX_INT, &a.ntimes, "sines: points per series (10 or 50 in the paper)"},
             {"regular_times", EX_STRING, &a.regular_times, "sines: regular or irregular"},
             {"ncosines", EX_INT, &a.ncosines, "ou: terms of the Wong-Zakai noise"},
+            {"sde_method", EX_STRING, &a.sde_method, "ou: SDE solvers of the validation (euler, milstein, euler_heun, reversible_heun)"},
+            {"sde_dt", EX_DOUBLE, &a.sde_dt, "ou: SDE step (validation, and training with sde_direct / sde_adjoint)"},
             {"max_train", EX_INT, &a.max_train, "use the first N training items (0: all)"},
             {"max_val", EX_INT, &a.max_val, "use the first N validation items (0: all)"},
             {"save", EX_STRING, &a.save, "output directory"},

@@ -700,7 +700,9 @@ static int raa_evaluate(raa_model *m, const raa_args *a, const raa_data *d, cons
     for (i = 0; i < g->num_solvers; i++)
         for (j = 0; j < g->num_factors; j++) {
             raa_solver s;
-            double h = m->train_solver.adaptive ? a->step_size : m->train_solver.h;
+            /* a fixed-step test of an adaptively trained model: h = --step_size
+               (1 if unset) / factor, i.e. factor steps by default */
+            double h = m->train_solver.adaptive ? (a->step_size > 0 ? a->step_size : 1.0) : m->train_solver.h;
             double tol = m->train_solver.adaptive ? m->train_solver.tol : a->tol;
             raa_test_result r;
             if (!raa_solver_set(m->ctx, &s, g->solvers[i], h / g->factors[j], tol * g->factors[j])) {
@@ -742,8 +744,9 @@ static void raa_plot(const raa_args *a, const raa_grid *g, raa_model *models, ra
         }
         raa_solver_describe(&models[k].train_solver, desc, sizeof desc);
         snprintf(title, sizeof title, "trained: %s", desc);
-        ex_svg_series(s, 420 * k, 0, 420, 380, title, "steps (first test batch)", "test accuracy", g->num_solvers, px, py, n,
-                      g->solvers, 1, 0);
+        /* accuracy on a fixed [0, 1] axis, so that panels compare */
+        ex_svg_series_range(s, 420 * k, 0, 420, 380, title, "steps (first test batch)", "test accuracy (exact)",
+                            g->num_solvers, px, py, n, g->solvers, 1, 2, 0.0, 1.02);
         /* the training configuration, highlighted */
         tx = models[k].train_solver.adaptive ? (double)res[k].grid[0][0].steps : (double)raa_fixed_steps(models[k].train_solver.h);
         if (ty == ty && tx > 0) ex_svg_circle(s, log10(tx), ty, 7.0, "black");

@@ -208,7 +208,9 @@ static int states_equal_but_time(const char *pa, const char *pb) {
 static void remove_run(const char *dir) {
     static const char *files[] = {"log.csv", "times.svg", "ckpt_direct.safetensors", "ckpt_direct.state.npy",
                                   "ckpt_adjoint_gq.safetensors", "ckpt_adjoint_gq.state.npy",
-                                  "ckpt_adjoint_ode.safetensors", "ckpt_adjoint_ode.state.npy"};
+                                  "ckpt_adjoint_ode.safetensors", "ckpt_adjoint_ode.state.npy",
+                                  "ckpt_sde_direct.safetensors", "ckpt_sde_direct.state.npy",
+                                  "ckpt_sde_adjoint.safetensors", "ckpt_sde_adjoint.state.npy"};
     char path[512];
     size_t i;
     for (i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -260,6 +262,17 @@ static void test_training_and_resume(void) {
     a.ncosines = 3; a.tol = 1e-2;
     CHECK(qa_run(&a, rb, &n, 0) == 0);
     CHECK(rb[0].bnfe > 0 && rb[0].val_metric == rb[0].val_metric && rb[0].last_loss < rb[0].first_loss);
+    /* validation by Milstein and Euler-Maruyama; the SDE trained directly and
+       by the reversible-Heun adjoint: the same training (gradients equal up
+       to round-off) */
+    CHECK(rb[0].sde_metric[0] == rb[0].val_metric && rb[0].sde_metric[1] == rb[0].sde_metric[1]);
+    CHECK(fabs(rb[0].sde_metric[0] - rb[0].sde_metric[1]) < 0.05 * fabs(rb[0].sde_metric[0]));
+    a.adjoint_option = "sde_direct,sde_adjoint"; a.sde_dt = 0.05;
+    CHECK(qa_run(&a, rb, &n, 0) == 0);
+    CHECK(n == 2 && rb[0].last_loss < rb[0].first_loss && rb[0].bnfe == 0 && rb[1].bnfe > 0);
+    CHECK_NEAR(rb[1].last_loss, rb[0].last_loss, 1e-3, 1e-3);
+    CHECK_NEAR(rb[1].val_metric, rb[0].val_metric, 1e-3, 1e-3);
+    a.adjoint_option = "adjoint_gq";
     a.adjoint_option = "no_such_option";
     fprintf(stderr, "(test_ex_quadrature_adjoint: the next error message is expected)\n");
     CHECK(qa_run(&a, rb, &n, 0) != 0);
@@ -270,14 +283,79 @@ static void test_training_and_resume(void) {
 static void test_option_names(void) {
     nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default());
     nde_adjoint_options adj;
-    CHECK(qa_grad_mode(ctx, "adjoint_gq", &adj, 0.3) && adj.mode == NDE_GRAD_GAUSS && adj.gtol == 0.3);
-    CHECK(qa_grad_mode(ctx, "adjoint_ode", &adj, 0.1) && adj.mode == NDE_GRAD_BACKSOLVE && !adj.seminorm);
-    CHECK(qa_grad_mode(ctx, "adjoint_seminorm", &adj, 0.1) && adj.mode == NDE_GRAD_BACKSOLVE && adj.seminorm);
-    CHECK(qa_grad_mode(ctx, "direct", &adj, 0.1) && adj.mode == NDE_GRAD_DIRECT);
-    CHECK(qa_grad_mode(ctx, "interp", &adj, 0.1) && adj.mode == NDE_GRAD_INTERPOLATED);
-    CHECK(!qa_grad_mode(ctx, "no_such_mode", &adj, 0.1));
+    int sde = -1;
+    CHECK(qa_grad_mode(ctx, "adjoint_gq", &adj, 0.3, &sde) && adj.mode == NDE_GRAD_GAUSS && adj.gtol == 0.3 && sde == 0);
+    CHECK(qa_grad_mode(ctx, "adjoint_ode", &adj, 0.1, &sde) && adj.mode == NDE_GRAD_BACKSOLVE && !adj.seminorm);
+    CHECK(qa_grad_mode(ctx, "adjoint_seminorm", &adj, 0.1, &sde) && adj.mode == NDE_GRAD_BACKSOLVE && adj.seminorm);
+    CHECK(qa_grad_mode(ctx, "direct", &adj, 0.1, &sde) && adj.mode == NDE_GRAD_DIRECT && sde == 0);
+    CHECK(qa_grad_mode(ctx, "interp", &adj, 0.1, &sde) && adj.mode == NDE_GRAD_INTERPOLATED);
+    CHECK(qa_grad_mode(ctx, "sde_direct", &adj, 0.1, &sde) && sde == 1);
+    CHECK(qa_grad_mode(ctx, "sde_adjoint", &adj, 0.1, &sde) && sde == 2);
+    CHECK(!qa_grad_mode(ctx, "no_such_mode", &adj, 0.1, &sde));
     CHECK_MSG(nde_ctx_message(ctx), "no_such_mode");
     nde_ctx_free(ctx);
+}
+
+/* The trained OU model as an SDE: the Ito drift of Euler-Maruyama is
+   f - 1/2 g dg/dy (checked against a central difference of g); the Brownian
+   path is a function of the seed (same seed, same paths; another seed,
+   others); Milstein and Euler-Maruyama on the same path follow the same
+   solution (strong order 1 each, additive-like noise of a small MLP). */
+static void test_ou_sde(void) {
+    qa_args a;
+    qa_data d;
+    qa_model m;
+    int64_t idx[2] = {0, 1}, s[2] = {3, 1}, i, n;
+    nde_tensor *y, *t, *ito, *f, *g, *gp, *gm, *p1, *p2, *p3, *pe;
+    double eps = 1e-4, worst = 0.0, diff = 0.0, spread = 0.0, other = 0.0;
+    nde_real host[3] = {NDE_R(-1.5), NDE_R(0.2), NDE_R(2.0)};
+    qa_args_default(&a);
+    a.width = 4; a.lr = 1e-3; a.sde_dt = 0.02;
+    CHECK(qa_data_make(&a, QA_OU, &d));
+    CHECK(qa_model_init(&m, &a, QA_OU, "adjoint_gq"));
+    /* Ito drift against a central difference (double: 1e-6; float: looser) */
+    y = nde_tensor_from(m.ctx, 2, s, host);
+    t = nde_tensor_scalar(m.ctx, NDE_R(2.5));
+    ito = qa_ou_ito_drift(m.ctx, t, y, &m);
+    f = qa_ou_drift(m.ctx, t, y, &m);
+    g = qa_ou_diffusion(m.ctx, t, y, &m);
+    gp = qa_ou_diffusion(m.ctx, t, nde_add_scalar(m.ctx, y, (nde_real)eps), &m);
+    gm = qa_ou_diffusion(m.ctx, t, nde_add_scalar(m.ctx, y, (nde_real)-eps), &m);
+    CHECK(ito && f && g && gp && gm);
+    for (i = 0; ito && gm && i < 3; i++) {
+        double dg = ((double)gp->data[i] - (double)gm->data[i]) / (2 * eps);
+        double want = (double)f->data[i] - 0.5 * (double)g->data[i] * dg;
+        double e = fabs((double)ito->data[i] - want);
+        if (e > worst) worst = e;
+        other += fabs(0.5 * (double)g->data[i] * dg);
+    }
+#ifdef NDE_DOUBLE
+    CHECK(worst < 1e-7);
+#else
+    CHECK(worst < 2e-3);
+#endif
+    CHECK(other > 1e-6);            /* the correction is not zero here */
+    /* paths: reproducible from the seed */
+    p1 = qa_ou_sde_paths(&m, NDE_SDE_MILSTEIN, 0.02, 0, d.x_val, 5, idx, 2, 42);
+    p2 = qa_ou_sde_paths(&m, NDE_SDE_MILSTEIN, 0.02, 0, d.x_val, 5, idx, 2, 42);
+    p3 = qa_ou_sde_paths(&m, NDE_SDE_MILSTEIN, 0.02, 0, d.x_val, 5, idx, 2, 43);
+    pe = qa_ou_sde_paths(&m, NDE_SDE_EULER, 0.02, 0, d.x_val, 5, idx, 2, 42);
+    CHECK(p1 && p2 && p3 && pe && p1->shape[0] == QA_OU_TIMES - 1 && p1->shape[1] == 2 && p1->shape[2] == 5);
+    n = p1 ? p1->size : 0;
+    {
+        int same = 1, differ = 0;
+        for (i = 0; i < n; i++) {
+            same &= p1->data[i] == p2->data[i];
+            differ += p1->data[i] != p3->data[i];
+            diff += fabs((double)p1->data[i] - (double)pe->data[i]) / (double)n;
+            spread += fabs((double)p1->data[i] - (double)p3->data[i]) / (double)n;
+        }
+        CHECK(same && differ == n);
+    }
+    /* Milstein and Euler-Maruyama on one path: far closer than two paths */
+    CHECK(diff < 0.05 * spread);
+    qa_model_free(&m);
+    qa_data_free(&d);
 }
 
 int main(void) {
@@ -286,6 +364,7 @@ int main(void) {
     test_wong_zakai_basis();
     test_sines_gather();
     test_gradient_options();
+    test_ou_sde();
     test_training_and_resume();
     return nde_test_finish("test_ex_quadrature_adjoint");
 }

@@ -52,6 +52,109 @@ static void test_spheres(void) {
     }
 }
 
+/* The data sets as the program builds them: 2000 train (500/1000/500 per
+   shell) and 1000 test (250/500/250) points, labels 0/1/0, in 2, 3, 10 and 900
+   dimensions; three minima: 3 classes, deterministic by --data_seed. */
+static void test_data_make(void) {
+    static const char *sets[4] = {"concentric_sphere2", "concentric_sphere3", "concentric_sphere10", "concentric_sphere900"};
+    raa_args a;
+    raa_data d, d2;
+    int k;
+    for (k = 0; k < 4; k++) {
+        int64_t i, j, shells[2][3] = {{0, 0, 0}, {0, 0, 0}};
+        int split;
+        raa_args_default(&a);
+        a.dataset = sets[k];
+        CHECK(raa_data_make(&a, &d));
+        CHECK(d.n_train == 2000 && d.n_test == 1000 && d.classes == 2);
+        CHECK(d.dim == (k == 0 ? 2 : k == 1 ? 3 : k == 2 ? 10 : 900));
+        for (split = 0; split < 2; split++) {
+            const nde_real *x = split ? d.x_test : d.x_train;
+            const int64_t *y = split ? d.y_test : d.y_train;
+            int64_t n = split ? d.n_test : d.n_train;
+            for (i = 0; i < n; i++) {
+                double r = 0.0;
+                int shell;
+                for (j = 0; j < d.dim; j++) r += (double)x[i * d.dim + j] * (double)x[i * d.dim + j];
+                r = sqrt(r);
+                shell = (r >= 0.10 - 1e-6 && r <= 0.15 + 1e-6) ? 0 : (r >= 0.25 - 1e-6 && r <= 0.30 + 1e-6) ? 1
+                      : (r >= 0.40 - 1e-6 && r <= 0.45 + 1e-6) ? 2 : -1;
+                if (shell >= 0 && y[i] == (shell == 1)) shells[split][shell]++;
+            }
+        }
+        CHECK(shells[0][0] == 500 && shells[0][1] == 1000 && shells[0][2] == 500);
+        CHECK(shells[1][0] == 250 && shells[1][1] == 500 && shells[1][2] == 250);
+        CHECK(d.x_train[0] != d.x_test[0]);             /* train and test are different draws */
+        raa_data_free(&d);
+    }
+    raa_args_default(&a);
+    a.dataset = "three_minima"; a.n_train = 30; a.n_test = 20;
+    CHECK(raa_data_make(&a, &d) && raa_data_make(&a, &d2));
+    CHECK(d.classes == 3 && d.dim == 2 && d.n_train == 30 && d.n_test == 20);
+    CHECK(d.x_train[7] == d2.x_train[7] && d.y_test[5] == d2.y_test[5]);
+    raa_data_free(&d); raa_data_free(&d2);
+    a.data_seed = 99;
+    CHECK(raa_data_make(&a, &d2));
+    CHECK(raa_data_make(&a, &d) && d.x_train[0] == d2.x_train[0]);
+    raa_data_free(&d2);
+    a.data_seed = 1234;
+    CHECK(raa_data_make(&a, &d2) && d.x_train[0] != d2.x_train[0]);   /* another seed, other points */
+    raa_data_free(&d); raa_data_free(&d2);
+    a.dataset = "no_such_set";
+    fprintf(stderr, "(test_ex_resnet_after_all: the next error message is expected)\n");
+    CHECK(!raa_data_make(&a, &d));
+    raa_data_free(&d);
+}
+
+/* Algorithm 2 / 3's decisions on one batch: a threshold below any gap halves
+   the step (tolerance) at every check; one above every gap lengthens it by
+   1.1 (at most 1); the tolerance is not loosened while the forward NFE has
+   stayed the same over the last 5 iterations. */
+static void test_adapt_decisions(void) {
+    raa_args a;
+    raa_data d;
+    raa_model m;
+    raa_adapt_state st;
+    int64_t idx[16], labels[16], i;
+    nde_tensor *x;
+    double acc;
+    tiny_args(&a, "unused");
+    CHECK(raa_data_make(&a, &d));
+    CHECK(raa_model_init(&m, &a, &d));
+    for (i = 0; i < 16; i++) { idx[i] = i; labels[i] = d.y_train[i]; }
+    x = ex_batch_rows(m.ctx, d.x_train, d.dim, idx, 16);
+    memset(&st, 0, sizeof st);
+    CHECK(raa_solver_set(m.ctx, &m.train_solver, "euler", 0.5, 0.0));
+    acc = raa_batch_accuracy(&m, x, labels, &m.train_solver, NULL);
+    a.threshold = -1.0;                                 /* every gap is too large */
+    raa_adapt(&m, &a, &st, x, labels, acc, 2);
+    CHECK(m.train_solver.h == 0.25);
+    raa_adapt(&m, &a, &st, x, labels, acc, 4);
+    CHECK(m.train_solver.h == 0.125);
+    a.threshold = 2.0;                                  /* no gap is too large */
+    raa_adapt(&m, &a, &st, x, labels, acc, 8);
+    CHECK_NEAR(m.train_solver.h, 0.1375, 1e-15, 0.0);
+    m.train_solver.h = 0.95;
+    raa_adapt(&m, &a, &st, x, labels, acc, 2);
+    CHECK(m.train_solver.h == 1.0);                    /* never fewer than one step */
+    /* tolerance variant */
+    CHECK(raa_solver_set(m.ctx, &m.train_solver, "dopri5", 0.0, 1e-3));
+    acc = raa_batch_accuracy(&m, x, labels, &m.train_solver, NULL);
+    a.threshold = -1.0;
+    raa_adapt(&m, &a, &st, x, labels, acc, 14);
+    CHECK(m.train_solver.tol == 5e-4);
+    a.threshold = 2.0;
+    st.nfe_count = 5;
+    for (i = 0; i < 5; i++) st.nfe_hist[i] = 14 + i;  /* the NFE moves: loosen */
+    raa_adapt(&m, &a, &st, x, labels, acc, 14);
+    CHECK_NEAR(m.train_solver.tol, 5.5e-4, 1e-18, 1e-12);
+    for (i = 0; i < 5; i++) st.nfe_hist[i] = 14;      /* stuck: keep */
+    raa_adapt(&m, &a, &st, x, labels, acc, 14);
+    CHECK_NEAR(m.train_solver.tol, 5.5e-4, 1e-18, 1e-12);
+    raa_model_free(&m);
+    raa_data_free(&d);
+}
+
 static void test_three_minima(void) {
     int k;
     int64_t n = 60, i, counts[3] = {0, 0, 0}, redrawn;
@@ -233,6 +336,8 @@ static void test_training_resume_adaptation(void) {
 int main(void) {
     test_spheres();
     test_three_minima();
+    test_data_make();
+    test_adapt_decisions();
     test_conv_field();
     test_adaptation_rules();
     test_hairer_and_accuracy();

@@ -824,8 +824,12 @@ static int raa_run(const raa_args *a, raa_run_result *results, int *num_models) 
         if (!a->quiet) {
             char desc[96];
             raa_solver_describe(&m->train_solver, desc, sizeof desc);
-            printf("model %d trained with %s, final loss %.4f; test accuracy (exact):\n  %-10s", k, desc,
-                   results[k].final_loss, "factor");
+            if (results[k].iterations > 0)
+                printf("model %d trained with %s, final loss %.4f; test accuracy (exact):\n  %-10s", k, desc,
+                       results[k].final_loss, "factor");
+            else    /* resumed at --niter: evaluation only */
+                printf("model %d trained with %s (checkpoint, no iterations run); test accuracy (exact):\n  %-10s", k,
+                       desc, "factor");
             for (j = 0; j < g.num_factors; j++) printf(" %7g", g.factors[j]);
             printf("\n");
             for (i = 0; i < g.num_solvers; i++) {

@@ -15,18 +15,41 @@
      --divergence_fn approximate  Hutchinson's estimator e^T (df/dz) e, one JVP,
                                   e ~ N(0, I) (or Rademacher with --rademacher)
                                   drawn once per solve (FFJORD's choice)
-   Both JVPs are Taylor-mode jets (nde.h JETS) whose result stays on the tape,
-   so reverse mode differentiates through them. The solve is dopri5 at
-   --rtol/--atol, differentiated by --adjoint_option (direct by default;
-   --adjoint is FFJORD's odeint_adjoint). --divergence_fn may list both
-   ("brute_force,approximate"): one model each, from the same initialisation
-   and batches.
+   The JVP is propagated by hand through the network alongside its value
+   (du = (W u) * gate, u <- act'(h) du), written with nde.h's jet ops, so the
+   whole augmented field [f, tr] is a jet program: reverse mode differentiates
+   through it, and Taylor mode expands it in t (the Taylor solvers below).
+   The solve is --method (a comma list; one model per method and divergence):
+     dopri5  adaptive, --rtol / --atol, differentiated by --adjoint_option
+             (direct by default; --adjoint is FFJORD's odeint_adjoint)
+     rk4     --n_steps classic RK4 steps over [0, T] (same gradient modes)
+     tayla   TayLaNets' Taylor-Lagrange solver (Djeumou et al. 2022, the
+             research code's examples_taylanets/ffjord_tabular): --n_steps
+             steps of the order-K (--order) Taylor expansion of [f, tr] plus the
+             Lagrange remainder at a point from a midpoint network ([z, l] ->
+             16 ReLU -> d + 2, the last output placing the remainder's time;
+             weights U(-1e-4, 1e-4)); loss + --pen_remainder mean |remainder|.
+             The point lies between z and the Taylor estimate T (Gamma =
+             sigmoid(g)) unless --midpoint_unbounded (the research code's
+             Gamma = g): unbounded, the midpoint learns to inflate the trace
+             term's remainder and the likelihood stops being the flow's
+             (training NLL far below what dopri5 gives the same dynamics)
+     taylor  the truncated Taylor expansion alone
+   (the research code can also train its midpoint separately against dopri5,
+   --mid_freq_update; not here: every network trains on the likelihood).
+   --divergence_fn may list both ("brute_force,approximate"); all models start
+   from the same initialisation and see the same batches.
 
-   Reported: test NLL in nats (always with the exact trace at --test_rtol /
-   --test_atol when d <= --exact_max_dim, else with the estimator averaged
-   over 5 draws), forward and backward NFE per training iteration, seconds
-   per iteration, in <save>/log.csv; for 2-D data <save>/samples.svg shows
-   data and samples of the flow (z ~ N(0, I) integrated from T back to 0).
+   Reported per model: training NLL, forward and backward NFE per training
+   iteration, seconds per iteration; and every --val_freq iterations the test
+   NLL in nats solved by the model's own method, and by dopri5 at --test_rtol
+   / --test_atol (the research code's "ODEINT Test": the same dynamics solved
+   accurately), each with its NFE and seconds per test batch. The test trace
+   is exact when d <= --exact_max_dim, else the estimator averaged over 5
+   draws. NFE counts field evaluations; for tayla/taylor one per jet program
+   (one per Taylor coefficient set: the expansion, and the remainder).
+   <save>/log.csv; for 2-D data <save>/samples.svg shows data and samples of
+   the flow (z ~ N(0, I) integrated from T back to 0 by dopri5 or rk4).
    Checkpoints every --val_freq iterations; --resume continues.
 
    Data (--data): 2-D toy sets 8gaussians, checkerboard, 2spirals, circles
@@ -37,32 +60,44 @@
    FFJORD's preprocessed MINIBOONE, 43-D: not available offline).
 
    Default (a few CPU minutes): iris, dims 32-32, 300 iterations of the full
-   training set, exact trace and Hutchinson:
+   training set, dopri5, exact trace and Hutchinson:
        ./ffjord
+   TayLaNets' tabular comparison (a few CPU minutes): wine (13-D), Hutchinson,
+   TL-NODE (order 1, 2 steps) against rk4 (2 steps) and dopri5:
+       ./ffjord --data wine --method tayla,rk4,dopri5 --divergence_fn approximate --dims 64-64 \
+           --nonlinearity softplus --lr_init 1e-2 --lr_end 1e-3 --niters 300 --pen_remainder 1 \
+           --save ffjord_tayla_out
    FFJORD-like runs:
        ./ffjord --data 8gaussians --dims 64-64-64 --niters 10000 --batch_size 100 --divergence_fn approximate
        ./ffjord --data_file /path/to/miniboone --dims 860-860 --niters 20000 --batch_size 1000 \
            --divergence_fn approximate --adjoint
+   TayLaNets' MINIBOONE run (hdim_factor 20, 2 layers, softplus, 500 epochs of
+   batch 1000 = about 15 000 iterations of the 29 556 training rows):
+       ./ffjord --data_file /path/to/miniboone --dims 860-860 --nonlinearity softplus \
+           --method tayla,rk4,dopri5 --order 1 --n_steps 2 --divergence_fn approximate \
+           --lr_init 1e-2 --lr_end 1e-3 --batch_size 1000 --niters 15000 --rtol 1.4e-8 --atol 1.4e-8
 */
 #define NDE_IMPLEMENTATION
 #include "common.h"
 #include "../nde_adjoint.h"
 
 #define FF_MAX_LAYERS 8
-#define FF_MAX_MODELS 2
+#define FF_MAX_MODELS 8
 #define FF_PI 3.14159265358979323846
 
 typedef struct ff_args {
-    const char *data, *data_file, *dims, *nonlinearity, *divergence_fn, *adjoint_option, *save;
-    double time_length, rtol, atol, test_rtol, test_atol, lr, weight_decay;
-    int niters, batch_size, test_batch_size, val_freq, rademacher, adjoint, exact_max_dim, seed;
+    const char *data, *data_file, *dims, *nonlinearity, *divergence_fn, *adjoint_option, *method, *save;
+    double time_length, rtol, atol, test_rtol, test_atol, lr, lr_end, weight_decay, pen_remainder;
+    int niters, batch_size, test_batch_size, val_freq, rademacher, adjoint, exact_max_dim, seed, order, n_steps;
+    int midpoint_unbounded;
     int resume, quiet, n_toy;
 } ff_args;
 
 static void ff_args_default(ff_args *a) {
     memset(a, 0, sizeof *a);
     a->data = "iris"; a->data_file = ""; a->dims = "32-32"; a->nonlinearity = "tanh";
-    a->divergence_fn = "brute_force,approximate"; a->adjoint_option = "direct"; a->save = "ffjord_out";
+    a->divergence_fn = "brute_force,approximate"; a->adjoint_option = "direct"; a->method = "dopri5";
+    a->save = "ffjord_out"; a->order = 1; a->n_steps = 2;
     a->time_length = 1.0; a->rtol = 1e-5; a->atol = 1e-5; a->test_rtol = 1e-6; a->test_atol = 1e-6;
     a->lr = 1e-3; a->weight_decay = 0.0;
     a->niters = 300; a->batch_size = 1000; a->test_batch_size = 1000; a->val_freq = 100; a->exact_max_dim = 16;
@@ -167,18 +202,28 @@ static void ff_data_free(ff_data *d) { free(d->train); free(d->test); memset(d, 
 /* ---------------------------------------------------------------- model */
 typedef struct ff_layer { nde_linear lin, gate, hbias; } ff_layer;
 
+enum { FF_DOPRI5, FF_RK4, FF_TAYLA, FF_TAYLOR };
+static int ff_method_kind(const char *name) {
+    if (!strcmp(name, "dopri5")) return FF_DOPRI5;
+    if (!strcmp(name, "rk4")) return FF_RK4;
+    if (!strcmp(name, "tayla")) return FF_TAYLA;
+    if (!strcmp(name, "taylor")) return FF_TAYLOR;
+    return -1;
+}
+
 typedef struct ff_model {
     nde_ctx *ctx;
-    int dim, num_layers, exact;
+    int dim, num_layers, exact, kind;
     nde_activation act;
     ff_layer layer[FF_MAX_LAYERS];
-    /* per field evaluation: gate and bias rows from t */
-    nde_tensor *gate_t[FF_MAX_LAYERS], *bias_t[FF_MAX_LAYERS];
+    nde_mlp mid;                        /* TayLaNets' midpoint network (tayla) */
     /* per solve: Hutchinson's noise (B, d) or the exact trace's unit rows (d B, d) */
     nde_tensor *noise;
     nde_optimizer opt;
     nde_solve_options solve;
     nde_adjoint_options adj;
+    nde_tayla_options tayla;
+    nde_jet_field_ref ref;              /* the augmented field for nde_jet_field_plain */
     int64_t nfe;
 } ff_model;
 
@@ -196,7 +241,13 @@ static int ff_parse_dims(const char *dims, int64_t *out, int max) {
     return *p ? -1 : n;
 }
 
-static int ff_model_init(ff_model *m, const ff_args *a, int64_t dim, int exact) {
+static nde_jet *ff_aug_field(nde_ctx *ctx, nde_jet *t, nde_jet *s, void *user);
+static nde_tensor *ff_midpoint(nde_ctx *ctx, nde_tensor *s, void *user) {
+    return nde_mlp_forward(ctx, &((ff_model *)user)->mid, s);
+}
+
+/* kind: FF_DOPRI5, FF_RK4, FF_TAYLA or FF_TAYLOR; exact: the brute-force trace. */
+static int ff_model_init(ff_model *m, const ff_args *a, int64_t dim, int exact, int kind) {
     int64_t hidden[FF_MAX_LAYERS], widths[FF_MAX_LAYERS + 2];
     int nh = ff_parse_dims(a->dims, hidden, FF_MAX_LAYERS - 1), l;
     char nm[32];
@@ -205,7 +256,7 @@ static int ff_model_init(ff_model *m, const ff_args *a, int64_t dim, int exact) 
     m->ctx = nde_ctx_new(nde_ctx_desc_default());
     if (!m->ctx) return 0;
     if (nh < 1) { fprintf(stderr, "ffjord: --dims must look like 64-64-64\n"); return 0; }
-    m->dim = (int)dim; m->exact = exact; m->num_layers = nh + 1;
+    m->dim = (int)dim; m->exact = exact; m->num_layers = nh + 1; m->kind = kind;
     m->act = !strcmp(a->nonlinearity, "softplus") ? NDE_ACT_SOFTPLUS : NDE_ACT_TANH;
     if (strcmp(a->nonlinearity, "softplus") && strcmp(a->nonlinearity, "tanh")) {
         fprintf(stderr, "ffjord: --nonlinearity must be tanh or softplus\n");
@@ -223,11 +274,31 @@ static int ff_model_init(ff_model *m, const ff_args *a, int64_t dim, int exact) 
         snprintf(nm, sizeof nm, "odefunc.hyperbias%d", l);
         nde_linear_init(m->ctx, &m->layer[l].hbias, nm, 1, widths[l + 1], 0, s + 70);
     }
+    if (kind == FF_TAYLA) {
+        /* the research code's midpoint: [z, l] -> 16 ReLU -> d + 2 (the last
+           output places the remainder's time), weights U(-1e-4, 1e-4), zero biases */
+        int64_t mw[3];
+        mw[0] = dim + 1; mw[1] = 16; mw[2] = dim + 2;
+        nde_mlp_init(m->ctx, &m->mid, "midpoint", 3, mw, NDE_ACT_RELU, (uint64_t)a->seed + 9);
+        for (l = 0; l < 2; l++) {
+            nde_init_uniform(m->ctx, m->mid.layer[l].weight, NDE_R(-1e-4), NDE_R(1e-4), (uint64_t)a->seed + 10 + (uint64_t)l);
+            nde_tensor_fill(m->ctx, m->mid.layer[l].bias, NDE_R(0.0));
+        }
+    }
     m->opt = nde_adam(a->lr);
     m->opt.weight_decay = a->weight_decay;
+    if (a->lr_end > 0 && a->lr_end < a->lr) {
+        m->opt.schedule.kind = NDE_SCHED_EXPONENTIAL;
+        m->opt.schedule.lr_init = a->lr; m->opt.schedule.lr_end = a->lr_end; m->opt.schedule.steps = a->niters;
+    }
     m->solve = nde_solve_options_default();
-    m->solve.method = NDE_DOPRI5;
+    m->solve.method = kind == FF_RK4 ? NDE_RK4 : NDE_DOPRI5;
+    if (kind == FF_RK4) m->solve.step_size = a->time_length / a->n_steps;
     m->solve.rtol = a->rtol; m->solve.atol = a->atol;
+    m->tayla = nde_tayla_options_default();
+    m->tayla.order = a->order; m->tayla.n_steps = a->n_steps;
+    if (kind == FF_TAYLA) { m->tayla.midpoint = ff_midpoint; m->tayla.midpoint_user = m; m->tayla.midpoint_unbounded = a->midpoint_unbounded; }
+    m->ref.f = ff_aug_field; m->ref.user = m;
     if (nde_grad_mode_from_name(m->ctx, a->adjoint ? "adjoint" : a->adjoint_option, &mode) != NDE_OK) {
         fprintf(stderr, "ffjord: --adjoint_option: %s\n", nde_ctx_message(m->ctx));
         return 0;
@@ -238,62 +309,82 @@ static int ff_model_init(ff_model *m, const ff_args *a, int64_t dim, int exact) 
 }
 static void ff_model_free(ff_model *m) { if (m->ctx) nde_ctx_free(m->ctx); m->ctx = NULL; }
 
-/* The concatsquash MLP on a jet (order 0: the plain value; order 1: a JVP). */
-static nde_jet *ff_net_jet(nde_ctx *ctx, nde_jet *x, void *user) {
-    ff_model *m = (ff_model *)user;
+/* The concatsquash MLP f(t, x) on jets, layer by layer
+       h = (W x + b) * sigmoid(G t + g) + B t,   x <- act(h) (not after the last),
+   and, when u is given, the JVP J_f(x) u carried alongside by hand:
+       du = (W u) * sigmoid(G t + g),   u <- act'(h) du.
+   Written with jet ops only, the JVP is itself Taylor-expandable in t, which
+   the Taylor-Lagrange solver needs (it differentiates the trace term too).
+   t: a jet of shape (1) or (B, 1). */
+static nde_jet *ff_net(nde_ctx *ctx, ff_model *m, nde_jet *t, nde_jet *x, nde_jet **u) {
+    int64_t one[2] = {1, 1};
     int l;
+    if (!t || !x) return NULL;
+    if (t->c[0]->ndim == 1) t = nde_jet_reshape(ctx, t, 2, one);
     for (l = 0; l < m->num_layers && x; l++) {
-        nde_jet *h = nde_jet_linear_forward(ctx, &m->layer[l].lin, x);
-        h = nde_jet_add(ctx, nde_jet_mul(ctx, h, nde_jet_const(ctx, m->gate_t[l], x->order)),
-                        nde_jet_const(ctx, m->bias_t[l], x->order));
-        x = l + 1 < m->num_layers ? nde_jet_activate(ctx, h, m->act) : h;
+        nde_jet *gate = nde_jet_sigmoid(ctx, nde_jet_linear_forward(ctx, &m->layer[l].gate, t));
+        nde_jet *h = nde_jet_add(ctx, nde_jet_mul(ctx, nde_jet_linear_forward(ctx, &m->layer[l].lin, x), gate),
+                                 nde_jet_linear_forward(ctx, &m->layer[l].hbias, t));
+        nde_jet *du = u ? nde_jet_mul(ctx, nde_jet_matmul(ctx, *u, nde_jet_param(ctx, m->layer[l].lin.weight, x->order), 0, 1),
+                                      gate) : NULL;
+        if (l + 1 == m->num_layers) {
+            x = h;
+            if (u) *u = du;
+        } else {
+            x = nde_jet_activate(ctx, h, m->act);
+            if (u) {
+                nde_jet *slope = m->act == NDE_ACT_TANH ? nde_jet_add_scalar(ctx, nde_jet_neg(ctx, nde_jet_square(ctx, x)), NDE_R(1.0))
+                                                        : nde_jet_sigmoid(ctx, h);   /* tanh' = 1 - tanh^2, softplus' = sigmoid */
+                *u = nde_jet_mul(ctx, slope, du);
+            }
+        }
     }
     return x;
 }
-/* sigmoid(G t + g) and B t of every layer, rows of shape (1, out). */
-static void ff_time_rows(nde_ctx *ctx, ff_model *m, nde_tensor *t) {
-    int64_t one[2] = {1, 1};
-    nde_tensor *t11 = nde_reshape(ctx, t, 2, one);
-    int l;
-    for (l = 0; l < m->num_layers; l++) {
-        m->gate_t[l] = nde_sigmoid(ctx, nde_linear_forward(ctx, &m->layer[l].gate, t11));
-        m->bias_t[l] = nde_linear_forward(ctx, &m->layer[l].hbias, t11);
-    }
-}
 
-/* d[z, l]/dt = [f(t, z), tr(df/dz)] on the state (B, d + 1). */
-static nde_tensor *ff_field(nde_ctx *ctx, nde_tensor *t, nde_tensor *s, void *user) {
+/* d[z, l]/dt = [f(t, z), tr(df/dz)] on the state s (B, d + 1), on jets. The
+   trace: exact, as the JVPs of the batch repeated d times against the unit
+   vectors (m->noise (d B, d)), or Hutchinson's e^T (df/dz) e (m->noise (B, d)). */
+static nde_jet *ff_aug_field(nde_ctx *ctx, nde_jet *t, nde_jet *s, void *user) {
     ff_model *m = (ff_model *)user;
-    int64_t b = s->shape[0], d = m->dim, sh[2];
-    nde_tensor *z = nde_slice(ctx, s, 1, 0, d), *y = NULL, *jv = NULL, *tr, *parts[2];
+    int64_t b, d = m->dim, sh[2];
+    nde_jet *z, *y, *u, *tr, *parts[2];
+    if (!s) return NULL;
     m->nfe++;
-    ff_time_rows(ctx, m, t);
+    b = s->c[0]->shape[0];
+    z = nde_jet_slice(ctx, s, 1, 0, d);
+    u = nde_jet_const(ctx, m->noise, s->order);
     if (m->exact) {
-        /* one JVP of the batch repeated d times against the unit vectors */
-        nde_tensor *reps[64], *rep;
+        nde_jet *reps[64], *treps[64];
         int64_t i;
-        for (i = 0; i < d; i++) reps[i] = z;
-        rep = d == 1 ? z : nde_concat(ctx, (int)d, reps, 0);
-        if (nde_jvp(ctx, ff_net_jet, m, rep, m->noise, &y, &jv) != NDE_OK) return NULL;
+        for (i = 0; i < d; i++) { reps[i] = z; treps[i] = t; }
+        if (t && t->c[0]->ndim == 2 && t->c[0]->shape[0] > 1 && d > 1)   /* per-sample times (a Lagrange midpoint) */
+            t = nde_jet_concat(ctx, (int)d, treps, 0);
+        y = ff_net(ctx, m, t, d == 1 ? z : nde_jet_concat(ctx, (int)d, reps, 0), &u);
         sh[0] = d; sh[1] = b;
-        tr = nde_sum_axis(ctx, nde_reshape(ctx, nde_sum_axis(ctx, nde_mul(ctx, jv, m->noise), 1, 0), 2, sh), 0, 0);
-        y = nde_slice(ctx, y, 0, 0, b);
+        tr = nde_jet_sum_axis(ctx, nde_jet_reshape(ctx, nde_jet_sum_axis(ctx, nde_jet_mul(ctx, u, nde_jet_const(ctx, m->noise, s->order)), 1, 0),
+                                                   2, sh), 0, 0);
+        y = y ? nde_jet_slice(ctx, y, 0, 0, b) : NULL;
     } else {
-        if (nde_jvp(ctx, ff_net_jet, m, z, m->noise, &y, &jv) != NDE_OK) return NULL;
-        tr = nde_sum_axis(ctx, nde_mul(ctx, jv, m->noise), 1, 0);
+        y = ff_net(ctx, m, t, z, &u);
+        tr = nde_jet_sum_axis(ctx, nde_jet_mul(ctx, u, nde_jet_const(ctx, m->noise, s->order)), 1, 0);
     }
+    if (!y || !tr) return NULL;
     sh[0] = b; sh[1] = 1;
     parts[0] = y;
-    parts[1] = nde_reshape(ctx, tr, 2, sh);
-    return nde_concat(ctx, 2, parts, 1);
+    parts[1] = nde_jet_reshape(ctx, tr, 2, sh);
+    return nde_jet_concat(ctx, 2, parts, 1);
+}
+/* The augmented field on plain tensors (for the Runge-Kutta solvers). */
+static nde_tensor *ff_field(nde_ctx *ctx, nde_tensor *t, nde_tensor *s, void *user) {
+    return nde_jet_field_plain(ctx, t, s, &((ff_model *)user)->ref);
 }
 /* f alone (sampling): dz/dt on (B, d). */
 static nde_tensor *ff_flow(nde_ctx *ctx, nde_tensor *t, nde_tensor *z, void *user) {
     ff_model *m = (ff_model *)user;
     nde_jet *y;
     m->nfe++;
-    ff_time_rows(ctx, m, t);
-    y = ff_net_jet(ctx, nde_jet_const(ctx, z, 0), m);
+    y = ff_net(ctx, m, nde_jet_const(ctx, t, 0), nde_jet_const(ctx, z, 0), NULL);
     return y ? y->c[0] : NULL;
 }
 
@@ -318,21 +409,33 @@ static int ff_set_noise(ff_model *m, int64_t b, int exact, int rademacher, nde_r
     return m->noise != NULL;
 }
 
-/* log p(x) per row, (B, 1), for the rows x (B, d). */
-static nde_tensor *ff_log_prob(ff_model *m, nde_tensor *x, double t_end, const nde_solve_options *so) {
+/* log p(x) per row, (B, 1), for the rows x (B, d), solved by kind: the
+   Runge-Kutta solve with the options so (FF_DOPRI5, FF_RK4: so says which,
+   differentiated by m->adj) or m->tayla (FF_TAYLA, FF_TAYLOR). rem (optional):
+   the Taylor-Lagrange remainder penalty (tayla). */
+static nde_tensor *ff_log_prob_by(ff_model *m, int kind, nde_tensor *x, double t_end, const nde_solve_options *so,
+                                  nde_tensor **rem) {
     nde_ctx *ctx = m->ctx;
     int64_t b = x->shape[0], d = m->dim, sh[2], two = 2;
     nde_real tv[2];
-    nde_tensor *parts[2], *s1, *z1, *l1, *out;
+    nde_tensor *parts[2], *s0, *s1, *z1, *l1;
+    if (rem) *rem = NULL;
     sh[0] = b; sh[1] = 1;
     parts[0] = x;
     parts[1] = nde_tensor_zeros(ctx, 2, sh);
-    tv[0] = NDE_R(0.0); tv[1] = (nde_real)t_end;
-    out = nde_odeint_adjoint(ctx, ff_field, m, nde_concat(ctx, 2, parts, 1), nde_tensor_from(ctx, 1, &two, tv), so,
-                             &m->adj, NULL);
-    if (!out) return NULL;
-    sh[0] = b; sh[1] = d + 1;
-    s1 = nde_reshape(ctx, nde_slice(ctx, out, 0, 1, 2), 2, sh);
+    s0 = nde_concat(ctx, 2, parts, 1);
+    if (kind == FF_TAYLA || kind == FF_TAYLOR) {
+        nde_tayla_options o = m->tayla;
+        if (kind == FF_TAYLOR) o.midpoint = NULL;   /* the truncated expansion alone */
+        s1 = nde_tayla_solve(ctx, ff_aug_field, m, &o, NDE_R(0.0), (nde_real)t_end, s0, kind == FF_TAYLA ? rem : NULL);
+    } else {
+        nde_tensor *out;
+        tv[0] = NDE_R(0.0); tv[1] = (nde_real)t_end;
+        out = nde_odeint_adjoint(ctx, ff_field, m, s0, nde_tensor_from(ctx, 1, &two, tv), so, &m->adj, NULL);
+        sh[0] = b; sh[1] = d + 1;
+        s1 = out ? nde_reshape(ctx, nde_slice(ctx, out, 0, 1, 2), 2, sh) : NULL;
+    }
+    if (!s1) return NULL;
     z1 = nde_slice(ctx, s1, 1, 0, d);
     l1 = nde_slice(ctx, s1, 1, d, d + 1);
     /* log N(z1; 0, I) + l1 */
@@ -340,28 +443,35 @@ static nde_tensor *ff_log_prob(ff_model *m, nde_tensor *x, double t_end, const n
                                        (nde_real)(-0.5 * (double)d * log(2 * FF_PI))), l1);
 }
 
-/* Mean test NLL (nats): exact trace when d <= exact_max_dim, else the mean of 5 estimator draws. */
-static double ff_test_nll(ff_model *m, const ff_args *a, const ff_data *d, int64_t *nfe) {
+/* Mean test NLL (nats) solved by kind with the options so, exact trace when
+   d <= exact_max_dim, else the mean of 5 estimator draws; the field
+   evaluations and the seconds per test batch into nfe and seconds. */
+static double ff_test_nll(ff_model *m, const ff_args *a, const ff_data *d, int kind, const nde_solve_options *so,
+                          int64_t *nfe, double *seconds) {
     int prev = nde_set_grad_enabled(m->ctx, 0), exact = d->dim <= a->exact_max_dim, draws = exact ? 1 : 5, k, keep = m->exact;
-    int64_t start, i, *idx = (int64_t *)malloc((size_t)a->test_batch_size * sizeof(int64_t));
-    double sum = 0.0;
-    nde_solve_options so = m->solve;
+    int64_t start, i, batches = 0, *idx = (int64_t *)malloc((size_t)a->test_batch_size * sizeof(int64_t));
+    double sum = 0.0, t_sum = 0.0;
     nde_rng r = nde_rng_new((uint64_t)a->seed + 99, 0);
-    so.rtol = a->test_rtol; so.atol = a->test_atol;
     if (!idx) return NAN;
     m->nfe = 0;
     for (k = 0; k < draws; k++)
         for (start = 0; start < d->n_test; start += a->test_batch_size) {
             int64_t count = d->n_test - start < a->test_batch_size ? d->n_test - start : a->test_batch_size;
             nde_mark mk = nde_ctx_mark(m->ctx);
-            nde_tensor *lp;
+            nde_tensor *lp, *x;
+            double t0;
             for (i = 0; i < count; i++) idx[i] = start + i;
             ff_set_noise(m, count, exact, a->rademacher, &r);
-            lp = ff_log_prob(m, ex_batch_rows(m->ctx, d->test, d->dim, idx, count), a->time_length, &so);
+            x = ex_batch_rows(m->ctx, d->test, d->dim, idx, count);
+            t0 = ex_now();
+            lp = ff_log_prob_by(m, kind, x, a->time_length, so, NULL);
             if (lp) sum -= (double)nde_tensor_item(m->ctx, nde_sum(m->ctx, lp), 0);
+            t_sum += ex_now() - t0;
+            batches++;
             nde_ctx_reset(m->ctx, mk);
         }
-    if (nfe) *nfe = m->nfe;
+    if (nfe) *nfe = batches ? m->nfe / batches : 0;
+    if (seconds) *seconds = batches ? t_sum / (double)batches : 0.0;
     m->exact = keep;
     nde_set_grad_enabled(m->ctx, prev);
     free(idx);
@@ -388,10 +498,11 @@ static int ff_sample(ff_model *m, const ff_args *a, int64_t n, nde_real *out) {
 
 /* ---------------------------------------------------------------- run */
 typedef struct ff_result {
-    char name[32];
+    char name[48];
     int iterations;
-    double first_loss, last_loss, test_nll, fnfe, bnfe, seconds_per_iter;
-    int64_t test_nfe;
+    double first_loss, last_loss, fnfe, bnfe, seconds_per_iter;
+    double test_nll, test_seconds, ref_nll, ref_seconds;   /* by the model's method; by dopri5 at the test tolerances */
+    int64_t test_nfe, ref_nfe;                             /* per test batch */
 } ff_result;
 
 static void ff_plot_samples(const ff_args *a, const ff_data *d, ff_model *models, const ff_result *res, int count) {
@@ -423,24 +534,33 @@ static void ff_plot_samples(const ff_args *a, const ff_data *d, ff_model *models
 static int ff_run(const ff_args *a, ff_result *res, int *num_models) {
     ff_data d;
     ff_model models[FF_MAX_MODELS];
-    const char *divs[FF_MAX_MODELS];
-    char buf[128], path[512];
-    int count, k, rc = 1;
+    const char *divs[FF_MAX_MODELS], *meths[FF_MAX_MODELS];
+    char buf[128], mbuf[128], path[512];
+    int count, num_divs, num_meths, k, rc = 1;
     int64_t *perm = NULL, *idx = NULL;
     FILE *log = NULL;
     nde_ctx *dctx;
     memset(models, 0, sizeof models);
+    memset(&d, 0, sizeof d);
     *num_models = 0;
-    count = ex_split_words(a->divergence_fn, buf, sizeof buf, divs, FF_MAX_MODELS);
-    if (count < 1 || a->niters < 0 || a->batch_size < 1 || a->test_batch_size < 1 || a->val_freq < 1 ||
-        !(a->time_length > 0) || !(a->rtol > 0) || !(a->atol > 0) || !(a->lr > 0)) {
-        fprintf(stderr, "ffjord: bad arguments (--divergence_fn: 1..%d of brute_force, approximate; niters >= 0; "
-                        "batch sizes, val_freq >= 1; time_length, tolerances, lr > 0)\n", FF_MAX_MODELS);
+    num_divs = ex_split_words(a->divergence_fn, buf, sizeof buf, divs, FF_MAX_MODELS);
+    num_meths = ex_split_words(a->method, mbuf, sizeof mbuf, meths, FF_MAX_MODELS);
+    count = num_divs * num_meths;
+    if (num_divs < 1 || num_meths < 1 || count > FF_MAX_MODELS || a->niters < 0 || a->batch_size < 1 ||
+        a->test_batch_size < 1 || a->val_freq < 1 || !(a->time_length > 0) || !(a->rtol > 0) || !(a->atol > 0) ||
+        !(a->lr > 0) || a->order < 1 || a->order > 8 || a->n_steps < 1) {
+        fprintf(stderr, "ffjord: bad arguments (--method x --divergence_fn: 1..%d models; niters >= 0; batch sizes, "
+                        "val_freq, n_steps >= 1; order 1..8; time_length, tolerances, lr > 0)\n", FF_MAX_MODELS);
         return 2;
     }
-    for (k = 0; k < count; k++)
+    for (k = 0; k < num_divs; k++)
         if (strcmp(divs[k], "brute_force") && strcmp(divs[k], "approximate")) {
             fprintf(stderr, "ffjord: --divergence_fn entries are brute_force or approximate, not '%s'\n", divs[k]);
+            return 2;
+        }
+    for (k = 0; k < num_meths; k++)
+        if (ff_method_kind(meths[k]) < 0) {
+            fprintf(stderr, "ffjord: --method entries are dopri5, rk4, tayla or taylor, not '%s'\n", meths[k]);
             return 2;
         }
     dctx = nde_ctx_new(nde_ctx_desc_default());
@@ -448,31 +568,34 @@ static int ff_run(const ff_args *a, ff_result *res, int *num_models) {
     nde_ctx_free(dctx);
     if (ex_mkdir(a->save) != 0) goto done;
     for (k = 0; k < count; k++) {
-        int exact = !strcmp(divs[k], "brute_force");
+        const char *meth = meths[k / num_divs], *div = divs[k % num_divs];
+        int exact = !strcmp(div, "brute_force");
         if (exact && d.dim > 64) { fprintf(stderr, "ffjord: brute_force needs d <= 64 (d = %lld)\n", (long long)d.dim); goto done; }
-        if (!ff_model_init(&models[k], a, d.dim, exact)) goto done;
+        if (!ff_model_init(&models[k], a, d.dim, exact, ff_method_kind(meth))) goto done;
         memset(&res[k], 0, sizeof res[k]);
-        snprintf(res[k].name, sizeof res[k].name, "%s", divs[k]);
-        res[k].first_loss = NAN;
+        snprintf(res[k].name, sizeof res[k].name, "%s_%s", meth, div);
+        res[k].first_loss = NAN; res[k].test_nll = NAN; res[k].ref_nll = NAN;
     }
     perm = (int64_t *)malloc((size_t)d.n_train * sizeof(int64_t));
     idx = (int64_t *)malloc((size_t)a->batch_size * sizeof(int64_t));
     ex_path(path, sizeof path, a->save, "/log.csv", NULL);
-    log = ex_csv_open(path, "divergence_fn,iteration,train_nll,fnfe,bnfe,seconds,test_nll,test_nfe", a->resume);
+    log = ex_csv_open(path, "method,divergence_fn,order,n_steps,iteration,train_nll,fnfe,bnfe,seconds_per_iter,test_nll,"
+                            "test_nfe,predict_seconds,dopri5_test_nll,dopri5_test_nfe,dopri5_predict_seconds", a->resume);
     if (!perm || !idx || !log) goto done;
     if (!a->quiet)
-        printf("ffjord: %s (d = %lld), %lld train / %lld test, dims %s, %s, dopri5 rtol %g atol %g, %s gradients\n", d.name,
-               (long long)d.dim, (long long)d.n_train, (long long)d.n_test, a->dims, a->nonlinearity, a->rtol, a->atol,
+        printf("ffjord: %s (d = %lld), %lld train / %lld test, dims %s, %s, methods %s (rk4/tayla/taylor: %d step(s), "
+               "Taylor order %d; dopri5 rtol %g atol %g, %s gradients)\n", d.name, (long long)d.dim, (long long)d.n_train,
+               (long long)d.n_test, a->dims, a->nonlinearity, a->method, a->n_steps, a->order, a->rtol, a->atol,
                nde_grad_mode_name(models[0].adj.mode));
     for (k = 0; k < count; k++) {
         ff_model *m = &models[k];
+        const char *meth = meths[k / num_divs], *div = divs[k % num_divs];
         int it = 0;
-        char ckpt[512], nm[64];
+        char ckpt[512];
         double t_train = 0.0;
         int64_t bs = a->batch_size < d.n_train ? a->batch_size : d.n_train, nb = (d.n_train + bs - 1) / bs, epoch_cached = -1;
         ex_progress bar;
-        snprintf(nm, sizeof nm, "/ckpt_%s", divs[k]);
-        ex_path(ckpt, sizeof ckpt, a->save, nm, NULL);
+        ex_path(ckpt, sizeof ckpt, a->save, "/ckpt_", res[k].name);
         if (a->resume) {
             double counters[1] = {0};
             if (ex_checkpoint_load(m->ctx, ckpt, &m->opt, counters, 1) != NDE_OK) {
@@ -486,17 +609,18 @@ static int ff_run(const ff_args *a, ff_result *res, int *num_models) {
             int64_t epoch = it / nb, start = (it % nb) * bs, count_b = d.n_train - start < bs ? d.n_train - start : bs, i;
             nde_mark mk = nde_ctx_mark(m->ctx);
             nde_rng r = nde_rng_new((uint64_t)a->seed + 1, (uint64_t)it);   /* the trace noise of this solve */
-            nde_tensor *lp, *loss;
+            nde_tensor *lp, *loss, *rem = NULL;
             double t0 = ex_now(), fnfe, bnfe, lossv = NAN;
             if (epoch != epoch_cached) { ex_permutation((uint64_t)a->seed, (uint64_t)epoch, d.n_train, perm); epoch_cached = epoch; }
             for (i = 0; i < count_b; i++) idx[i] = perm[start + i];
             ff_set_noise(m, count_b, m->exact, a->rademacher, &r);
             m->nfe = 0;
-            lp = ff_log_prob(m, ex_batch_rows(m->ctx, d.train, d.dim, idx, count_b), a->time_length, &m->solve);
+            lp = ff_log_prob_by(m, m->kind, ex_batch_rows(m->ctx, d.train, d.dim, idx, count_b), a->time_length, &m->solve, &rem);
             fnfe = (double)m->nfe;
             loss = nde_neg(m->ctx, nde_mean(m->ctx, lp));
+            if (loss) lossv = nde_tensor_item(m->ctx, loss, 0);
+            if (loss && rem && a->pen_remainder > 0) loss = nde_add(m->ctx, loss, nde_scale(m->ctx, rem, (nde_real)a->pen_remainder));
             if (loss) {
-                lossv = nde_tensor_item(m->ctx, loss, 0);
                 nde_zero_grad(m->ctx);
                 m->nfe = 0;
                 nde_backward(m->ctx, loss);
@@ -506,7 +630,7 @@ static int ff_run(const ff_args *a, ff_result *res, int *num_models) {
             nde_ctx_reset(m->ctx, mk);
             if (nde_ctx_status(m->ctx) != NDE_OK) {
                 ex_progress_finish(&bar);
-                fprintf(stderr, "ffjord: %s, iteration %d: %s\n", divs[k], it + 1, nde_ctx_message(m->ctx));
+                fprintf(stderr, "ffjord: %s, iteration %d: %s\n", res[k].name, it + 1, nde_ctx_message(m->ctx));
                 goto done;
             }
             t_train += ex_now() - t0;
@@ -514,22 +638,26 @@ static int ff_run(const ff_args *a, ff_result *res, int *num_models) {
             res[k].last_loss = lossv;
             res[k].fnfe += fnfe; res[k].bnfe += bnfe;
             res[k].iterations++;
+            fprintf(log, "%s,%s,%d,%d,%d,%.6f,%.0f,%.0f,%.5f,", meth, div, a->order, a->n_steps, it + 1, lossv, fnfe, bnfe,
+                    t_train / res[k].iterations);
             if ((it + 1) % a->val_freq == 0 || it + 1 == a->niters) {
-                int64_t tnfe = 0;
-                double nll = ff_test_nll(m, a, &d, &tnfe), counters[1];
-                res[k].test_nll = nll; res[k].test_nfe = tnfe;
-                fprintf(log, "%s,%d,%.6f,%.0f,%.0f,%.4f,%.6f,%lld\n", divs[k], it + 1, lossv, fnfe, bnfe, t_train / res[k].iterations,
-                        nll, (long long)tnfe);
+                nde_solve_options ref = m->solve;
+                double counters[1];
+                ref.method = NDE_DOPRI5; ref.step_size = 0.0; ref.rtol = a->test_rtol; ref.atol = a->test_atol;
+                res[k].test_nll = ff_test_nll(m, a, &d, m->kind, &m->solve, &res[k].test_nfe, &res[k].test_seconds);
+                res[k].ref_nll = ff_test_nll(m, a, &d, FF_DOPRI5, &ref, &res[k].ref_nfe, &res[k].ref_seconds);
+                fprintf(log, "%.6f,%lld,%.5f,%.6f,%lld,%.5f\n", res[k].test_nll, (long long)res[k].test_nfe, res[k].test_seconds,
+                        res[k].ref_nll, (long long)res[k].ref_nfe, res[k].ref_seconds);
                 counters[0] = it + 1;
                 if (ex_checkpoint_save(m->ctx, ckpt, &m->opt, counters, 1) != NDE_OK) {
                     fprintf(stderr, "ffjord: %s\n", nde_ctx_message(m->ctx));
                     goto done;
                 }
             } else {
-                fprintf(log, "%s,%d,%.6f,%.0f,%.0f,%.4f,,\n", divs[k], it + 1, lossv, fnfe, bnfe, t_train / res[k].iterations);
+                fprintf(log, ",,,,,\n");
             }
             if (!a->quiet)
-                ex_progress_update(&bar, it + 1, "%s  nll %.4f  NFE %.0f/%.0f  test nll %.4f", divs[k], lossv, fnfe, bnfe,
+                ex_progress_update(&bar, it + 1, "%s  nll %.4f  NFE %.0f/%.0f  test nll %.4f", res[k].name, lossv, fnfe, bnfe,
                                    res[k].test_nll);
         }
         if (!a->quiet) ex_progress_finish(&bar);
@@ -541,11 +669,15 @@ static int ff_run(const ff_args *a, ff_result *res, int *num_models) {
     }
     if (d.dim == 2) ff_plot_samples(a, &d, models, res, count);
     if (!a->quiet) {
-        printf("  %-12s %10s %8s %8s %10s %10s\n", "divergence", "test NLL", "NFE-F", "NFE-B", "s/iter", "test NFE");
+        printf("  %-22s %9s %8s %8s %9s | test: %8s %6s %10s | dopri5 %g: %8s %6s %10s\n", "model", "train NLL", "NFE-F",
+               "NFE-B", "s/iter", "NLL", "NFE", "s/predict", a->test_rtol, "NLL", "NFE", "s/predict");
         for (k = 0; k < count; k++)
-            printf("  %-12s %10.4f %8.1f %8.1f %10.4f %10lld\n", res[k].name, res[k].test_nll, res[k].fnfe, res[k].bnfe,
-                   res[k].seconds_per_iter, (long long)res[k].test_nfe);
-        printf("  (test NLL in nats, exact trace%s; log %s/log.csv)\n", d.dim <= a->exact_max_dim ? "" : " estimated", a->save);
+            printf("  %-22s %9.4f %8.1f %8.1f %9.4f | %14.4f %6lld %10.4f | %17.4f %6lld %10.4f\n", res[k].name,
+                   res[k].last_loss, res[k].fnfe, res[k].bnfe, res[k].seconds_per_iter, res[k].test_nll,
+                   (long long)res[k].test_nfe, res[k].test_seconds, res[k].ref_nll, (long long)res[k].ref_nfe,
+                   res[k].ref_seconds);
+        printf("  (NLL in nats, %s trace; NFE per test batch of %d; log %s/log.csv)\n",
+               d.dim <= a->exact_max_dim ? "exact" : "estimated", a->test_batch_size, a->save);
     }
     rc = 0;
 done:
@@ -569,6 +701,11 @@ int main(int argc, char **argv) {
             {"dims", EX_STRING, &a.dims, "hidden sizes, e.g. 64-64-64"},
             {"nonlinearity", EX_STRING, &a.nonlinearity, "tanh or softplus"},
             {"divergence_fn", EX_STRING, &a.divergence_fn, "brute_force, approximate, or both (comma)"},
+            {"method", EX_STRING, &a.method, "comma list of dopri5, rk4, tayla, taylor (one model per method and divergence_fn)"},
+            {"order", EX_INT, &a.order, "Taylor order K (tayla, taylor)"},
+            {"n_steps", EX_INT, &a.n_steps, "steps over [0, T] (rk4, tayla, taylor)"},
+            {"pen_remainder", EX_DOUBLE, &a.pen_remainder, "weight of the mean |remainder| in the loss (tayla)"},
+            {"midpoint_unbounded", EX_BOOL, &a.midpoint_unbounded, "the research code's unbounded Lagrange point (default: between z and T)"},
             {"rademacher", EX_BOOL, &a.rademacher, "Rademacher instead of Gaussian probes"},
             {"time_length", EX_DOUBLE, &a.time_length, "integration time T"},
             {"rtol", EX_DOUBLE, &a.rtol, "training rtol"},
@@ -581,6 +718,8 @@ int main(int argc, char **argv) {
             {"batch_size", EX_INT, &a.batch_size, "training batch size"},
             {"test_batch_size", EX_INT, &a.test_batch_size, "test batch size"},
             {"lr", EX_DOUBLE, &a.lr, "Adam learning rate"},
+            {"lr_init", EX_DOUBLE, &a.lr, "the same as --lr (TayLaNets' name)"},
+            {"lr_end", EX_DOUBLE, &a.lr_end, "final learning rate of an exponential decay over niters (0: constant)"},
             {"weight_decay", EX_DOUBLE, &a.weight_decay, "L2 weight decay"},
             {"val_freq", EX_INT, &a.val_freq, "iterations between test evaluations and checkpoints"},
             {"exact_max_dim", EX_INT, &a.exact_max_dim, "largest d for the exact test likelihood"},

@@ -72,6 +72,7 @@ static void args_default(args *a) {
     a->seed = 0;
 }
 
+#ifndef EXAMPLE_NO_MAIN   /* tests/test_ex_stiff_linear.c includes this file without main */
 static int args_parse(args *a, int argc, char **argv) {
     static const struct { const char *name; int is_int; size_t off; } flags[] = {
         {"--dt", 0, offsetof(args, dt)}, {"--traj_duration", 0, offsetof(args, traj_duration)},
@@ -115,6 +116,7 @@ static int args_parse(args *a, int argc, char **argv) {
     }
     return 1;
 }
+#endif
 
 /* Processor time of this (single-threaded) program: steadier than wall time on a
    shared machine. */
@@ -294,7 +296,8 @@ static int check(nde_ctx *ctx, const char *where) {
 static int tayla_nfe(const args *a, int with_midpoint) { return a->n_steps * (a->order + (with_midpoint ? a->order + 1 : 0)); }
 
 /* ---------------------------------------------------------------- experiment 1 */
-static int learn_midpoint(const args *a, const dataset *tr, const dataset *te) {
+/* out (optional): the tayla test error before [0] and after [1] training. */
+static int learn_midpoint(const args *a, const dataset *tr, const dataset *te, eval_result *out) {
     nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default());
     model m; double A[4]; nde_real Ar[4]; int i, e; int64_t it = 0, *idx, nb = tr->n / a->train_batch_size;
     int64_t s22[2] = {2, 2};
@@ -331,6 +334,7 @@ static int learn_midpoint(const args *a, const dataset *tr, const dataset *te) {
         if (!check(ctx, "learn_midpoint")) return 1;
     }
     after = evaluate(ctx, &m, M_TAYLA, a, te);
+    if (out) { out[0] = before; out[1] = after; }
     for (i = M_TAYLOR; i <= M_DOPRI5; i++) base[i] = evaluate(ctx, &m, i, a, te);
     if (!check(ctx, "evaluate")) return 1;
     printf("   train cpu time per iteration: %.3g ms\n", it ? 1e3 * t_train / (double)it : 0.0);
@@ -346,7 +350,8 @@ static int learn_midpoint(const args *a, const dataset *tr, const dataset *te) {
 }
 
 /* ---------------------------------------------------------------- experiment 2 */
-static int learn_dynamics(const args *a, const dataset *tr, const dataset *te, int method) {
+/* out (optional): the test error of the trained model by its own method. */
+static int learn_dynamics(const args *a, const dataset *tr, const dataset *te, int method, eval_result *out) {
     nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default());
     model m; int64_t w[3] = {2, 64, 2}, *idx, nb = tr->n / a->train_batch_size, it = 0;
     int e, i, g;
@@ -402,6 +407,7 @@ static int learn_dynamics(const args *a, const dataset *tr, const dataset *te, i
     if (method == M_TAYLA) train_only(ctx, "");
     r = evaluate(ctx, &m, method, a, te);
     if (!check(ctx, "evaluate")) return 1;
+    if (out) *out = r;
     {   /* the learned field is affine, M z + c: the eigenvalues of M against -1000 and -1 */
         double mm[4], tr_, det, disc; int64_t s12[2] = {1, 2};
         nde_real e0[2] = {1, 0}, e1[2] = {0, 1}, zero[2] = {0, 0};
@@ -431,6 +437,7 @@ static int learn_dynamics(const args *a, const dataset *tr, const dataset *te, i
     return 0;
 }
 
+#ifndef EXAMPLE_NO_MAIN
 int main(int argc, char **argv) {
     args a; dataset tr, te; int len, rc = 0, mth;
     args_default(&a);
@@ -446,13 +453,14 @@ int main(int argc, char **argv) {
            a.dt, a.num_traj, a.num_test, len);
     printf("test error: mean over pairs of sum_i |prediction_i - z_i(t + dt)|; cpu ms/step: one prediction step of %d pairs\n",
            a.test_batch_size);
-    if (!a.skip_midpoint) rc |= learn_midpoint(&a, &tr, &te);
+    if (!a.skip_midpoint) rc |= learn_midpoint(&a, &tr, &te, NULL);
     if (!a.skip_dynamics) {
         printf("\n== 2. learn the dynamics (2-64-2 linear network) and the midpoint together (order %d, %d epochs, "
                "pen_remainder %g, mid_freq_update %d)\n", a.order, a.nepochs, a.pen_remainder, a.mid_freq_update);
         printf("   %-10s %14s %18s %22s %12s   %s\n", "trained by", "test error", "cpu ms/step", "train cpu ms/iter", "nfe/step", "learned eigenvalues");
-        for (mth = M_TAYLA; mth <= M_DOPRI5 && !rc; mth++) if (mth != M_TAYLOR) rc |= learn_dynamics(&a, &tr, &te, mth);
+        for (mth = M_TAYLA; mth <= M_DOPRI5 && !rc; mth++) if (mth != M_TAYLOR) rc |= learn_dynamics(&a, &tr, &te, mth, NULL);
     }
     free(tr.x); free(tr.y); free(te.x); free(te.y);
     return rc;
 }
+#endif

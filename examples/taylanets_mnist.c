@@ -21,21 +21,34 @@
    Training as the research code: Adam with beta1 = 0.999, beta2 = 0.9999, the
    learning rate decaying exponentially from --lr_init to --lr_end over the
    run, decoupled --w_decay, gradient clipping --grad_clip (global norm here;
-   the research code clips unit-wise), all networks trained together (its
-   separate midpoint updates are disabled by default, --mid_freq_update -1).
+   the research code clips unit-wise). --mid_freq_update N > 0 (default 5)
+   trains the midpoint separately, the paper's alternating algorithm: the
+   main optimizer then updates the dynamics and
+   the head only, and every N iterations --mid_num_grad_iter Adam steps
+   (betas 0.999, 0.9999; learning rate decaying exponentially from
+   --mid_lr_init to --mid_lr_end) fit the Taylor-Lagrange block's z(1) to
+   dopri5's z(1) of the same dynamics on the current batch (L1 loss).
+   --mid_freq_update -1 trains all networks together on the loss (the
+   research code's default); the midpoint then learns to help the loss rather
+   than the integration, and the dopri5 check below drifts away.
 
    Reported per method: test accuracy, field evaluations per prediction (NFE;
    for tayla/taylor the number of jet-program evaluations: one per Taylor
    coefficient, as nde_solvers.h's Taylor method counts), wall-clock seconds
    per test-batch prediction and per training iteration, and, as the research
    code's "ODEINT Test", the accuracy of the same trained dynamics solved by
-   dopri5 and the relative difference of the logits. <save>/log.csv; per-method
-   checkpoints (--resume).
+   dopri5 and the relative difference of the logits. <save>/log.csv,
+   <save>/taylanets.svg (test accuracy and training loss per epoch of each
+   method); per-method checkpoints after every epoch (--resume continues;
+   --stop_after stops early).
 
    Data: the bundled 8x8 digits (D = 64), or MNIST (D = 784) with --data_dir.
-   Default (a few CPU minutes): tayla (order 1, 1 step), rk4 (1 step) and
-   dopri5, 20 epochs of batch 100, lr 1e-2 -> 1e-4:
+   Default (a few CPU minutes): tayla (order 1, 1 step; midpoint updated
+   every 5 iterations), rk4 (1 step) and dopri5, 20 epochs of batch 100, lr
+   1e-2 -> 1e-4:
        ./taylanets_mnist
+   Joint training of the midpoint on the loss (the research code's default):
+       ./taylanets_mnist --mid_freq_update -1
    The research code's MNIST settings:
        ./taylanets_mnist --data_dir mnist --method tayla,rk4,dopri5 --train_batch_size 500 \
            --test_batch_size 1000 --lr_init 1e-4 --lr_end 1e-6 --nepochs 500
@@ -49,7 +62,8 @@
 typedef struct tl_args {
     const char *method, *data_dir, *save;
     int order, n_steps, nepochs, train_batch_size, test_batch_size, hidden, seed, max_train, max_test, stop_after;
-    double lr_init, lr_end, w_decay, grad_clip, pen_remainder, atol, rtol;
+    int mid_freq_update, mid_num_grad_iter;
+    double lr_init, lr_end, w_decay, grad_clip, pen_remainder, atol, rtol, mid_lr_init, mid_lr_end;
     int resume, quiet;
 } tl_args;
 
@@ -59,6 +73,7 @@ static void tl_args_default(tl_args *a) {
     a->order = 1; a->n_steps = 1; a->nepochs = 20; a->train_batch_size = 100; a->test_batch_size = 360;
     a->hidden = 100; a->lr_init = 1e-2; a->lr_end = 1e-4; a->pen_remainder = 0.0;
     a->atol = 1.4e-5; a->rtol = 1.4e-5;
+    a->mid_freq_update = 5; a->mid_num_grad_iter = 1; a->mid_lr_init = 1e-3; a->mid_lr_end = 1e-5;
 }
 
 enum { TL_TAYLA, TL_TAYLOR, TL_RK4, TL_DOPRI5 };
@@ -75,7 +90,8 @@ typedef struct tl_model {
     int kind, dim;
     nde_linear lin1, lin2, post;
     nde_mlp mid;
-    nde_optimizer opt;
+    int mid_first, mid_end;             /* parameter indices of the midpoint network */
+    nde_optimizer opt, mid_opt;         /* mid_opt: the separate midpoint updates */
     nde_tayla_options tayla;
     nde_solve_options solve;
     nde_jet_field_ref ref;
@@ -118,7 +134,9 @@ static int tl_model_init(tl_model *m, const tl_args *a, int kind, int64_t dim, i
     nde_linear_init(m->ctx, &m->post, "post", dim, 10, 1, s + 3);
     if (kind == TL_TAYLA) {
         widths[0] = dim; widths[1] = 16; widths[2] = dim;
+        m->mid_first = nde_params_num(m->ctx);
         nde_mlp_init(m->ctx, &m->mid, "midpoint", 3, widths, NDE_ACT_RELU, s + 4);
+        m->mid_end = nde_params_num(m->ctx);
         for (l = 0; l < 2; l++) {
             nde_init_uniform(m->ctx, m->mid.layer[l].weight, NDE_R(-1e-2), NDE_R(1e-2), s + 5 + (uint64_t)l);
             nde_tensor_fill(m->ctx, m->mid.layer[l].bias, NDE_R(0.0));
@@ -129,6 +147,13 @@ static int tl_model_init(tl_model *m, const tl_args *a, int kind, int64_t dim, i
     m->opt.clip_grad_norm = a->grad_clip;
     m->opt.schedule.kind = NDE_SCHED_EXPONENTIAL;
     m->opt.schedule.lr_init = a->lr_init; m->opt.schedule.lr_end = a->lr_end; m->opt.schedule.steps = steps_total;
+    /* the research code's midpoint optimizer: Adam (0.999, 0.9999), exponential
+       decay from --mid_lr_init to --mid_lr_end over the midpoint updates */
+    m->mid_opt = nde_adam(a->mid_lr_init);
+    m->mid_opt.beta1 = 0.999; m->mid_opt.beta2 = 0.9999;
+    m->mid_opt.schedule.kind = NDE_SCHED_EXPONENTIAL;
+    m->mid_opt.schedule.lr_init = a->mid_lr_init; m->mid_opt.schedule.lr_end = a->mid_lr_end;
+    m->mid_opt.schedule.steps = a->mid_freq_update > 0 ? steps_total / a->mid_freq_update * a->mid_num_grad_iter + 1 : 1;
     m->tayla = nde_tayla_options_default();
     m->tayla.order = a->order; m->tayla.n_steps = a->n_steps;
     if (kind == TL_TAYLA) { m->tayla.midpoint = tl_midpoint; m->tayla.midpoint_user = m; m->tayla.midpoint_unbounded = 1; }
@@ -161,6 +186,45 @@ static nde_tensor *tl_logits(tl_model *m, nde_tensor *x, int kind, nde_tensor **
     int64_t s[2];
     s[0] = x->shape[0]; s[1] = m->dim;
     return nde_linear_forward(m->ctx, &m->post, nde_sigmoid(m->ctx, tl_block(m, nde_reshape(m->ctx, x, 2, s), kind, rem)));
+}
+
+/* Only the midpoint network (mid = 1) or only the other networks (mid = 0)
+   receive gradients and optimizer steps. */
+static void tl_train_only(tl_model *m, int mid) {
+    int i, n = nde_params_num(m->ctx);
+    for (i = 0; i < n; i++) nde_param_set_trainable(m->ctx, i, (i >= m->mid_first && i < m->mid_end) == mid);
+}
+
+/* The research code's separate midpoint update (--mid_freq_update): the
+   Taylor-Lagrange block is fitted to dopri5's z(1) of the same dynamics (loss:
+   the batch mean of sum_i |z_tayla(1)_i - z_dopri5(1)_i|) by
+   --mid_num_grad_iter Adam steps on the midpoint network alone. Returns the
+   last loss. */
+static double tl_midpoint_update(tl_model *m, const tl_args *a, nde_tensor *x) {
+    nde_ctx *ctx = m->ctx;
+    int64_t s[2];
+    int prev, i;
+    double last = NAN;
+    nde_tensor *z0, *target;
+    s[0] = x->shape[0]; s[1] = m->dim;
+    z0 = nde_reshape(ctx, x, 2, s);
+    prev = nde_set_grad_enabled(ctx, 0);
+    target = tl_block(m, z0, TL_DOPRI5, NULL);
+    nde_set_grad_enabled(ctx, prev);
+    tl_train_only(m, 1);
+    for (i = 0; i < a->mid_num_grad_iter && target; i++) {
+        nde_mark mk = nde_ctx_mark(ctx);
+        nde_tensor *loss = nde_mean(ctx, nde_sum_axis(ctx, nde_abs(ctx, nde_sub(ctx, tl_block(m, z0, TL_TAYLA, NULL), target)), 1, 0));
+        if (loss) {
+            last = nde_tensor_item(ctx, loss, 0);
+            nde_zero_grad(ctx);
+            nde_backward(ctx, loss);
+            nde_optimizer_step(ctx, &m->mid_opt);
+        }
+        nde_ctx_reset(ctx, mk);
+    }
+    tl_train_only(m, 0);
+    return last;
 }
 
 /* ---------------------------------------------------------------- evaluation */
@@ -221,21 +285,43 @@ typedef struct tl_result {
     tl_eval eval;
 } tl_result;
 
+/* <save>/taylanets.svg: test accuracy and training loss per epoch of each method
+   (the epochs of this run). */
+static void tl_plot(const tl_args *a, int count, const tl_result *res, const double *const *epoch, const double *const *acc,
+                    const double *const *loss, const int *n) {
+    char path[512];
+    const char *labels[TL_MAX_METHODS];
+    ex_svg *s;
+    int k;
+    for (k = 0; k < count; k++) labels[k] = res[k].name;
+    ex_path(path, sizeof path, a->save, "/taylanets.svg", NULL);
+    s = ex_svg_open(path, 900, 380);
+    if (!s) { fprintf(stderr, "taylanets_mnist: cannot write %s\n", path); return; }
+    ex_svg_series(s, 0, 0, 450, 380, "test accuracy", "epoch", "accuracy", count, epoch, acc, n, labels, 0, 0);
+    ex_svg_series(s, 450, 0, 450, 380, "training loss", "epoch", "cross-entropy", count, epoch, loss, n, labels, 0, 0);
+    if (ex_svg_close(s) != 0) fprintf(stderr, "taylanets_mnist: cannot write %s\n", path);
+}
+
 static int tl_run(const tl_args *a, tl_result *res, int *num_models) {
     ex_images train, test;
     char buf[64], path[512];
     const char *methods[TL_MAX_METHODS];
     int count, k, rc = 1;
     int64_t *perm = NULL, *labels = NULL, steps_per_epoch;
+    double *h_epoch[TL_MAX_METHODS], *h_acc[TL_MAX_METHODS], *h_loss[TL_MAX_METHODS];
+    int h_n[TL_MAX_METHODS];
     FILE *log = NULL;
     nde_ctx *dctx;
     memset(&train, 0, sizeof train); memset(&test, 0, sizeof test);
+    memset(h_epoch, 0, sizeof h_epoch); memset(h_acc, 0, sizeof h_acc); memset(h_loss, 0, sizeof h_loss);
+    memset(h_n, 0, sizeof h_n);
     *num_models = 0;
     count = ex_split_words(a->method, buf, sizeof buf, methods, TL_MAX_METHODS);
     if (count < 1 || a->order < 1 || a->order > 8 || a->n_steps < 1 || a->nepochs < 0 || a->train_batch_size < 1 ||
-        a->test_batch_size < 1 || a->hidden < 1 || !(a->lr_init > 0) || !(a->lr_end > 0) || a->lr_end > a->lr_init) {
+        a->test_batch_size < 1 || a->hidden < 1 || !(a->lr_init > 0) || !(a->lr_end > 0) || a->lr_end > a->lr_init ||
+        (a->mid_freq_update > 0 && (a->mid_num_grad_iter < 1 || !(a->mid_lr_end > 0) || a->mid_lr_end > a->mid_lr_init))) {
         fprintf(stderr, "taylanets_mnist: bad arguments (1..%d methods; order 1..8; n_steps, epochs, batch sizes, "
-                        "hidden >= 1; 0 < lr_end <= lr_init)\n", TL_MAX_METHODS);
+                        "hidden, mid_num_grad_iter >= 1; 0 < lr_end <= lr_init; 0 < mid_lr_end <= mid_lr_init)\n", TL_MAX_METHODS);
         return 2;
     }
     for (k = 0; k < count; k++)
@@ -258,6 +344,12 @@ static int tl_run(const tl_args *a, tl_result *res, int *num_models) {
     ex_path(path, sizeof path, a->save, "/log.csv", NULL);
     log = ex_csv_open(path, "method,order,n_steps,epoch,train_loss,seconds_per_iter,test_acc,nfe,predict_seconds,"
                             "dopri5_acc,dopri5_nfe,dopri5_predict_seconds,logit_rel_diff", a->resume);
+    for (k = 0; k < count; k++) {
+        h_epoch[k] = (double *)calloc((size_t)a->nepochs + 1, sizeof(double));
+        h_acc[k] = (double *)calloc((size_t)a->nepochs + 1, sizeof(double));
+        h_loss[k] = (double *)calloc((size_t)a->nepochs + 1, sizeof(double));
+        if (!h_epoch[k] || !h_acc[k] || !h_loss[k]) goto done;
+    }
     if (!perm || !labels || !log) goto done;
     if (!a->quiet)
         printf("taylanets_mnist: %lld train / %lld test images (D = %lld), order %d, %d step(s), %d epochs of batch %d\n",
@@ -265,7 +357,7 @@ static int tl_run(const tl_args *a, tl_result *res, int *num_models) {
                a->nepochs, a->train_batch_size);
     for (k = 0; k < count; k++) {
         tl_model m;
-        int epoch, start_epoch = 0;
+        int epoch, start_epoch = 0, separate_mid;
         double t_train = 0;
         int64_t iters = 0;
         char ckpt[512], nm[32];
@@ -277,37 +369,45 @@ static int tl_run(const tl_args *a, tl_result *res, int *num_models) {
             tl_model_free(&m);
             goto done;
         }
+        separate_mid = m.kind == TL_TAYLA && a->mid_freq_update > 0;
+        if (separate_mid) tl_train_only(&m, 0);
         snprintf(nm, sizeof nm, "/ckpt_%s", methods[k]);
         ex_path(ckpt, sizeof ckpt, a->save, nm, NULL);
         if (a->resume) {
-            double counters[1] = {0};
-            if (ex_checkpoint_load(m.ctx, ckpt, &m.opt, counters, 1) != NDE_OK) {
+            double counters[2] = {0, 0};
+            if (ex_checkpoint_load(m.ctx, ckpt, &m.opt, counters, 2) != NDE_OK) {
                 fprintf(stderr, "taylanets_mnist: --resume: %s\n", nde_ctx_message(m.ctx));
                 tl_model_free(&m);
                 goto done;
             }
             start_epoch = (int)counters[0];
+            m.mid_opt.step = (int64_t)counters[1];
         }
         bar = ex_progress_start(a->nepochs - start_epoch > 0 ? a->nepochs - start_epoch : 1);
         for (epoch = start_epoch; epoch < a->nepochs && (a->stop_after <= 0 || epoch < a->stop_after); epoch++) {
             int64_t start;
-            double loss_sum = 0, counters[1];
+            double loss_sum = 0, counters[2];
             int batches = 0;
             ex_permutation((uint64_t)a->seed, (uint64_t)epoch, train.n, perm);
             for (start = 0; start < train.n; start += a->train_batch_size) {
                 int64_t cnt = train.n - start < a->train_batch_size ? train.n - start : a->train_batch_size;
                 nde_mark mk = nde_ctx_mark(m.ctx);
-                nde_tensor *rem = NULL, *loss;
+                nde_tensor *rem = NULL, *loss, *x;
                 double t0 = ex_now();
-                loss = nde_cross_entropy(m.ctx, tl_logits(&m, ex_batch_images(m.ctx, &train, perm + start, cnt, labels), m.kind,
-                                                          m.kind == TL_TAYLA ? &rem : NULL), labels);
-                if (loss && rem && a->pen_remainder > 0) loss = nde_add(m.ctx, loss, nde_scale(m.ctx, rem, (nde_real)a->pen_remainder));
-                if (loss) {
-                    loss_sum += nde_tensor_item(m.ctx, loss, 0);
-                    nde_zero_grad(m.ctx);
-                    nde_backward(m.ctx, loss);
-                    nde_optimizer_step(m.ctx, &m.opt);
+                x = ex_batch_images(m.ctx, &train, perm + start, cnt, labels);
+                {
+                    nde_mark mk2 = nde_ctx_mark(m.ctx);
+                    loss = nde_cross_entropy(m.ctx, tl_logits(&m, x, m.kind, m.kind == TL_TAYLA ? &rem : NULL), labels);
+                    if (loss && rem && a->pen_remainder > 0) loss = nde_add(m.ctx, loss, nde_scale(m.ctx, rem, (nde_real)a->pen_remainder));
+                    if (loss) {
+                        loss_sum += nde_tensor_item(m.ctx, loss, 0);
+                        nde_zero_grad(m.ctx);
+                        nde_backward(m.ctx, loss);
+                        nde_optimizer_step(m.ctx, &m.opt);
+                    }
+                    nde_ctx_reset(m.ctx, mk2);
                 }
+                if (separate_mid && x && m.opt.step % a->mid_freq_update == 0) tl_midpoint_update(&m, a, x);
                 nde_ctx_reset(m.ctx, mk);
                 t_train += ex_now() - t0;
                 iters++; batches++;
@@ -325,11 +425,13 @@ static int tl_run(const tl_args *a, tl_result *res, int *num_models) {
             res[k].last_loss = loss_sum;
             res[k].epochs_run++;
             res[k].seconds_per_iter = t_train / (double)iters;
+            h_epoch[k][h_n[k]] = epoch + 1; h_acc[k][h_n[k]] = res[k].eval.acc; h_loss[k][h_n[k]] = loss_sum; h_n[k]++;
             fprintf(log, "%s,%d,%d,%d,%.6f,%.5f,%.4f,%.1f,%.5f,%.4f,%.1f,%.5f,%.3g\n", methods[k], a->order, a->n_steps,
                     epoch + 1, loss_sum, res[k].seconds_per_iter, res[k].eval.acc, res[k].eval.nfe, res[k].eval.seconds,
                     res[k].eval.acc_dopri5, res[k].eval.nfe_dopri5, res[k].eval.seconds_dopri5, res[k].eval.logit_diff);
             counters[0] = epoch + 1;
-            if (ex_checkpoint_save(m.ctx, ckpt, &m.opt, counters, 1) != NDE_OK) {
+            counters[1] = (double)m.mid_opt.step;
+            if (ex_checkpoint_save(m.ctx, ckpt, &m.opt, counters, 2) != NDE_OK) {
                 fprintf(stderr, "taylanets_mnist: %s\n", nde_ctx_message(m.ctx));
                 tl_model_free(&m);
                 goto done;
@@ -342,6 +444,7 @@ static int tl_run(const tl_args *a, tl_result *res, int *num_models) {
         tl_model_free(&m);
         *num_models = k + 1;
     }
+    tl_plot(a, count, res, (const double *const *)h_epoch, (const double *const *)h_acc, (const double *const *)h_loss, h_n);
     if (!a->quiet) {
         printf("  %-8s %8s %6s %12s %12s | dopri5 on the same dynamics: %6s %6s %10s %9s\n", "method", "test acc", "NFE",
                "s/predict", "s/train it", "acc", "NFE", "s/predict", "rel diff");
@@ -349,12 +452,14 @@ static int tl_run(const tl_args *a, tl_result *res, int *num_models) {
             printf("  %-8s %8.4f %6.1f %12.5f %12.5f | %35.4f %6.1f %10.5f %9.2g\n", res[k].name, res[k].eval.acc,
                    res[k].eval.nfe, res[k].eval.seconds, res[k].seconds_per_iter, res[k].eval.acc_dopri5,
                    res[k].eval.nfe_dopri5, res[k].eval.seconds_dopri5, res[k].eval.logit_diff);
-        printf("  (log %s/log.csv; predictions of a test batch of %d)\n", a->save, a->test_batch_size);
+        printf("  (log %s/log.csv, plot %s/taylanets.svg; predictions of a test batch of %d)\n", a->save, a->save,
+               a->test_batch_size);
     }
     rc = 0;
 done:
     if (log) fclose(log);
     free(perm); free(labels);
+    for (k = 0; k < TL_MAX_METHODS; k++) { free(h_epoch[k]); free(h_acc[k]); free(h_loss[k]); }
     ex_images_free(&train); ex_images_free(&test);
     return rc;
 }
@@ -379,6 +484,10 @@ int main(int argc, char **argv) {
             {"w_decay", EX_DOUBLE, &a.w_decay, "decoupled weight decay"},
             {"grad_clip", EX_DOUBLE, &a.grad_clip, "global gradient-norm clipping (0: off)"},
             {"pen_remainder", EX_DOUBLE, &a.pen_remainder, "weight of the mean |remainder| in the loss"},
+            {"mid_freq_update", EX_INT, &a.mid_freq_update, "train the midpoint separately every N iterations (-1: jointly)"},
+            {"mid_num_grad_iter", EX_INT, &a.mid_num_grad_iter, "Adam steps per midpoint update"},
+            {"mid_lr_init", EX_DOUBLE, &a.mid_lr_init, "initial learning rate of the midpoint updates"},
+            {"mid_lr_end", EX_DOUBLE, &a.mid_lr_end, "final learning rate of the midpoint updates"},
             {"atol", EX_DOUBLE, &a.atol, "dopri5 atol"},
             {"rtol", EX_DOUBLE, &a.rtol, "dopri5 rtol"},
             {"seed", EX_INT, &a.seed, "seed"},

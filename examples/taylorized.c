@@ -28,23 +28,35 @@
    the parameter distances ||theta - theta0|| and ||theta_k - theta_full||.
    Written to <save>/log.csv and plotted in <save>/taylorized.svg.
 
-   Data: the bundled 8x8 digits (examples/data, 1437 train / 360 test images),
-   or MNIST's IDX files with --data_dir. --task even_odd turns it into the
-   binary even/odd task. The research code trains on CIFAR-10 (not available
-   offline) with random crops and flips; here there is no augmentation, and
-   the convolutions pad by 1 (the research code's are unpadded: 8x8 images
-   would vanish after four of them).
+   Data (--data): digits, the bundled 8x8 digits (examples/data, 1437 train /
+   360 test images; with --data_dir, MNIST's IDX files instead); mnist
+   (--data_dir with train-images-idx3-ubyte etc.); cifar10, the paper's data
+   set (not available offline: --data_dir is the extracted
+   cifar-10-batches-bin of https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz,
+   data_batch_1..5.bin and test_batch.bin), with the research code's
+   augmentation (--data_augment, on by default: random crops of the image
+   zero-padded by 4 and horizontal flips, drawn from (--init_seed, epoch,
+   batch) so every model sees the same augmented batches). --task even_odd
+   turns the labels into the binary even/odd task. Digits and MNIST are not
+   augmented, and the convolutions pad by 1 (the research code's are
+   unpadded: 8x8 images would vanish after four of them).
 
-   Flags use the research code's names (taylorized_train.py); --save, --resume,
-   --data_dir, --task, --max_train, --max_test are ours. Run from the
+   Flags use the research code's names (taylorized_train.py: --data,
+   --data_augment, --epochs, --init_seed, --n_channels, --n_layers, --loss,
+   --expand_order, --lr, --momentum, --weight_decay, --decay_epoch,
+   --decay_epoch_2, --decay_factor, --grad_norm_thresh, --batch_size_train,
+   --batch_size_test); --save, --resume, --data_dir, --task, --max_train,
+   --max_test are ours. Run from the
    repository root (the bundled data are found relative to the source path).
 
    Default (about 2.5 CPU minutes): 16 channels, 12 epochs of batch 32 (45 steps
    per epoch), momentum 0.9, decay at epochs 6 and 9:
        ./taylorized
    The research code's CNNTHIN run (128 channels, batch 256, plain SGD with
-   lr 0.1, 200 epochs, decay at 100 and 150; there on CIFAR-10, here on MNIST):
-       ./taylorized --data_dir mnist --n_channels 128 --batch_size_train 256 --momentum 0 \
+   lr 0.1, gradient norm clipped at 5, 200 epochs, decay at 100 and 150, on
+   CIFAR-10):
+       ./taylorized --data cifar10 --data_dir cifar-10-batches-bin --n_channels 128 \
+           --batch_size_train 256 --batch_size_test 256 --lr 0.1 --momentum 0 --grad_norm_thresh 5 \
            --epochs 200 --decay_epoch 100 --decay_epoch_2 150
 */
 #define NDE_IMPLEMENTATION
@@ -59,8 +71,8 @@ typedef struct tz_args {
     int n_channels, n_layers, expand_order;
     double lr, momentum, weight_decay, grad_norm_thresh, decay_factor;
     int decay_epoch, decay_epoch_2;
-    const char *loss, *task, *data_dir, *save;
-    int resume, max_train, max_test, quiet;
+    const char *loss, *task, *data, *data_dir, *save;
+    int resume, max_train, max_test, quiet, data_augment;
 } tz_args;
 
 static void tz_args_default(tz_args *a) {
@@ -69,7 +81,8 @@ static void tz_args_default(tz_args *a) {
     a->n_channels = 16; a->n_layers = 4; a->expand_order = 4;
     a->lr = 0.1; a->momentum = 0.9; a->weight_decay = 0.0; a->grad_norm_thresh = 5.0; a->decay_factor = 0.1;
     a->decay_epoch = 6; a->decay_epoch_2 = 9;
-    a->loss = "logistic"; a->task = "digits"; a->data_dir = ""; a->save = "taylorized_out";
+    a->loss = "logistic"; a->task = "digits"; a->data = "digits"; a->data_dir = "";
+    a->data_augment = 1; a->save = "taylorized_out";
 }
 
 /* ---------------------------------------------------------------- the model */
@@ -169,14 +182,83 @@ static nde_tensor *tz_loss(nde_ctx *ctx, const char *kind, nde_tensor *logits, c
 }
 
 /* ---------------------------------------------------------------- data */
-typedef struct tz_data { ex_images train, test; int num_classes; } tz_data;
+typedef struct tz_data { ex_images train, test; int num_classes, augment; } tz_data;
 
+/* CIFAR-10's binary version (cifar-10-batches-bin): data_batch_1..5.bin (train)
+   or test_batch.bin, each record one label byte and 3 x 32 x 32 pixel bytes
+   (red, green, blue planes, rows top to bottom). max_n > 0 keeps the first
+   max_n images. Pixels divided by 255. */
+static nde_status tz_load_cifar10(nde_ctx *ctx, const char *dir, int train, int64_t max_n, ex_images *out) {
+    enum { REC = 1 + 3 * 32 * 32, PER_FILE = 10000 };
+    int files = train ? 5 : 1, f;
+    int64_t cap = (int64_t)files * PER_FILE, n = 0, j;
+    unsigned char *rec = (unsigned char *)malloc(REC);
+    memset(out, 0, sizeof *out);
+    if (max_n > 0 && max_n < cap) cap = max_n;
+    out->x = (nde_real *)malloc((size_t)cap * (REC - 1) * sizeof(nde_real));
+    out->y = (int64_t *)malloc((size_t)cap * sizeof(int64_t));
+    if (!rec || !out->x || !out->y) {
+        free(rec); ex_images_free(out);
+        return nde_ctx_fail(ctx, NDE_ERR_OOM, "taylorized: out of memory for CIFAR-10");
+    }
+    for (f = 0; f < files && n < cap; f++) {
+        char name[32], path[600];
+        FILE *fp;
+        int64_t in_file = 0;
+        if (train) snprintf(name, sizeof name, "/data_batch_%d.bin", f + 1);
+        else snprintf(name, sizeof name, "/test_batch.bin");
+        ex_path(path, sizeof path, dir, name, NULL);
+        fp = fopen(path, "rb");
+        if (!fp) {
+            free(rec); ex_images_free(out);
+            return nde_ctx_fail(ctx, NDE_ERR_IO, "taylorized: cannot open '%s' (CIFAR-10 binary version)", path);
+        }
+        for (;;) {
+            size_t got;
+            int label;
+            if (n >= cap) break;
+            got = fread(rec, 1, REC, fp);
+            if (got == 0 && feof(fp)) break;
+            label = got == (size_t)REC ? rec[0] : -1;
+            if (label < 0 || label > 9) {
+                fclose(fp); free(rec); ex_images_free(out);
+                return nde_ctx_fail(ctx, NDE_ERR_FORMAT, "taylorized: '%s' record %lld: %s (CIFAR-10 binary records are "
+                                    "%d bytes, labels 0..9)", path, (long long)in_file,
+                                    label < 0 ? "truncated" : "label outside 0..9", REC);
+            }
+            out->y[n] = label;
+            for (j = 0; j < REC - 1; j++) out->x[n * (REC - 1) + j] = (nde_real)rec[1 + j] / NDE_R(255.0);
+            n++; in_file++;
+        }
+        fclose(fp);
+        if (in_file == 0) {
+            free(rec); ex_images_free(out);
+            return nde_ctx_fail(ctx, NDE_ERR_FORMAT, "taylorized: '%s' holds no CIFAR-10 records", path);
+        }
+    }
+    free(rec);
+    out->n = n; out->channels = 3; out->height = 32; out->width = 32;
+    ex_path(out->source, sizeof out->source, dir, train ? "/data_batch_*.bin" : "/test_batch.bin", NULL);
+    return NDE_OK;
+}
+
+/* --data digits (bundled; with --data_dir: MNIST), mnist, cifar10. */
 static nde_status tz_data_load(nde_ctx *ctx, const tz_args *a, tz_data *d) {
     int64_t i;
-    memset(d, 0, sizeof *d);
     const char *dir = a->data_dir[0] ? a->data_dir : NULL;   /* "": the bundled digits */
-    if (ex_load_images(ctx, dir, 1, a->max_train, &d->train) != NDE_OK) return nde_ctx_status(ctx);
-    if (ex_load_images(ctx, dir, 0, a->max_test, &d->test) != NDE_OK) return nde_ctx_status(ctx);
+    memset(d, 0, sizeof *d);
+    if (!strcmp(a->data, "cifar10")) {
+        if (!dir) return nde_ctx_fail(ctx, NDE_ERR_ARG, "taylorized: --data cifar10 needs --data_dir (cifar-10-batches-bin)");
+        if (tz_load_cifar10(ctx, dir, 1, a->max_train, &d->train) != NDE_OK) return nde_ctx_status(ctx);
+        if (tz_load_cifar10(ctx, dir, 0, a->max_test, &d->test) != NDE_OK) return nde_ctx_status(ctx);
+        d->augment = a->data_augment;
+    } else if (!strcmp(a->data, "digits") || !strcmp(a->data, "mnist")) {
+        if (!strcmp(a->data, "mnist") && !dir) return nde_ctx_fail(ctx, NDE_ERR_ARG, "taylorized: --data mnist needs --data_dir");
+        if (ex_load_images(ctx, dir, 1, a->max_train, &d->train) != NDE_OK) return nde_ctx_status(ctx);
+        if (ex_load_images(ctx, dir, 0, a->max_test, &d->test) != NDE_OK) return nde_ctx_status(ctx);
+    } else {
+        return nde_ctx_fail(ctx, NDE_ERR_ARG, "taylorized: --data must be digits, mnist or cifar10, not '%s'", a->data);
+    }
     ex_images_standardize(&d->train, &d->test);
     d->num_classes = 10;
     if (!strcmp(a->task, "even_odd")) {
@@ -190,9 +272,33 @@ static nde_status tz_data_load(nde_ctx *ctx, const tz_args *a, tz_data *d) {
 }
 static void tz_data_free(tz_data *d) { ex_images_free(&d->train); ex_images_free(&d->test); }
 
+/* CIFAR's augmentation (the research code's): a random 32x32 crop of the image
+   zero-padded by 4 and a horizontal flip with probability 1/2, in place on a
+   host batch (count, C, H, W); Philox (seed, stream): the same for every model. */
+static void tz_augment(nde_real *x, int64_t count, int64_t c, int64_t h, int64_t w, uint64_t seed, uint64_t stream) {
+    nde_rng r = nde_rng_new(seed, stream);
+    nde_real *tmp = (nde_real *)malloc((size_t)(c * h * w) * sizeof(nde_real));
+    int64_t i, ch, y, xx;
+    if (!tmp) return;
+    for (i = 0; i < count; i++) {
+        int dy = (int)(nde_rng_uniform1(&r) * 9) - 4, dx = (int)(nde_rng_uniform1(&r) * 9) - 4;
+        int flip = nde_rng_uniform1(&r) < 0.5;
+        nde_real *img = x + i * c * h * w;
+        for (ch = 0; ch < c; ch++)
+            for (y = 0; y < h; y++)
+                for (xx = 0; xx < w; xx++) {
+                    int64_t sy = y + dy, sx = (flip ? w - 1 - xx : xx) + dx;
+                    tmp[(ch * h + y) * w + xx] = (sy >= 0 && sy < h && sx >= 0 && sx < w) ? img[(ch * h + sy) * w + sx] : NDE_R(0.0);
+                }
+        memcpy(img, tmp, (size_t)(c * h * w) * sizeof(nde_real));
+    }
+    free(tmp);
+}
+
 /* ---------------------------------------------------------------- training */
 /* One epoch of mini-batch steps over the permutation perm; returns the mean loss. */
-static double tz_train_epoch(tz_model *m, const tz_args *a, const ex_images *train, const int64_t *perm) {
+static double tz_train_epoch(tz_model *m, const tz_args *a, const ex_images *train, const int64_t *perm, int augment,
+                             int epoch) {
     int64_t start, batches = 0;
     double sum = 0.0;
     int64_t *labels = (int64_t *)malloc((size_t)a->batch_size_train * sizeof(int64_t));
@@ -200,8 +306,11 @@ static double tz_train_epoch(tz_model *m, const tz_args *a, const ex_images *tra
     for (start = 0; start < train->n; start += a->batch_size_train) {
         int64_t count = train->n - start < a->batch_size_train ? train->n - start : a->batch_size_train;
         nde_mark mark = nde_ctx_mark(m->ctx);
-        nde_tensor *x = ex_batch_images(m->ctx, train, perm + start, count, labels);
-        nde_tensor *loss = tz_loss(m->ctx, a->loss, tz_logits(m, x), labels);
+        nde_tensor *x = ex_batch_images(m->ctx, train, perm + start, count, labels), *loss;
+        if (x && augment)   /* x->data is host memory: the CPU backend */
+            tz_augment(x->data, count, train->channels, train->height, train->width, (uint64_t)a->init_seed + 7,
+                       (uint64_t)epoch * 1048576u + (uint64_t)start);
+        loss = tz_loss(m->ctx, a->loss, tz_logits(m, x), labels);
         if (loss) {
             sum += nde_tensor_item(m->ctx, loss, 0);
             nde_zero_grad(m->ctx);
@@ -329,11 +438,8 @@ static void tz_plot(const tz_args *a, const tz_history *h, int count) {
     if (!s) { fprintf(stderr, "cannot write %s\n", path); return; }
     for (k = 0; k < count; k++) { xs[k] = h->epoch; n[k] = h->n; labels[k] = tz_model_name(k); ys[k] = h->acc[k]; }
     ex_svg_series(s, 0, 0, 400, 380, "test accuracy", "epoch", "accuracy", count, xs, ys, n, labels, 0, 0);
-    for (k = 1; k < count; k++) {
-        ys[k - 1] = h->agree[k];
-        labels[k - 1] = tz_model_name(k);
-    }
-    ex_svg_series(s, 400, 0, 400, 380, "agreement with the full network", "epoch", "fraction", count - 1, xs, ys, n,
+    for (k = 0; k < count; k++) ys[k] = h->agree[k];   /* the full network's own line (1) keeps the colours */
+    ex_svg_series(s, 400, 0, 400, 380, "agreement with the full network", "epoch", "fraction", count, xs, ys, n,
                   labels, 0, 0);
     for (k = 0; k < count; k++) { ys[k] = h->dist[k]; labels[k] = tz_model_name(k); }
     ex_svg_series(s, 800, 0, 400, 380, "||theta - theta0||", "epoch", "distance", count, xs, ys, n, labels, 0, 1);
@@ -428,7 +534,7 @@ static int tz_run(const tz_args *a, tz_result *res) {
         /* the same order of mini-batches for every model: a Philox shuffle keyed by (seed, epoch) */
         ex_permutation((uint64_t)a->init_seed, (uint64_t)epoch, data.train.n, perm);
         for (k = 0; k < count; k++) {
-            models[k].train_loss = tz_train_epoch(&models[k], a, &data.train, perm);
+            models[k].train_loss = tz_train_epoch(&models[k], a, &data.train, perm, data.augment, epoch);
             if (nde_ctx_status(models[k].ctx) != NDE_OK) {
                 ex_progress_finish(&bar);
                 fprintf(stderr, "taylorized: %s: %s\n", tz_model_name(k), nde_ctx_message(models[k].ctx));
@@ -513,7 +619,9 @@ int main(int argc, char **argv) {
             {"decay_factor", EX_DOUBLE, &a.decay_factor, "learning-rate decay factor"},
             {"loss", EX_STRING, &a.loss, "logistic (softmax cross-entropy) or squared"},
             {"task", EX_STRING, &a.task, "digits (10 classes) or even_odd (2 classes)"},
-            {"data_dir", EX_STRING, &a.data_dir, "directory with MNIST's IDX files (default: bundled 8x8 digits)"},
+            {"data", EX_STRING, &a.data, "digits (bundled 8x8; MNIST with --data_dir), mnist, cifar10"},
+            {"data_dir", EX_STRING, &a.data_dir, "directory with MNIST's IDX files or CIFAR-10's binary batches"},
+            {"data_augment", EX_BOOL, &a.data_augment, "random crops and flips of CIFAR-10 training images"},
             {"max_train", EX_INT, &a.max_train, "use the first N training images (0: all)"},
             {"max_test", EX_INT, &a.max_test, "use the first N test images (0: all)"},
             {"save", EX_STRING, &a.save, "output directory (log.csv, taylorized.svg, checkpoints)"},

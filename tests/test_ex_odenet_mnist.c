@@ -10,7 +10,7 @@
 static void tiny_args(on_args *a, const char *save) {
     on_args_default(a);
     a->width = 4; a->nepochs = 3; a->batch_size = 16; a->test_batch_size = 32; a->max_train = 64; a->max_test = 32;
-    a->method = "rk4"; a->step_size = 0.5; a->decay_epochs = "2"; a->save = save; a->quiet = 1;
+    a->method = "rk4"; a->step_size = 0.5; a->decay_epochs = "2"; a->save = save; a->quiet = 1; a->lr = 0.1;
 }
 
 static void test_model_pieces(void) {
@@ -96,7 +96,7 @@ static int files_equal(const char *pa, const char *pb) {
     return same;
 }
 static void remove_run(const char *dir) {
-    static const char *files[] = {"log.csv", "ckpt.safetensors", "ckpt.state.npy"};
+    static const char *files[] = {"log.csv", "odenet.svg", "ckpt.safetensors", "ckpt.state.npy"};
     char path[512];
     size_t i;
     for (i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -116,6 +116,8 @@ static void test_training_and_resume(void) {
     tiny_args(&a, dir_a);
     CHECK(on_run(&a, &ra) == 0);
     CHECK(ra.epochs_run == 3 && ra.last_loss < ra.first_loss);
+    ex_path(pa, sizeof pa, dir_a, "/odenet.svg", NULL);
+    CHECK(ex_file_exists(pa));
     CHECK_NEAR(ra.nfe_forward, 8.0, 0.0, 0.0);
     tiny_args(&a, dir_b);
     a.nepochs = 2;

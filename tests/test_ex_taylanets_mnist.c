@@ -11,6 +11,7 @@ static void tiny_args(tl_args *a, const char *save) {
     tl_args_default(a);
     a->nepochs = 3; a->train_batch_size = 16; a->test_batch_size = 32; a->max_train = 64; a->max_test = 32;
     a->hidden = 8; a->lr_init = 3e-2; a->lr_end = 1e-2; a->save = save; a->quiet = 1;
+    a->mid_freq_update = -1;   /* joint training; test_midpoint_update and the resume test cover the separate updates */
 }
 
 static double max_diff(const nde_tensor *a, const nde_tensor *b) {
@@ -72,6 +73,39 @@ static void test_blocks(void) {
     CHECK(tl_method_kind("tayla") == TL_TAYLA && tl_method_kind("rk45") < 0);
 }
 
+
+/* The separate midpoint update: only the midpoint network moves, and its
+   fit to dopri5's z(1) improves. */
+static void test_midpoint_update(void) {
+    tl_args a;
+    tl_model m;
+    int64_t s[2] = {6, 5}, n, mid_off, i;
+    nde_tensor *x;
+    nde_real *before;
+    double first, last = 0;
+    int k, same_dyn = 1, moved_mid = 0;
+    tl_args_default(&a);
+    a.hidden = 6; a.mid_freq_update = 1; a.mid_num_grad_iter = 5; a.mid_lr_init = 1e-2; a.mid_lr_end = 1e-2;
+    CHECK(tl_model_init(&m, &a, TL_TAYLA, 5, 10));
+    tl_train_only(&m, 0);
+    x = nde_tensor_randn(m.ctx, 2, s, 11, 0);
+    n = nde_params_count(m.ctx);
+    mid_off = nde_param_offset(m.ctx, m.mid_first);
+    before = (nde_real *)malloc((size_t)n * sizeof(nde_real));
+    memcpy(before, nde_params_data(m.ctx), (size_t)n * sizeof(nde_real));
+    first = tl_midpoint_update(&m, &a, x);
+    for (k = 0; k < 6; k++) last = tl_midpoint_update(&m, &a, x);
+    CHECK(first == first && last < first);
+    CHECK(m.mid_opt.step == 35 && m.opt.step == 0);
+    for (i = 0; i < n; i++) {
+        if (i < mid_off) same_dyn &= nde_params_data(m.ctx)[i] == before[i];
+        else moved_mid |= nde_params_data(m.ctx)[i] != before[i];
+    }
+    CHECK(same_dyn && moved_mid);
+    free(before);
+    tl_model_free(&m);
+}
+
 static int files_equal(const char *pa, const char *pb) {
     FILE *fa = fopen(pa, "rb"), *fb = fopen(pb, "rb");
     int same = fa && fb, ca, cb;
@@ -89,6 +123,8 @@ static void remove_run(const char *dir) {
     char path[512], file[64];
     size_t i;
     ex_path(path, sizeof path, dir, "/log.csv", NULL);
+    remove(path);
+    ex_path(path, sizeof path, dir, "/taylanets.svg", NULL);
     remove(path);
     for (i = 0; i < 4; i++) {
         snprintf(file, sizeof file, "/ckpt_%s.safetensors", names[i]);
@@ -132,6 +168,25 @@ static void test_training_and_resume(void) {
     ex_path(pa, sizeof pa, dir_a, "/ckpt_tayla.state.npy", NULL);
     ex_path(pb, sizeof pb, dir_b, "/ckpt_tayla.state.npy", NULL);
     CHECK(files_equal(pa, pb));
+    /* with separate midpoint updates: trains, and resumes to the same state */
+    remove_run(dir_a);
+    remove_run(dir_b);
+    CHECK(mkdir(dir_a, 0700) == 0 && mkdir(dir_b, 0700) == 0);
+    tiny_args(&a, dir_a);
+    a.method = "tayla"; a.mid_freq_update = 2; a.mid_lr_init = 1e-3; a.mid_lr_end = 1e-4;
+    CHECK(tl_run(&a, ra, &n) == 0);
+    CHECK(ra[0].epochs_run == 3 && ra[0].last_loss < ra[0].first_loss);
+    tiny_args(&a, dir_b);
+    a.method = "tayla"; a.mid_freq_update = 2; a.mid_lr_init = 1e-3; a.mid_lr_end = 1e-4; a.stop_after = 1;
+    CHECK(tl_run(&a, rb, &n) == 0);
+    a.stop_after = 0; a.resume = 1;
+    CHECK(tl_run(&a, rb, &n) == 0);
+    CHECK(rb[0].epochs_run == 2 && rb[0].eval.acc == ra[0].eval.acc);
+    ex_path(pa, sizeof pa, dir_a, "/ckpt_tayla.safetensors", NULL);
+    ex_path(pb, sizeof pb, dir_b, "/ckpt_tayla.safetensors", NULL);
+    CHECK(files_equal(pa, pb));
+    ex_path(pa, sizeof pa, dir_a, "/taylanets.svg", NULL);
+    CHECK(ex_file_exists(pa));
     a.method = "tayla,rk45";
     fprintf(stderr, "(test_ex_taylanets_mnist: the next error message is expected)\n");
     CHECK(tl_run(&a, rb, &n) == 2);
@@ -141,6 +196,7 @@ static void test_training_and_resume(void) {
 
 int main(void) {
     test_blocks();
+    test_midpoint_update();
     test_training_and_resume();
     return nde_test_finish("test_ex_taylanets_mnist");
 }

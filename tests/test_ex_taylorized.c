@@ -177,9 +177,102 @@ static void test_data(void) {
     CHECK(i < 50);   /* another stream, another order */
 }
 
+/* CIFAR-10's binary format: fake batches written here (2 records in each
+   training file, 3 in the test file) read back with their labels and pixel
+   planes; a truncated record is an error; the augmentation is reproducible
+   and only moves pixels (or pads zeros); a tiny run trains on it. */
+static void write_cifar(const char *path, int records, int first_label) {
+    FILE *f = fopen(path, "wb");
+    int r, j;
+    for (r = 0; f && r < records; r++) {
+        fputc((first_label + r) % 10, f);
+        for (j = 0; j < 3072; j++) fputc((j * 7 + r * 13 + first_label) % 256, f);
+    }
+    if (f) fclose(f);
+}
+static void test_cifar10(void) {
+    char dir[64], path[512], name[32];
+    nde_ctx *ctx = nde_ctx_new(nde_ctx_desc_default());
+    ex_images tr, te;
+    int f, ok = 1;
+    int64_t j;
+    strcpy(dir, "/tmp/nde_test_cifar_XXXXXX");
+    if (!mkdtemp(dir)) { CHECK(0); return; }
+    for (f = 1; f <= 5; f++) {
+        snprintf(name, sizeof name, "/data_batch_%d.bin", f);
+        ex_path(path, sizeof path, dir, name, NULL);
+        write_cifar(path, 2, f);
+    }
+    ex_path(path, sizeof path, dir, "/test_batch.bin", NULL);
+    write_cifar(path, 3, 0);
+    CHECK(tz_load_cifar10(ctx, dir, 1, 0, &tr) == NDE_OK);
+    CHECK(tz_load_cifar10(ctx, dir, 0, 0, &te) == NDE_OK);
+    CHECK(tr.n == 10 && te.n == 3 && tr.channels == 3 && tr.height == 32 && tr.width == 32);
+    CHECK(tr.y[0] == 1 && tr.y[1] == 2 && tr.y[2] == 2 && tr.y[9] == 6 && te.y[2] == 2);
+    /* record r of file f: byte j of the image = (7 j + 13 r + f) mod 256; plane 1 (green) starts at 1024 */
+    for (j = 0; j < 3072; j++) ok &= fabs((double)tr.x[3 * 3072 + j] - (double)((j * 7 + 13 + 2) % 256) / 255.0) < 1e-6;
+    CHECK(ok);
+    ex_images_free(&te);
+    CHECK(tz_load_cifar10(ctx, dir, 0, 2, &te) == NDE_OK && te.n == 2);
+    ex_images_free(&te);
+    /* augmentation */
+    {
+        int64_t n = 2 * 3072, i;
+        nde_real *a1 = (nde_real *)malloc((size_t)n * sizeof(nde_real)), *a2 = (nde_real *)malloc((size_t)n * sizeof(nde_real));
+        int same = 1, changed = 0, from_source = 1;
+        memcpy(a1, tr.x, (size_t)n * sizeof(nde_real));
+        memcpy(a2, tr.x, (size_t)n * sizeof(nde_real));
+        tz_augment(a1, 2, 3, 32, 32, 5, 9);
+        tz_augment(a2, 2, 3, 32, 32, 5, 9);
+        for (i = 0; i < n; i++) {
+            int64_t img = i / 3072, ch = (i % 3072) / 1024, k;
+            int found = a1[i] == 0;
+            same &= a1[i] == a2[i];
+            changed |= a1[i] != tr.x[i];
+            for (k = 0; k < 1024 && !found; k++) found = a1[i] == tr.x[img * 3072 + ch * 1024 + k];
+            from_source &= found;
+        }
+        CHECK(same && changed && from_source);
+        free(a1); free(a2);
+    }
+    ex_images_free(&tr);
+    /* a truncated record */
+    ex_path(path, sizeof path, dir, "/test_batch.bin", NULL);
+    {
+        FILE *fp = fopen(path, "ab");
+        if (fp) { fputc(3, fp); fputc(0, fp); fclose(fp); }
+    }
+    fprintf(stderr, "(test_ex_taylorized: the next error message is expected)\n");
+    CHECK(tz_load_cifar10(ctx, dir, 0, 0, &te) == NDE_ERR_FORMAT);
+    CHECK_MSG(nde_ctx_message(ctx), "truncated");
+    nde_ctx_free(ctx);
+    write_cifar(path, 3, 0);
+    {
+        tz_args a;
+        tz_result r;
+        char save[600];
+        ex_path(save, sizeof save, dir, "/run", NULL);
+        tiny_args(&a, save);
+        a.data = "cifar10"; a.data_dir = dir; a.n_channels = 2; a.expand_order = 1; a.epochs = 2; a.batch_size_train = 5;
+        a.decay_epoch = 0;
+        CHECK(tz_run(&a, &r) == 0);
+        CHECK(r.epochs_run == 2 && r.num_models == 2 && r.last[0].train_loss < r.first[0].train_loss);
+        remove_run(save);
+    }
+    for (f = 1; f <= 5; f++) {
+        snprintf(name, sizeof name, "/data_batch_%d.bin", f);
+        ex_path(path, sizeof path, dir, name, NULL);
+        remove(path);
+    }
+    ex_path(path, sizeof path, dir, "/test_batch.bin", NULL);
+    remove(path);
+    rmdir(dir);
+}
+
 int main(void) {
     test_expansion();
     test_data();
     test_training_and_resume();
+    test_cifar10();
     return nde_test_finish("test_ex_taylorized");
 }

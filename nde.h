@@ -4742,23 +4742,6 @@ static nde_status nde__cpu_copy(void *self, void *dst, const void *src, size_t b
     return NDE_OK;
 }
 static nde_status nde__cpu_sync(void *self) { (void)self; return NDE_OK; }
-static void nde__cpu_fill(void *self, int64_t n, nde_real v, nde_real *x) {
-    const int64_t chunk = 16384;   /* elements per task when large fills run in parallel */
-    int64_t c, chunks = (n + chunk - 1) / chunk;
-    int nde_omp_go = n > NDE_OMP_MIN_WORK && chunks > 1;
-    (void)self;
-    if (!nde_omp_go) {
-        int64_t i;
-        for (i = 0; i < n; i++) x[i] = v;
-        return;
-    }
-    NDE_OMP_PARALLEL_FOR
-    for (c = 0; c < chunks; c++) {
-        int64_t i, lo = c * chunk, hi = lo + chunk < n ? lo + chunk : n;
-        if (v == NDE_R(0.0)) memset(x + lo, 0, sizeof(nde_real) * (size_t)(hi - lo));   /* +0.0 is all zero bits */
-        else for (i = lo; i < hi; i++) x[i] = v;
-    }
-}
 
 /* NDE_SECTION_GEMM: the CPU matrix multiply.
 
@@ -5172,7 +5155,7 @@ static void nde__gemm_packed(const nde__gemm_args *g) {
     int nde_omp_go = nde__gemm_threaded(g);
 #ifdef _OPENMP
     int threads = nde_omp_go ? omp_get_max_threads() : 1;
-    if (threads > 1 && g->csc == 1 && g->n >= (int64_t)threads * NDE__GEMM_MIN_COLS_PER_THREAD) {
+    if (threads > 1 && g->n >= (int64_t)threads * NDE__GEMM_MIN_COLS_PER_THREAD) {
         int64_t slivers = (g->n + NDE__GEMM_NR - 1) / NDE__GEMM_NR;
         int part;
 #pragma omp parallel for schedule(static) num_threads(threads)
@@ -5525,6 +5508,23 @@ static void nde__cpu_unary_backward(void *self, nde_unary_op op, int64_t n, cons
     }
 }
 
+static void nde__cpu_fill_range(int64_t n, nde_real v, nde_real *x) {
+    int64_t i;
+    if (v == NDE_R(0.0) && !signbit(v)) { memset(x, 0, sizeof(nde_real) * (size_t)n); return; }   /* +0.0: all zero bits */
+    for (i = 0; i < n; i++) x[i] = v;
+}
+static void nde__cpu_fill(void *self, int64_t n, nde_real v, nde_real *x) {
+    int64_t c, chunks = (n + NDE__CHUNK - 1) / NDE__CHUNK;
+    int nde_omp_go = n > NDE_OMP_MIN_WORK && chunks > 1;
+    (void)self;
+    if (!nde_omp_go) { nde__cpu_fill_range(n, v, x); return; }
+    NDE_OMP_PARALLEL_FOR
+    for (c = 0; c < chunks; c++) {
+        int64_t lo = c * NDE__CHUNK, len = n - lo < NDE__CHUNK ? n - lo : NDE__CHUNK;
+        nde__cpu_fill_range(len, v, x + lo);
+    }
+}
+
 /* Rows r0..r1-1 of the broadcast binary op (a row: the last axis, columns
    j0..j1-1; rows counted over the first three axes). */
 static void nde__cpu_binary_block(nde_binary_op op, const int64_t *sh, const nde_real *a, const int64_t *sa,
@@ -5567,8 +5567,7 @@ static void nde__cpu_binary(void *self, nde_binary_op op, const int64_t *sh, con
     for (t = 0; t < row_tasks * col_tasks; t++) {
         int64_t rt = t / col_tasks, ct = t % col_tasks;
         int64_t r0 = rt * rows_per_task, r1 = r0 + rows_per_task < rows ? r0 + rows_per_task : rows;
-        int64_t j0 = ct * NDE__CHUNK, j1 = col_tasks == 1 ? cols : (j0 + NDE__CHUNK < cols ? j0 + NDE__CHUNK : cols);
-        if (col_tasks == 1) j0 = 0;
+        int64_t j0 = ct * NDE__CHUNK, j1 = j0 + NDE__CHUNK < cols ? j0 + NDE__CHUNK : cols;
         nde__cpu_binary_block(op, sh, a, sa, b, sb, out, r0, r1, j0, j1);
     }
 }

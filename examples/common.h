@@ -746,9 +746,10 @@ static EX_UNUSED nde_status ex_checkpoint_load(nde_ctx *ctx, const char *prefix,
     t = nde_load_npy(ctx, path);
     if (!t) return nde_ctx_status(ctx);
     if (t->ndim != 1 || t->size != len) {
+        long long held = (long long)t->size;   /* t lives in the arena released here */
         nde_ctx_reset(ctx, m);
         return nde_ctx_fail(ctx, NDE_ERR_FORMAT, "ex_checkpoint_load: '%s' holds %lld values, this model needs %lld "
-                            "(%lld parameters, %d counters)", path, (long long)t->size, (long long)len, (long long)n, num_counters);
+                            "(%lld parameters, %d counters)", path, held, (long long)len, (long long)n, num_counters);
     }
     host = (nde_real *)malloc((size_t)len * sizeof(nde_real));
     if (!host) { nde_ctx_reset(ctx, m); return nde_ctx_fail(ctx, NDE_ERR_OOM, "ex_checkpoint_load: out of memory"); }

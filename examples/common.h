@@ -30,7 +30,8 @@
        ex_svg_polyline(s, n, xs, 1, ys, 1, "#2ca02c", 1.5, 0);
        ex_svg_close(s);                  // written to a temp file, renamed at the end
    ex_svg_series() draws a whole line chart (auto ranges, legend, log10 x);
-   ex_svg_series_range() the same with a fixed y range and legend corner.
+   ex_svg_series_range() the same with a fixed y range and legend corner;
+   ex_svg_color(i) is the color of series i.
 
    LISTS, FILES, CSV
        ex_parse_doubles("0.5,1,2", v, 8) -> 3;  ex_split_words("euler,rk4", buf, n, items, 8) -> 2
@@ -332,6 +333,13 @@ static EX_UNUSED int ex_svg_close(ex_svg *s) {
     return bad ? -1 : 0;
 }
 
+/* The color of series i in ex_svg_series (ten, repeating). */
+static EX_UNUSED const char *ex_svg_color(int i) {
+    static const char *const colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                         "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+    return colors[(i % 10 + 10) % 10];
+}
+
 /* A line chart in the pixel box (x, y, w, h): count series (xs[i][j], ys[i][j]),
    j < n[i], with labels (NULL entries: no legend line). The x range covers
    every point; the y range is [y_lo, y_hi], or where either is NaN, covers
@@ -342,8 +350,6 @@ static EX_UNUSED void ex_svg_series_range(ex_svg *s, double x, double y, double 
                                           const char *xlabel, const char *ylabel, int count, const double *const *xs,
                                           const double *const *ys, const int *n, const char *const *labels, int log_x,
                                           int legend_pos, double y_lo, double y_hi) {
-    static const char *colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                                   "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
     double x0 = HUGE_VAL, x1 = -HUGE_VAL, y0 = HUGE_VAL, y1 = -HUGE_VAL, pad;
     char xl[96];
     int i, j, shown = 0;
@@ -364,7 +370,7 @@ static EX_UNUSED void ex_svg_series_range(ex_svg *s, double x, double y, double 
     ex_svg_panel(s, x, y, w, h, x0, x1, y0, y1, title, xl, ylabel);
     for (i = 0; i < count; i++) {
         double *tx = (double *)malloc((size_t)(n[i] > 0 ? n[i] : 1) * sizeof(double));
-        const char *c = colors[i % 10];
+        const char *c = ex_svg_color(i);
         if (!tx) continue;
         for (j = 0; j < n[i]; j++) tx[j] = log_x ? log10(xs[i][j]) : xs[i][j];
         ex_svg_polyline(s, n[i], tx, 1, ys[i], 1, c, 1.6, i >= 10);
@@ -746,9 +752,10 @@ static EX_UNUSED nde_status ex_checkpoint_load(nde_ctx *ctx, const char *prefix,
     t = nde_load_npy(ctx, path);
     if (!t) return nde_ctx_status(ctx);
     if (t->ndim != 1 || t->size != len) {
+        long long held = (long long)t->size;   /* t lives in the arena released here */
         nde_ctx_reset(ctx, m);
         return nde_ctx_fail(ctx, NDE_ERR_FORMAT, "ex_checkpoint_load: '%s' holds %lld values, this model needs %lld "
-                            "(%lld parameters, %d counters)", path, (long long)t->size, (long long)len, (long long)n, num_counters);
+                            "(%lld parameters, %d counters)", path, held, (long long)len, (long long)n, num_counters);
     }
     host = (nde_real *)malloc((size_t)len * sizeof(nde_real));
     if (!host) { nde_ctx_reset(ctx, m); return nde_ctx_fail(ctx, NDE_ERR_OOM, "ex_checkpoint_load: out of memory"); }

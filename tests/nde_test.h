@@ -1,5 +1,6 @@
 /* nde_test.h - the tiny test harness used by tests/test_*.c.
    CHECK(cond), CHECK_NEAR(a, b, atol, rtol), CHECK_STATUS(ctx_or_status...), SKIP(reason).
+   nde_test_files_equal(a, b) compares two files byte for byte.
    nde_test_finish(name) prints "<name>: N passed, N failed" and returns the exit code. */
 #ifndef NDE_TEST_H
 #define NDE_TEST_H
@@ -38,6 +39,20 @@ NDE_TEST_FN void nde_test_check_msg(const char *msg, const char *fragment, const
 #define CHECK_NEAR(a, b, atol, rtol) nde_test_check_near((double)(a), (double)(b), (atol), (rtol), #a, #b, __FILE__, __LINE__)
 #define CHECK_MSG(msg, fragment) nde_test_check_msg((msg), (fragment), __FILE__, __LINE__)
 #define SKIP(reason) (nde_test_skipped++, printf("SKIP %s:%d: %s\n", __FILE__, __LINE__, (reason)))
+
+/* 1 if the two files exist and hold the same bytes. */
+NDE_TEST_FN int nde_test_files_equal(const char *pa, const char *pb) {
+    FILE *fa = fopen(pa, "rb"), *fb = fopen(pb, "rb");
+    int same = fa && fb, ca, cb;
+    while (same) {
+        ca = fgetc(fa); cb = fgetc(fb);
+        if (ca != cb) same = 0;
+        if (ca == EOF || cb == EOF) break;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
 
 NDE_TEST_FN int nde_test_finish(const char *name) {
     if (nde_test_skipped) printf("%s: %d skipped\n", name, nde_test_skipped);

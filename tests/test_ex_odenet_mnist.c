@@ -83,18 +83,6 @@ static void test_random_crop(void) {
     }
 }
 
-static int files_equal(const char *pa, const char *pb) {
-    FILE *fa = fopen(pa, "rb"), *fb = fopen(pb, "rb");
-    int same = fa && fb, ca, cb;
-    while (same) {
-        ca = fgetc(fa); cb = fgetc(fb);
-        if (ca != cb) same = 0;
-        if (ca == EOF || cb == EOF) break;
-    }
-    if (fa) fclose(fa);
-    if (fb) fclose(fb);
-    return same;
-}
 static void remove_run(const char *dir) {
     static const char *files[] = {"log.csv", "odenet.svg", "ckpt.safetensors", "ckpt.state.npy"};
     char path[512];
@@ -127,10 +115,10 @@ static void test_training_and_resume(void) {
     CHECK(rb.epochs_run == 1 && rb.test_acc == ra.test_acc);
     ex_path(pa, sizeof pa, dir_a, "/ckpt.safetensors", NULL);
     ex_path(pb, sizeof pb, dir_b, "/ckpt.safetensors", NULL);
-    CHECK(files_equal(pa, pb));
+    CHECK(nde_test_files_equal(pa, pb));
     ex_path(pa, sizeof pa, dir_a, "/ckpt.state.npy", NULL);
     ex_path(pb, sizeof pb, dir_b, "/ckpt.state.npy", NULL);
-    CHECK(files_equal(pa, pb));
+    CHECK(nde_test_files_equal(pa, pb));
     remove_run(dir_b);
     /* the ResNet baseline and an adaptive solve */
     CHECK(mkdir(dir_b, 0700) == 0);

@@ -181,18 +181,6 @@ static void test_gradient_options(void) {
     qa_data_free(&d);
 }
 
-static int files_equal(const char *pa, const char *pb) {
-    FILE *fa = fopen(pa, "rb"), *fb = fopen(pb, "rb");
-    int same = fa && fb, ca, cb;
-    while (same) {
-        ca = fgetc(fa); cb = fgetc(fb);
-        if (ca != cb) same = 0;
-        if (ca == EOF || cb == EOF) break;
-    }
-    if (fa) fclose(fa);
-    if (fb) fclose(fb);
-    return same;
-}
 /* The checkpoint states hold the same optimizer state and epoch; the second
    counter (cumulative training time) may differ. */
 static int states_equal_but_time(const char *pa, const char *pb) {
@@ -244,7 +232,7 @@ static void test_training_and_resume(void) {
     CHECK(rb[0].epochs_run == 1 && rb[0].val_metric == ra[0].val_metric);
     ex_path(pa, sizeof pa, dir_a, "/ckpt_direct.safetensors", NULL);
     ex_path(pb, sizeof pb, dir_b, "/ckpt_direct.safetensors", NULL);
-    CHECK(files_equal(pa, pb));
+    CHECK(nde_test_files_equal(pa, pb));
     ex_path(pa, sizeof pa, dir_a, "/ckpt_direct.state.npy", NULL);
     ex_path(pb, sizeof pb, dir_b, "/ckpt_direct.state.npy", NULL);
     CHECK(states_equal_but_time(pa, pb));

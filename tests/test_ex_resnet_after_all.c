@@ -268,18 +268,6 @@ static void test_hairer_and_accuracy(void) {
     raa_data_free(&d);
 }
 
-static int files_equal(const char *pa, const char *pb) {
-    FILE *fa = fopen(pa, "rb"), *fb = fopen(pb, "rb");
-    int same = fa && fb, ca, cb;
-    while (same) {
-        ca = fgetc(fa); cb = fgetc(fb);
-        if (ca != cb) same = 0;
-        if (ca == EOF || cb == EOF) break;
-    }
-    if (fa) fclose(fa);
-    if (fb) fclose(fb);
-    return same;
-}
 static void remove_run(const char *dir) {
     static const char *files[] = {"train.csv", "eval.csv", "raa.svg", "ckpt_model0.safetensors", "ckpt_model0.state.npy"};
     char path[512];
@@ -313,10 +301,10 @@ static void test_training_resume_adaptation(void) {
     CHECK(rb[0].iterations == 10);
     ex_path(pa, sizeof pa, dir_a, "/ckpt_model0.safetensors", NULL);
     ex_path(pb, sizeof pb, dir_b, "/ckpt_model0.safetensors", NULL);
-    CHECK(files_equal(pa, pb));
+    CHECK(nde_test_files_equal(pa, pb));
     ex_path(pa, sizeof pa, dir_a, "/ckpt_model0.state.npy", NULL);
     ex_path(pb, sizeof pb, dir_b, "/ckpt_model0.state.npy", NULL);
-    CHECK(files_equal(pa, pb));
+    CHECK(nde_test_files_equal(pa, pb));
     CHECK(rb[0].grid[1][0].acc == ra[0].grid[1][0].acc);
     remove_run(dir_b);
     /* step adaptation from Hairer's start: every 5 iterations */

@@ -106,18 +106,6 @@ static void test_midpoint_update(void) {
     tl_model_free(&m);
 }
 
-static int files_equal(const char *pa, const char *pb) {
-    FILE *fa = fopen(pa, "rb"), *fb = fopen(pb, "rb");
-    int same = fa && fb, ca, cb;
-    while (same) {
-        ca = fgetc(fa); cb = fgetc(fb);
-        if (ca != cb) same = 0;
-        if (ca == EOF || cb == EOF) break;
-    }
-    if (fa) fclose(fa);
-    if (fb) fclose(fb);
-    return same;
-}
 static void remove_run(const char *dir) {
     static const char *names[] = {"tayla", "taylor", "rk4", "dopri5"};
     char path[512], file[64];
@@ -164,10 +152,10 @@ static void test_training_and_resume(void) {
     CHECK(rb[0].epochs_run == 1 && rb[0].eval.acc == ra[0].eval.acc);
     ex_path(pa, sizeof pa, dir_a, "/ckpt_tayla.safetensors", NULL);
     ex_path(pb, sizeof pb, dir_b, "/ckpt_tayla.safetensors", NULL);
-    CHECK(files_equal(pa, pb));
+    CHECK(nde_test_files_equal(pa, pb));
     ex_path(pa, sizeof pa, dir_a, "/ckpt_tayla.state.npy", NULL);
     ex_path(pb, sizeof pb, dir_b, "/ckpt_tayla.state.npy", NULL);
-    CHECK(files_equal(pa, pb));
+    CHECK(nde_test_files_equal(pa, pb));
     /* with separate midpoint updates: trains, and resumes to the same state */
     remove_run(dir_a);
     remove_run(dir_b);
@@ -184,7 +172,7 @@ static void test_training_and_resume(void) {
     CHECK(rb[0].epochs_run == 2 && rb[0].eval.acc == ra[0].eval.acc);
     ex_path(pa, sizeof pa, dir_a, "/ckpt_tayla.safetensors", NULL);
     ex_path(pb, sizeof pb, dir_b, "/ckpt_tayla.safetensors", NULL);
-    CHECK(files_equal(pa, pb));
+    CHECK(nde_test_files_equal(pa, pb));
     ex_path(pa, sizeof pa, dir_a, "/taylanets.svg", NULL);
     CHECK(ex_file_exists(pa));
     a.method = "tayla,rk45";

@@ -81,18 +81,6 @@ static void test_expansion(void) {
 #endif
 }
 
-static int files_equal(const char *pa, const char *pb) {
-    FILE *fa = fopen(pa, "rb"), *fb = fopen(pb, "rb");
-    int same = fa && fb, ca, cb;
-    while (same) {
-        ca = fgetc(fa); cb = fgetc(fb);
-        if (ca != cb) same = 0;
-        if (ca == EOF || cb == EOF) break;
-    }
-    if (fa) fclose(fa);
-    if (fb) fclose(fb);
-    return same;
-}
 
 static void remove_run(const char *dir) {
     static const char *files[] = {"log.csv", "taylorized.svg", "ckpt_full.safetensors", "ckpt_full.state.npy",
@@ -136,11 +124,11 @@ static void test_training_and_resume(void) {
         ex_path(pa, sizeof pa, dir_a, "/", names[k]);
         ex_path(pb, sizeof pb, dir_b, "/", names[k]);
         strcat(pa, ".safetensors"); strcat(pb, ".safetensors");
-        CHECK(files_equal(pa, pb));
+        CHECK(nde_test_files_equal(pa, pb));
         ex_path(pa, sizeof pa, dir_a, "/", names[k]);
         ex_path(pb, sizeof pb, dir_b, "/", names[k]);
         strcat(pa, ".state.npy"); strcat(pb, ".state.npy");
-        CHECK(files_equal(pa, pb));
+        CHECK(nde_test_files_equal(pa, pb));
         CHECK(rb.last[k].test_acc == ra.last[k].test_acc);
     }
     /* a resume from a directory without checkpoints fails cleanly */

@@ -1,12 +1,16 @@
 /* nde_test.h - the tiny test harness used by tests/test_*.c.
    CHECK(cond), CHECK_NEAR(a, b, atol, rtol), CHECK_STATUS(ctx_or_status...), SKIP(reason).
    nde_test_files_equal(a, b) compares two files byte for byte.
+   nde_test_remove_dir(dir) deletes a run directory of the example tests (its
+   files, then the directory; POSIX).
    nde_test_finish(name) prints "<name>: N passed, N failed" and returns the exit code. */
 #ifndef NDE_TEST_H
 #define NDE_TEST_H
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Not every test file uses every helper. */
 #if defined(__GNUC__) || defined(__clang__)
@@ -52,6 +56,21 @@ NDE_TEST_FN int nde_test_files_equal(const char *pa, const char *pb) {
     if (fa) fclose(fa);
     if (fb) fclose(fb);
     return same;
+}
+
+/* Removes every file directly inside dir, then dir itself (the example tests'
+   output directories hold no subdirectories). Missing dir: nothing to do. */
+NDE_TEST_FN void nde_test_remove_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[1024];
+    if (!d) return;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path) remove(path);
+    }
+    closedir(d);
+    rmdir(dir);
 }
 
 NDE_TEST_FN int nde_test_finish(const char *name) {

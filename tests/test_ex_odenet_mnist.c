@@ -5,7 +5,6 @@
 #define EXAMPLE_NO_MAIN
 #include "../examples/odenet_mnist.c"   /* first: it sets _POSIX_C_SOURCE */
 #include "nde_test.h"
-#include <unistd.h>
 
 static void tiny_args(on_args *a, const char *save) {
     on_args_default(a);
@@ -83,17 +82,6 @@ static void test_random_crop(void) {
     }
 }
 
-static void remove_run(const char *dir) {
-    static const char *files[] = {"log.csv", "odenet.svg", "ckpt.safetensors", "ckpt.state.npy"};
-    char path[512];
-    size_t i;
-    for (i = 0; i < sizeof files / sizeof files[0]; i++) {
-        ex_path(path, sizeof path, dir, "/", files[i]);
-        remove(path);
-    }
-    rmdir(dir);
-}
-
 static void test_training_and_resume(void) {
     char dir_a[64], dir_b[64], pa[512], pb[512];
     on_args a;
@@ -119,7 +107,7 @@ static void test_training_and_resume(void) {
     ex_path(pa, sizeof pa, dir_a, "/ckpt.state.npy", NULL);
     ex_path(pb, sizeof pb, dir_b, "/ckpt.state.npy", NULL);
     CHECK(nde_test_files_equal(pa, pb));
-    remove_run(dir_b);
+    nde_test_remove_dir(dir_b);
     /* the ResNet baseline and an adaptive solve */
     CHECK(mkdir(dir_b, 0700) == 0);
     tiny_args(&a, dir_b);
@@ -139,8 +127,8 @@ static void test_training_and_resume(void) {
     a.adjoint_option = "gq";
     CHECK(on_run(&a, &rb) == 0);
     CHECK(rb.nfe_backward > 0);
-    remove_run(dir_a);
-    remove_run(dir_b);
+    nde_test_remove_dir(dir_a);
+    nde_test_remove_dir(dir_b);
 }
 
 int main(void) {

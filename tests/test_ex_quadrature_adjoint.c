@@ -7,7 +7,6 @@
 #define EXAMPLE_NO_MAIN
 #include "../examples/quadrature_adjoint.c"   /* first: it sets _POSIX_C_SOURCE */
 #include "nde_test.h"
-#include <unistd.h>
 
 static void tiny_args(qa_args *a, const char *experiment, const char *save) {
     qa_args_default(a);
@@ -193,21 +192,6 @@ static int states_equal_but_time(const char *pa, const char *pb) {
     nde_ctx_free(ctx);
     return same;
 }
-static void remove_run(const char *dir) {
-    static const char *files[] = {"log.csv", "times.svg", "ckpt_direct.safetensors", "ckpt_direct.state.npy",
-                                  "ckpt_adjoint_gq.safetensors", "ckpt_adjoint_gq.state.npy",
-                                  "ckpt_adjoint_ode.safetensors", "ckpt_adjoint_ode.state.npy",
-                                  "ckpt_sde_direct.safetensors", "ckpt_sde_direct.state.npy",
-                                  "ckpt_sde_adjoint.safetensors", "ckpt_sde_adjoint.state.npy"};
-    char path[512];
-    size_t i;
-    for (i = 0; i < sizeof files / sizeof files[0]; i++) {
-        ex_path(path, sizeof path, dir, "/", files[i]);
-        remove(path);
-    }
-    rmdir(dir);
-}
-
 static void test_training_and_resume(void) {
     char dir_a[64], dir_b[64], pa[512], pb[512];
     qa_args a;
@@ -236,14 +220,14 @@ static void test_training_and_resume(void) {
     ex_path(pa, sizeof pa, dir_a, "/ckpt_direct.state.npy", NULL);
     ex_path(pb, sizeof pb, dir_b, "/ckpt_direct.state.npy", NULL);
     CHECK(states_equal_but_time(pa, pb));
-    remove_run(dir_b);
+    nde_test_remove_dir(dir_b);
     /* sines (irregular) and OU (Wong-Zakai training, SDE validation), tiny */
     CHECK(mkdir(dir_b, 0700) == 0);
     tiny_args(&a, "sines", dir_b);
     a.adjoint_option = "direct"; a.regular_times = "irregular"; a.max_train = 4; a.batchsize = 0; a.nepochs = 4;
     CHECK(qa_run(&a, rb, &n, 0) == 0);
     CHECK(rb[0].last_loss < rb[0].first_loss);
-    remove_run(dir_b);
+    nde_test_remove_dir(dir_b);
     CHECK(mkdir(dir_b, 0700) == 0);
     tiny_args(&a, "ou", dir_b);
     a.adjoint_option = "adjoint_gq"; a.max_train = 2; a.max_val = 1; a.batchsize = 2; a.nepochs = 2; a.width = 4;
@@ -264,8 +248,8 @@ static void test_training_and_resume(void) {
     a.adjoint_option = "no_such_option";
     fprintf(stderr, "(test_ex_quadrature_adjoint: the next error message is expected)\n");
     CHECK(qa_run(&a, rb, &n, 0) != 0);
-    remove_run(dir_a);
-    remove_run(dir_b);
+    nde_test_remove_dir(dir_a);
+    nde_test_remove_dir(dir_b);
 }
 
 static void test_option_names(void) {

@@ -7,7 +7,6 @@
 #define EXAMPLE_NO_MAIN
 #include "../examples/resnet_after_all.c"   /* first: it sets _POSIX_C_SOURCE */
 #include "nde_test.h"
-#include <unistd.h>
 
 static void tiny_args(raa_args *a, const char *save) {
     raa_args_default(a);
@@ -268,17 +267,6 @@ static void test_hairer_and_accuracy(void) {
     raa_data_free(&d);
 }
 
-static void remove_run(const char *dir) {
-    static const char *files[] = {"train.csv", "eval.csv", "raa.svg", "ckpt_model0.safetensors", "ckpt_model0.state.npy"};
-    char path[512];
-    size_t i;
-    for (i = 0; i < sizeof files / sizeof files[0]; i++) {
-        ex_path(path, sizeof path, dir, "/", files[i]);
-        remove(path);
-    }
-    rmdir(dir);
-}
-
 static void test_training_resume_adaptation(void) {
     char dir_a[64], dir_b[64], pa[512], pb[512];
     raa_args a;
@@ -306,7 +294,7 @@ static void test_training_resume_adaptation(void) {
     ex_path(pb, sizeof pb, dir_b, "/ckpt_model0.state.npy", NULL);
     CHECK(nde_test_files_equal(pa, pb));
     CHECK(rb[0].grid[1][0].acc == ra[0].grid[1][0].acc);
-    remove_run(dir_b);
+    nde_test_remove_dir(dir_b);
     /* step adaptation from Hairer's start: every 5 iterations */
     CHECK(mkdir(dir_b, 0700) == 0);
     tiny_args(&a, dir_b);
@@ -317,8 +305,8 @@ static void test_training_resume_adaptation(void) {
     a.solver = "dopri5"; a.initial_tol = 1e-3; a.test_solver_list = "dopri5"; a.test_factor_list = "1";
     CHECK(raa_run(&a, rb, &n) == 0);
     CHECK(rb[0].tol > 0 && rb[0].tol <= 1e-3 * pow(1.1, 4) * 1.0000001);
-    remove_run(dir_a);
-    remove_run(dir_b);
+    nde_test_remove_dir(dir_a);
+    nde_test_remove_dir(dir_b);
 }
 
 int main(void) {

@@ -8,7 +8,6 @@
 #define EXAMPLE_NO_MAIN
 #include "../examples/stiff_linear.c"   /* first: it sets _POSIX_C_SOURCE */
 #include "nde_test.h"
-#include <unistd.h>
 
 static void test_data(void) {
     double A[4], flow[4], tr_, det;
@@ -67,24 +66,6 @@ static void tiny_args(args *a, const char *save) {
     a->save = save; a->quiet = 1;
 }
 
-static void remove_run(const char *dir) {
-    static const char *const names[] = {"/ckpt_midpoint", "/ckpt_dyn_tayla", "/ckpt_dyn_rk4", "/ckpt_dyn_dopri5"};
-    static const char *const ext[] = {".safetensors", ".state.npy"};
-    char path[512], file[64];
-    int i, j;
-    ex_path(path, sizeof path, dir, "/log.csv", NULL);
-    remove(path);
-    ex_path(path, sizeof path, dir, "/stiff_linear.svg", NULL);
-    remove(path);
-    for (i = 0; i < 4; i++)
-        for (j = 0; j < 2; j++) {
-            ex_path(file, sizeof file, names[i], ext[j], NULL);
-            ex_path(path, sizeof path, dir, file, NULL);
-            remove(path);
-        }
-    rmdir(dir);
-}
-
 static void test_tiny_runs(void) {
     args a;
     dataset tr, te;
@@ -114,7 +95,7 @@ static void test_tiny_runs(void) {
     CHECK(o.num_points == 4 + 3 && o.point[0].err == mid[1].loss);
     outputs_free(&o);
     free(tr.x); free(tr.y); free(te.x); free(te.y);
-    remove_run(dir);
+    nde_test_remove_dir(dir);
 }
 
 /* The lines of a CSV file without their last field (the processor time),
@@ -210,8 +191,8 @@ static void test_run_and_resume(void) {
     CHECK(run_all(&a, &ob) == 1);
     outputs_free(&ob);
     outputs_free(&oa);
-    remove_run(dir_a);
-    remove_run(dir_b);
+    nde_test_remove_dir(dir_a);
+    nde_test_remove_dir(dir_b);
 }
 
 int main(void) {

@@ -5,7 +5,6 @@
 #define EXAMPLE_NO_MAIN
 #include "../examples/taylanets_mnist.c"   /* first: it sets _POSIX_C_SOURCE */
 #include "nde_test.h"
-#include <unistd.h>
 
 static void tiny_args(tl_args *a, const char *save) {
     tl_args_default(a);
@@ -106,25 +105,6 @@ static void test_midpoint_update(void) {
     tl_model_free(&m);
 }
 
-static void remove_run(const char *dir) {
-    static const char *names[] = {"tayla", "taylor", "rk4", "dopri5"};
-    char path[512], file[64];
-    size_t i;
-    ex_path(path, sizeof path, dir, "/log.csv", NULL);
-    remove(path);
-    ex_path(path, sizeof path, dir, "/taylanets.svg", NULL);
-    remove(path);
-    for (i = 0; i < 4; i++) {
-        snprintf(file, sizeof file, "/ckpt_%s.safetensors", names[i]);
-        ex_path(path, sizeof path, dir, file, NULL);
-        remove(path);
-        snprintf(file, sizeof file, "/ckpt_%s.state.npy", names[i]);
-        ex_path(path, sizeof path, dir, file, NULL);
-        remove(path);
-    }
-    rmdir(dir);
-}
-
 static void test_training_and_resume(void) {
     char dir_a[64], dir_b[64], pa[512], pb[512];
     tl_args a;
@@ -157,8 +137,8 @@ static void test_training_and_resume(void) {
     ex_path(pb, sizeof pb, dir_b, "/ckpt_tayla.state.npy", NULL);
     CHECK(nde_test_files_equal(pa, pb));
     /* with separate midpoint updates: trains, and resumes to the same state */
-    remove_run(dir_a);
-    remove_run(dir_b);
+    nde_test_remove_dir(dir_a);
+    nde_test_remove_dir(dir_b);
     CHECK(mkdir(dir_a, 0700) == 0 && mkdir(dir_b, 0700) == 0);
     tiny_args(&a, dir_a);
     a.method = "tayla"; a.mid_freq_update = 2; a.mid_lr_init = 1e-3; a.mid_lr_end = 1e-4;
@@ -178,8 +158,8 @@ static void test_training_and_resume(void) {
     a.method = "tayla,rk45";
     fprintf(stderr, "(test_ex_taylanets_mnist: the next error message is expected)\n");
     CHECK(tl_run(&a, rb, &n) == 2);
-    remove_run(dir_a);
-    remove_run(dir_b);
+    nde_test_remove_dir(dir_a);
+    nde_test_remove_dir(dir_b);
 }
 
 int main(void) {

@@ -6,7 +6,6 @@
 #define EXAMPLE_NO_MAIN
 #include "../examples/taylorized.c"   /* first: it sets _POSIX_C_SOURCE */
 #include "nde_test.h"
-#include <unistd.h>
 
 #ifdef NDE_DOUBLE
 #define TOL 1e-12
@@ -82,19 +81,6 @@ static void test_expansion(void) {
 }
 
 
-static void remove_run(const char *dir) {
-    static const char *files[] = {"log.csv", "taylorized.svg", "ckpt_full.safetensors", "ckpt_full.state.npy",
-                                  "ckpt_order1.safetensors", "ckpt_order1.state.npy", "ckpt_order2.safetensors",
-                                  "ckpt_order2.state.npy"};
-    char path[512];
-    size_t i;
-    for (i = 0; i < sizeof files / sizeof files[0]; i++) {
-        ex_path(path, sizeof path, dir, "/", files[i]);
-        remove(path);
-    }
-    rmdir(dir);
-}
-
 static void test_training_and_resume(void) {
     char dir_a[64], dir_b[64], pa[512], pb[512];
     tz_args a;
@@ -133,11 +119,11 @@ static void test_training_and_resume(void) {
     }
     /* a resume from a directory without checkpoints fails cleanly */
     fprintf(stderr, "(test_ex_taylorized: the next error message is expected)\n");
-    remove_run(dir_b);
+    nde_test_remove_dir(dir_b);
     CHECK(ex_mkdir(dir_b) == 0);
     CHECK(tz_run(&a, &rb) != 0);
-    remove_run(dir_a);
-    remove_run(dir_b);
+    nde_test_remove_dir(dir_a);
+    nde_test_remove_dir(dir_b);
 }
 
 static void test_data(void) {
@@ -245,16 +231,9 @@ static void test_cifar10(void) {
         a.decay_epoch = 0;
         CHECK(tz_run(&a, &r) == 0);
         CHECK(r.epochs_run == 2 && r.num_models == 2 && r.last[0].train_loss < r.first[0].train_loss);
-        remove_run(save);
+        nde_test_remove_dir(save);
     }
-    for (f = 1; f <= 5; f++) {
-        snprintf(name, sizeof name, "/data_batch_%d.bin", f);
-        ex_path(path, sizeof path, dir, name, NULL);
-        remove(path);
-    }
-    ex_path(path, sizeof path, dir, "/test_batch.bin", NULL);
-    remove(path);
-    rmdir(dir);
+    nde_test_remove_dir(dir);
 }
 
 int main(void) {

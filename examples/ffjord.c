@@ -35,8 +35,19 @@
              term's remainder and the likelihood stops being the flow's
              (training NLL far below what dopri5 gives the same dynamics)
      taylor  the truncated Taylor expansion alone
-   (the research code can also train its midpoint separately against dopri5,
-   --mid_freq_update; not here: every network trains on the likelihood).
+   The tayla midpoint trains jointly with the dynamics on the loss by default
+   (--mid_freq_update -1, the research code's ffjord_tabular default), or
+   separately, TayLaNets' alternating algorithm (--mid_freq_update N > 0):
+   the likelihood step then updates the dynamics alone (midpoint frozen), and
+   every N iterations --mid_num_grad_iter steps of a second Adam optimizer
+   (betas 0.999, 0.9999; learning rate decaying exponentially from
+   --mid_lr_init to --mid_lr_end over the midpoint steps; --mid_w_decay,
+   --mid_grad_clip; examples/common.h's ex_midpoint_update) train the
+   midpoint alone: the block's [z, l](T) is fitted to dopri5's (at --rtol /
+   --atol) of the same dynamics on the same batch and trace probes (batch
+   mean of the L1 distance, the research code's corrector loss) plus
+   --pen_remainder times the remainder penalty (not in the research code's
+   corrector loss).
    --divergence_fn may list both ("brute_force,approximate"); all models start
    from the same initialisation and see the same batches.
 
@@ -48,9 +59,12 @@
    is exact when d <= --exact_max_dim, else the estimator averaged over 5
    draws. NFE counts field evaluations; for tayla/taylor one per jet program
    (one per Taylor coefficient set: the expansion, and the remainder).
-   <save>/log.csv; for 2-D data <save>/samples.svg shows data and samples of
-   the flow (z ~ N(0, I) integrated from T back to 0 by dopri5 or rk4).
-   Checkpoints every --val_freq iterations; --resume continues.
+   <save>/log.csv (mid_loss: the objective of each separate midpoint update;
+   seconds per iteration include those updates); for 2-D data
+   <save>/samples.svg shows data and samples of the flow (z ~ N(0, I)
+   integrated from T back to 0 by dopri5 or rk4).
+   Checkpoints ckpt_<method>_<divergence>.* every --val_freq iterations (and
+   at --stop_after) hold both optimizers' state; --resume continues exactly.
 
    Data (--data): 2-D toy sets 8gaussians, checkerboard, 2spirals, circles
    (FFJORD's toy_data recipes, Philox-seeded; 20 000 training and 5 000 test
@@ -63,7 +77,8 @@
    training set, dopri5, exact trace and Hutchinson:
        ./ffjord
    TayLaNets' tabular comparison (a few CPU minutes): wine (13-D), Hutchinson,
-   TL-NODE (order 1, 2 steps) against rk4 (2 steps) and dopri5:
+   TL-NODE (order 1, 2 steps) against rk4 (2 steps) and dopri5, the midpoint
+   trained jointly (add --mid_freq_update 5 for separate updates):
        ./ffjord --data wine --method tayla,rk4,dopri5 --divergence_fn approximate --dims 64-64 \
            --nonlinearity softplus --lr_init 1e-2 --lr_end 1e-3 --niters 300 --pen_remainder 1 \
            --save ffjord_tayla_out

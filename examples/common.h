@@ -47,6 +47,9 @@
        ex_batch_images / ex_batch_rows            a batch as a tensor
        ex_checkpoint_save / ex_checkpoint_load    parameters (safetensors) and
                                                   optimizer state + counters (.npy)
+       ex_midpoint_args, EX_MIDPOINT_FLAGS,       TayLaNets' separate midpoint updates:
+       ex_midpoint_optimizer, ex_midpoint_update  flags, second optimizer, one update
+       ex_params_train_only, ex_optimize_steps    trainable groups, a few optimizer steps
 */
 #ifndef NDE_EXAMPLES_COMMON_H
 #define NDE_EXAMPLES_COMMON_H
@@ -783,6 +786,105 @@ static EX_UNUSED nde_status ex_checkpoint_load(nde_ctx *ctx, const char *prefix,
     }
     free(host);
     return nde_ctx_status(ctx);
+}
+
+/* ---------------------------------------------------------------- TayLaNets' midpoint training
+   TayLaNets' separate midpoint updates (taylanets_mnist.c, ffjord.c): every
+   --mid_freq_update iterations, --mid_num_grad_iter steps of a second Adam
+   optimizer (betas 0.999, 0.9999; learning rate decaying exponentially from
+   --mid_lr_init to --mid_lr_end over the midpoint steps; decoupled
+   --mid_w_decay; --mid_grad_clip on the global norm, the research code clips
+   unit-wise) on the midpoint network alone; --mid_freq_update <= 0 trains
+   the midpoint jointly with the main loss. Both optimizers live on one
+   context: the optimizer state arrays hold one slot per parameter and a step
+   touches only the trainable parameters, so with disjoint trainable groups
+   the two optimizers' moments never mix, ex_checkpoint_save keeps both, and
+   only the midpoint optimizer's step count needs saving (as a counter). */
+typedef struct ex_midpoint_args {
+    int freq_update, num_grad_iter;
+    double lr_init, lr_end, w_decay, grad_clip;
+} ex_midpoint_args;
+
+/* The six flags, bound to the ex_midpoint_args lvalue mid, for an ex_flag list. */
+#define EX_MIDPOINT_FLAGS(mid)                                                                                       \
+    {"mid_freq_update", EX_INT, &(mid).freq_update, "train the midpoint separately every N iterations (<= 0: jointly)"}, \
+    {"mid_num_grad_iter", EX_INT, &(mid).num_grad_iter, "Adam steps per midpoint update"},                          \
+    {"mid_lr_init", EX_DOUBLE, &(mid).lr_init, "initial learning rate of the midpoint updates"},                   \
+    {"mid_lr_end", EX_DOUBLE, &(mid).lr_end, "final learning rate of the midpoint updates (exponential decay)"},   \
+    {"mid_w_decay", EX_DOUBLE, &(mid).w_decay, "decoupled weight decay of the midpoint updates"},                  \
+    {"mid_grad_clip", EX_DOUBLE, &(mid).grad_clip, "gradient-norm clipping of the midpoint updates (0: off)"}
+
+static EX_UNUSED int ex_midpoint_separate(const ex_midpoint_args *mid) { return mid->freq_update > 0; }
+
+/* 1 when the settings are usable (only checked for separate updates), else
+   prints why, prefixed by prog, and returns 0. */
+static EX_UNUSED int ex_midpoint_args_check(const char *prog, const ex_midpoint_args *mid) {
+    const char *why = NULL;
+    if (!ex_midpoint_separate(mid)) return 1;
+    if (mid->num_grad_iter < 1) why = "--mid_num_grad_iter must be >= 1";
+    else if (!(mid->lr_init > 0) || !(mid->lr_end > 0)) why = "--mid_lr_init and --mid_lr_end must be > 0";
+    else if (mid->lr_end > mid->lr_init) why = "--mid_lr_end must be <= --mid_lr_init";
+    else if (!(mid->w_decay >= 0)) why = "--mid_w_decay must be >= 0";
+    else if (!(mid->grad_clip >= 0)) why = "--mid_grad_clip must be >= 0 (0: off)";
+    if (!why) return 1;
+    fprintf(stderr, "%s: %s (with --mid_freq_update %d)\n", prog, why, mid->freq_update);
+    return 0;
+}
+
+/* The midpoint optimizer for a run of total_iters main iterations: its
+   learning rate decays over the total_iters / freq_update * num_grad_iter
+   midpoint steps (the research code meant this count; its ffjord_tabular
+   multiplies by mid_lr_init instead of mid_num_grad_iter). */
+static EX_UNUSED nde_optimizer ex_midpoint_optimizer(const ex_midpoint_args *mid, int64_t total_iters) {
+    nde_optimizer o = mid->w_decay > 0 ? nde_adamw(mid->lr_init, mid->w_decay) : nde_adam(mid->lr_init);
+    o.beta1 = 0.999; o.beta2 = 0.9999;
+    o.clip_grad_norm = mid->grad_clip;
+    o.schedule.kind = NDE_SCHED_EXPONENTIAL;
+    o.schedule.lr_init = mid->lr_init; o.schedule.lr_end = mid->lr_end;
+    o.schedule.steps = ex_midpoint_separate(mid) ? total_iters / mid->freq_update * mid->num_grad_iter + 1 : 1;
+    return o;
+}
+
+/* Only the parameters [first, end) (inside = 1) or only the others
+   (inside = 0) receive gradients and optimizer steps. */
+static EX_UNUSED void ex_params_train_only(nde_ctx *ctx, int first, int end, int inside) {
+    int i, n = nde_params_num(ctx);
+    for (i = 0; i < n; i++) nde_param_set_trainable(ctx, i, (i >= first && i < end) == inside);
+}
+
+/* A scalar loss built on ctx (a tensor of one value), NULL on error. */
+typedef nde_tensor *(*ex_loss_fn)(nde_ctx *ctx, void *user);
+
+/* num_steps steps of opt on loss(ctx, user), rebuilt for each step (the arena
+   is reset after each). Returns the loss before the last step (NAN if none). */
+static EX_UNUSED double ex_optimize_steps(nde_ctx *ctx, nde_optimizer *opt, int num_steps, ex_loss_fn loss, void *user) {
+    double last = NAN;
+    int i;
+    for (i = 0; i < num_steps && nde_ctx_status(ctx) == NDE_OK; i++) {
+        nde_mark mk = nde_ctx_mark(ctx);
+        nde_tensor *l = loss(ctx, user);
+        if (l) {
+            last = nde_tensor_item(ctx, l, 0);
+            nde_zero_grad(ctx);
+            nde_backward(ctx, l);
+            nde_optimizer_step(ctx, opt);
+        }
+        nde_ctx_reset(ctx, mk);
+    }
+    return last;
+}
+
+/* One separate midpoint update: mid->num_grad_iter steps of opt on loss with
+   only the midpoint parameters [first, end) trainable; afterwards only the
+   others are (the dynamics train with the midpoint frozen). Returns the
+   objective before the last step. */
+static EX_UNUSED double ex_midpoint_update(nde_ctx *ctx, int first, int end, const ex_midpoint_args *mid, nde_optimizer *opt,
+                                           ex_loss_fn loss, void *user) {
+    double last;
+    ex_params_train_only(ctx, first, end, 1);
+    last = ex_optimize_steps(ctx, opt, mid->num_grad_iter, loss, user);
+    ex_params_train_only(ctx, first, end, 0);
+    return last;
 }
 
 #endif /* NDE_EXAMPLES_COMMON_NDE_H */

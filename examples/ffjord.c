@@ -35,8 +35,19 @@
              term's remainder and the likelihood stops being the flow's
              (training NLL far below what dopri5 gives the same dynamics)
      taylor  the truncated Taylor expansion alone
-   (the research code can also train its midpoint separately against dopri5,
-   --mid_freq_update; not here: every network trains on the likelihood).
+   The tayla midpoint trains jointly with the dynamics on the loss by default
+   (--mid_freq_update -1, the research code's ffjord_tabular default), or
+   separately, TayLaNets' alternating algorithm (--mid_freq_update N > 0):
+   the likelihood step then updates the dynamics alone (midpoint frozen), and
+   every N iterations --mid_num_grad_iter steps of a second Adam optimizer
+   (betas 0.999, 0.9999; learning rate decaying exponentially from
+   --mid_lr_init to --mid_lr_end over the midpoint steps; --mid_w_decay,
+   --mid_grad_clip; examples/common.h's ex_midpoint_update) train the
+   midpoint alone: the block's [z, l](T) is fitted to dopri5's (at --rtol /
+   --atol) of the same dynamics on the same batch and trace probes (batch
+   mean of the L1 distance, the research code's corrector loss) plus
+   --pen_remainder times the remainder penalty (not in the research code's
+   corrector loss).
    --divergence_fn may list both ("brute_force,approximate"); all models start
    from the same initialisation and see the same batches.
 
@@ -48,9 +59,12 @@
    is exact when d <= --exact_max_dim, else the estimator averaged over 5
    draws. NFE counts field evaluations; for tayla/taylor one per jet program
    (one per Taylor coefficient set: the expansion, and the remainder).
-   <save>/log.csv; for 2-D data <save>/samples.svg shows data and samples of
-   the flow (z ~ N(0, I) integrated from T back to 0 by dopri5 or rk4).
-   Checkpoints every --val_freq iterations; --resume continues.
+   <save>/log.csv (mid_loss: the objective of each separate midpoint update;
+   seconds per iteration include those updates); for 2-D data
+   <save>/samples.svg shows data and samples of the flow (z ~ N(0, I)
+   integrated from T back to 0 by dopri5 or rk4).
+   Checkpoints ckpt_<method>_<divergence>.* every --val_freq iterations (and
+   at --stop_after) hold both optimizers' state; --resume continues exactly.
 
    Data (--data): 2-D toy sets 8gaussians, checkerboard, 2spirals, circles
    (FFJORD's toy_data recipes, Philox-seeded; 20 000 training and 5 000 test
@@ -63,7 +77,8 @@
    training set, dopri5, exact trace and Hutchinson:
        ./ffjord
    TayLaNets' tabular comparison (a few CPU minutes): wine (13-D), Hutchinson,
-   TL-NODE (order 1, 2 steps) against rk4 (2 steps) and dopri5:
+   TL-NODE (order 1, 2 steps) against rk4 (2 steps) and dopri5, the midpoint
+   trained jointly (add --mid_freq_update 5 for separate updates):
        ./ffjord --data wine --method tayla,rk4,dopri5 --divergence_fn approximate --dims 64-64 \
            --nonlinearity softplus --lr_init 1e-2 --lr_end 1e-3 --niters 300 --pen_remainder 1 \
            --save ffjord_tayla_out
@@ -89,7 +104,8 @@ typedef struct ff_args {
     const char *data, *data_file, *dims, *nonlinearity, *divergence_fn, *adjoint_option, *method, *save;
     double time_length, rtol, atol, test_rtol, test_atol, lr, lr_end, weight_decay, pen_remainder;
     int niters, batch_size, test_batch_size, val_freq, rademacher, adjoint, exact_max_dim, seed, order, n_steps;
-    int midpoint_unbounded;
+    int midpoint_unbounded, stop_after;
+    ex_midpoint_args mid;               /* --mid_*: TayLaNets' separate midpoint updates */
     int resume, quiet, n_toy;
 } ff_args;
 
@@ -102,6 +118,8 @@ static void ff_args_default(ff_args *a) {
     a->lr = 1e-3; a->weight_decay = 0.0;
     a->niters = 300; a->batch_size = 1000; a->test_batch_size = 1000; a->val_freq = 100; a->exact_max_dim = 16;
     a->n_toy = 20000;
+    /* the research code's ffjord_tabular defaults: joint training */
+    a->mid.freq_update = -1; a->mid.num_grad_iter = 1; a->mid.lr_init = 1e-4; a->mid.lr_end = 1e-7;
 }
 
 /* ---------------------------------------------------------------- data */
@@ -217,9 +235,10 @@ typedef struct ff_model {
     nde_activation act;
     ff_layer layer[FF_MAX_LAYERS];
     nde_mlp mid;                        /* TayLaNets' midpoint network (tayla) */
+    int mid_first, mid_end;             /* its parameter indices */
     /* per solve: Hutchinson's noise (B, d) or the exact trace's unit rows (d B, d) */
     nde_tensor *noise;
-    nde_optimizer opt;
+    nde_optimizer opt, mid_opt;         /* mid_opt: the separate midpoint updates */
     nde_solve_options solve;
     nde_adjoint_options adj;
     nde_tayla_options tayla;
@@ -279,7 +298,9 @@ static int ff_model_init(ff_model *m, const ff_args *a, int64_t dim, int exact, 
            output places the remainder's time), weights U(-1e-4, 1e-4), zero biases */
         int64_t mw[3];
         mw[0] = dim + 1; mw[1] = 16; mw[2] = dim + 2;
+        m->mid_first = nde_params_num(m->ctx);
         nde_mlp_init(m->ctx, &m->mid, "midpoint", 3, mw, NDE_ACT_RELU, (uint64_t)a->seed + 9);
+        m->mid_end = nde_params_num(m->ctx);
         for (l = 0; l < 2; l++) {
             nde_init_uniform(m->ctx, m->mid.layer[l].weight, NDE_R(-1e-4), NDE_R(1e-4), (uint64_t)a->seed + 10 + (uint64_t)l);
             nde_tensor_fill(m->ctx, m->mid.layer[l].bias, NDE_R(0.0));
@@ -291,6 +312,9 @@ static int ff_model_init(ff_model *m, const ff_args *a, int64_t dim, int exact, 
         m->opt.schedule.kind = NDE_SCHED_EXPONENTIAL;
         m->opt.schedule.lr_init = a->lr; m->opt.schedule.lr_end = a->lr_end; m->opt.schedule.steps = a->niters;
     }
+    m->mid_opt = ex_midpoint_optimizer(&a->mid, a->niters);
+    /* separate midpoint updates: the likelihood step trains the dynamics alone */
+    if (kind == FF_TAYLA && ex_midpoint_separate(&a->mid)) ex_params_train_only(m->ctx, m->mid_first, m->mid_end, 0);
     m->solve = nde_solve_options_default();
     m->solve.method = kind == FF_RK4 ? NDE_RK4 : NDE_DOPRI5;
     if (kind == FF_RK4) m->solve.step_size = a->time_length / a->n_steps;
@@ -409,16 +433,17 @@ static int ff_set_noise(ff_model *m, int64_t b, int exact, int rademacher, nde_r
     return m->noise != NULL;
 }
 
-/* log p(x) per row, (B, 1), for the rows x (B, d), solved by kind: the
-   Runge-Kutta solve with the options so (FF_DOPRI5, FF_RK4: so says which,
-   differentiated by m->adj) or m->tayla (FF_TAYLA, FF_TAYLOR). rem (optional):
-   the Taylor-Lagrange remainder penalty (tayla). */
-static nde_tensor *ff_log_prob_by(ff_model *m, int kind, nde_tensor *x, double t_end, const nde_solve_options *so,
-                                  nde_tensor **rem) {
+/* The augmented state [z, l](t_end), (B, d + 1), from [x, 0] for the rows x
+   (B, d), solved by kind: the Runge-Kutta solve with the options so
+   (FF_DOPRI5, FF_RK4: so says which, differentiated by m->adj) or m->tayla
+   (FF_TAYLA, FF_TAYLOR). rem (optional): the Taylor-Lagrange remainder
+   penalty (tayla). */
+static nde_tensor *ff_solve_by(ff_model *m, int kind, nde_tensor *x, double t_end, const nde_solve_options *so,
+                               nde_tensor **rem) {
     nde_ctx *ctx = m->ctx;
     int64_t b = x->shape[0], d = m->dim, sh[2], two = 2;
     nde_real tv[2];
-    nde_tensor *parts[2], *s0, *s1, *z1, *l1;
+    nde_tensor *parts[2], *s0, *s1;
     if (rem) *rem = NULL;
     sh[0] = b; sh[1] = 1;
     parts[0] = x;
@@ -435,12 +460,52 @@ static nde_tensor *ff_log_prob_by(ff_model *m, int kind, nde_tensor *x, double t
         sh[0] = b; sh[1] = d + 1;
         s1 = out ? nde_reshape(ctx, nde_slice(ctx, out, 0, 1, 2), 2, sh) : NULL;
     }
+    return s1;
+}
+
+/* log p(x) per row, (B, 1), for the rows x (B, d), solved by kind as in
+   ff_solve_by. */
+static nde_tensor *ff_log_prob_by(ff_model *m, int kind, nde_tensor *x, double t_end, const nde_solve_options *so,
+                                  nde_tensor **rem) {
+    nde_ctx *ctx = m->ctx;
+    int64_t d = m->dim;
+    nde_tensor *s1 = ff_solve_by(m, kind, x, t_end, so, rem), *z1, *l1;
     if (!s1) return NULL;
     z1 = nde_slice(ctx, s1, 1, 0, d);
     l1 = nde_slice(ctx, s1, 1, d, d + 1);
     /* log N(z1; 0, I) + l1 */
     return nde_add(ctx, nde_add_scalar(ctx, nde_scale(ctx, nde_sum_axis(ctx, nde_square(ctx, z1), 1, 1), NDE_R(-0.5)),
                                        (nde_real)(-0.5 * (double)d * log(2 * FF_PI))), l1);
+}
+
+/* TayLaNets' midpoint objective: the Taylor-Lagrange block's [z, l](T) fitted
+   to the target (the batch mean of sum_i |s_tayla_i - target_i|, the research
+   code's corrector loss), plus --pen_remainder times the remainder penalty as
+   in the main loss. */
+typedef struct ff_mid_fit { ff_model *m; nde_tensor *x, *target; double t_end, pen_remainder; } ff_mid_fit;
+static nde_tensor *ff_midpoint_loss(nde_ctx *ctx, void *user) {
+    ff_mid_fit *f = (ff_mid_fit *)user;
+    nde_tensor *rem = NULL, *s1 = ff_solve_by(f->m, FF_TAYLA, f->x, f->t_end, NULL, &rem), *loss;
+    loss = s1 ? nde_mean(ctx, nde_sum_axis(ctx, nde_abs(ctx, nde_sub(ctx, s1, f->target)), 1, 0)) : NULL;
+    if (loss && rem && f->pen_remainder > 0) loss = nde_add(ctx, loss, nde_scale(ctx, rem, (nde_real)f->pen_remainder));
+    return loss;
+}
+
+/* The separate midpoint update (--mid_freq_update > 0) on the rows x with the
+   trace probes of the current iteration (m->noise): the target is dopri5's
+   [z, l](T) at --rtol/--atol of the same dynamics (no gradient), then
+   --mid_num_grad_iter steps of m->mid_opt on the midpoint network alone
+   (ex_midpoint_update). Returns the objective before the last step. */
+static double ff_midpoint_update(ff_model *m, const ff_args *a, nde_tensor *x) {
+    ff_mid_fit fit;
+    nde_solve_options so = m->solve;
+    int prev = nde_set_grad_enabled(m->ctx, 0);
+    so.method = NDE_DOPRI5; so.step_size = 0.0;
+    fit.m = m; fit.x = x; fit.t_end = a->time_length; fit.pen_remainder = a->pen_remainder;
+    fit.target = ff_solve_by(m, FF_DOPRI5, x, a->time_length, &so, NULL);
+    nde_set_grad_enabled(m->ctx, prev);
+    if (!fit.target) return NAN;
+    return ex_midpoint_update(m->ctx, m->mid_first, m->mid_end, &a->mid, &m->mid_opt, ff_midpoint_loss, &fit);
 }
 
 /* Mean test NLL (nats) solved by kind with the options so, exact trace when
@@ -497,9 +562,46 @@ static int ff_sample(ff_model *m, const ff_args *a, int64_t n, nde_real *out) {
 }
 
 /* ---------------------------------------------------------------- run */
+/* Training iteration it (0-based) on the rows idx[0..count) of the training
+   set: one step of m->opt on the NLL (+ --pen_remainder remainder, tayla),
+   then, with separate midpoint training, every --mid_freq_update iterations a
+   midpoint update on the same batch and trace probes. Returns the training
+   NLL; the step's forward and backward NFE into fnfe and bnfe, the midpoint
+   objective (NAN when none) into mid_loss. */
+static double ff_train_iteration(ff_model *m, const ff_args *a, const ff_data *d, int it, const int64_t *idx, int64_t count,
+                                 double *fnfe, double *bnfe, double *mid_loss) {
+    nde_mark mk = nde_ctx_mark(m->ctx), mk_step;
+    nde_rng r = nde_rng_new((uint64_t)a->seed + 1, (uint64_t)it);   /* the trace noise of this iteration */
+    nde_tensor *x, *lp, *loss, *rem = NULL;
+    double lossv = NAN;
+    *mid_loss = NAN;
+    ff_set_noise(m, count, m->exact, a->rademacher, &r);
+    x = ex_batch_rows(m->ctx, d->train, d->dim, idx, count);
+    mk_step = nde_ctx_mark(m->ctx);
+    m->nfe = 0;
+    lp = ff_log_prob_by(m, m->kind, x, a->time_length, &m->solve, &rem);
+    *fnfe = (double)m->nfe;
+    loss = nde_neg(m->ctx, nde_mean(m->ctx, lp));
+    if (loss) lossv = nde_tensor_item(m->ctx, loss, 0);
+    if (loss && rem && a->pen_remainder > 0) loss = nde_add(m->ctx, loss, nde_scale(m->ctx, rem, (nde_real)a->pen_remainder));
+    m->nfe = 0;
+    if (loss) {
+        nde_zero_grad(m->ctx);
+        nde_backward(m->ctx, loss);
+        nde_optimizer_step(m->ctx, &m->opt);
+    }
+    *bnfe = (double)m->nfe;
+    nde_ctx_reset(m->ctx, mk_step);
+    if (x && m->kind == FF_TAYLA && ex_midpoint_separate(&a->mid) && (it + 1) % a->mid.freq_update == 0)
+        *mid_loss = ff_midpoint_update(m, a, x);
+    nde_ctx_reset(m->ctx, mk);
+    return lossv;
+}
+
 typedef struct ff_result {
     char name[48];
-    int iterations;
+    int iterations, mid_updates;
+    double mid_loss;                                       /* the last midpoint objective (separate updates) */
     double first_loss, last_loss, fnfe, bnfe, seconds_per_iter;
     double test_nll, test_seconds, ref_nll, ref_seconds;   /* by the model's method; by dopri5 at the test tolerances */
     int64_t test_nfe, ref_nfe;                             /* per test batch */
@@ -553,6 +655,7 @@ static int ff_run(const ff_args *a, ff_result *res, int *num_models) {
                         "val_freq, n_steps >= 1; order 1..8; time_length, tolerances, lr > 0)\n", FF_MAX_MODELS);
         return 2;
     }
+    if (!ex_midpoint_args_check("ffjord", &a->mid)) return 2;
     for (k = 0; k < num_divs; k++)
         if (strcmp(divs[k], "brute_force") && strcmp(divs[k], "approximate")) {
             fprintf(stderr, "ffjord: --divergence_fn entries are brute_force or approximate, not '%s'\n", divs[k]);
@@ -574,12 +677,12 @@ static int ff_run(const ff_args *a, ff_result *res, int *num_models) {
         if (!ff_model_init(&models[k], a, d.dim, exact, ff_method_kind(meth))) goto done;
         memset(&res[k], 0, sizeof res[k]);
         snprintf(res[k].name, sizeof res[k].name, "%s_%s", meth, div);
-        res[k].first_loss = NAN; res[k].test_nll = NAN; res[k].ref_nll = NAN;
+        res[k].first_loss = NAN; res[k].test_nll = NAN; res[k].ref_nll = NAN; res[k].mid_loss = NAN;
     }
     perm = (int64_t *)malloc((size_t)d.n_train * sizeof(int64_t));
     idx = (int64_t *)malloc((size_t)a->batch_size * sizeof(int64_t));
     ex_path(path, sizeof path, a->save, "/log.csv", NULL);
-    log = ex_csv_open(path, "method,divergence_fn,order,n_steps,iteration,train_nll,fnfe,bnfe,seconds_per_iter,test_nll,"
+    log = ex_csv_open(path, "method,divergence_fn,order,n_steps,iteration,train_nll,fnfe,bnfe,seconds_per_iter,mid_loss,test_nll,"
                             "test_nfe,predict_seconds,dopri5_test_nll,dopri5_test_nfe,dopri5_predict_seconds", a->resume);
     if (!perm || !idx || !log) goto done;
     if (!a->quiet)
@@ -597,37 +700,21 @@ static int ff_run(const ff_args *a, ff_result *res, int *num_models) {
         ex_progress bar;
         ex_path(ckpt, sizeof ckpt, a->save, "/ckpt_", res[k].name);
         if (a->resume) {
-            double counters[1] = {0};
-            if (ex_checkpoint_load(m->ctx, ckpt, &m->opt, counters, 1) != NDE_OK) {
+            double counters[2] = {0, 0};   /* iterations done, midpoint optimizer steps */
+            if (ex_checkpoint_load(m->ctx, ckpt, &m->opt, counters, 2) != NDE_OK) {
                 fprintf(stderr, "ffjord: --resume: %s\n", nde_ctx_message(m->ctx));
                 goto done;
             }
             it = (int)counters[0];
+            m->mid_opt.step = (int64_t)counters[1];
         }
         bar = ex_progress_start(a->niters - it > 0 ? a->niters - it : 1);
-        for (; it < a->niters; it++) {
+        for (; it < a->niters && (a->stop_after <= 0 || it < a->stop_after); it++) {
             int64_t epoch = it / nb, start = (it % nb) * bs, count_b = d.n_train - start < bs ? d.n_train - start : bs, i;
-            nde_mark mk = nde_ctx_mark(m->ctx);
-            nde_rng r = nde_rng_new((uint64_t)a->seed + 1, (uint64_t)it);   /* the trace noise of this solve */
-            nde_tensor *lp, *loss, *rem = NULL;
-            double t0 = ex_now(), fnfe, bnfe, lossv = NAN;
+            double t0 = ex_now(), fnfe, bnfe, lossv, mid_loss;
             if (epoch != epoch_cached) { ex_permutation((uint64_t)a->seed, (uint64_t)epoch, d.n_train, perm); epoch_cached = epoch; }
             for (i = 0; i < count_b; i++) idx[i] = perm[start + i];
-            ff_set_noise(m, count_b, m->exact, a->rademacher, &r);
-            m->nfe = 0;
-            lp = ff_log_prob_by(m, m->kind, ex_batch_rows(m->ctx, d.train, d.dim, idx, count_b), a->time_length, &m->solve, &rem);
-            fnfe = (double)m->nfe;
-            loss = nde_neg(m->ctx, nde_mean(m->ctx, lp));
-            if (loss) lossv = nde_tensor_item(m->ctx, loss, 0);
-            if (loss && rem && a->pen_remainder > 0) loss = nde_add(m->ctx, loss, nde_scale(m->ctx, rem, (nde_real)a->pen_remainder));
-            if (loss) {
-                nde_zero_grad(m->ctx);
-                m->nfe = 0;
-                nde_backward(m->ctx, loss);
-                nde_optimizer_step(m->ctx, &m->opt);
-            }
-            bnfe = (double)m->nfe;
-            nde_ctx_reset(m->ctx, mk);
+            lossv = ff_train_iteration(m, a, &d, it, idx, count_b, &fnfe, &bnfe, &mid_loss);
             if (nde_ctx_status(m->ctx) != NDE_OK) {
                 ex_progress_finish(&bar);
                 fprintf(stderr, "ffjord: %s, iteration %d: %s\n", res[k].name, it + 1, nde_ctx_message(m->ctx));
@@ -638,18 +725,22 @@ static int ff_run(const ff_args *a, ff_result *res, int *num_models) {
             res[k].last_loss = lossv;
             res[k].fnfe += fnfe; res[k].bnfe += bnfe;
             res[k].iterations++;
+            if (mid_loss == mid_loss) { res[k].mid_loss = mid_loss; res[k].mid_updates++; }
             fprintf(log, "%s,%s,%d,%d,%d,%.6f,%.0f,%.0f,%.5f,", meth, div, a->order, a->n_steps, it + 1, lossv, fnfe, bnfe,
                     t_train / res[k].iterations);
-            if ((it + 1) % a->val_freq == 0 || it + 1 == a->niters) {
+            if (mid_loss == mid_loss) fprintf(log, "%.6f,", mid_loss);
+            else fprintf(log, ",");
+            if ((it + 1) % a->val_freq == 0 || it + 1 == a->niters || it + 1 == a->stop_after) {
                 nde_solve_options ref = m->solve;
-                double counters[1];
+                double counters[2];
                 ref.method = NDE_DOPRI5; ref.step_size = 0.0; ref.rtol = a->test_rtol; ref.atol = a->test_atol;
                 res[k].test_nll = ff_test_nll(m, a, &d, m->kind, &m->solve, &res[k].test_nfe, &res[k].test_seconds);
                 res[k].ref_nll = ff_test_nll(m, a, &d, FF_DOPRI5, &ref, &res[k].ref_nfe, &res[k].ref_seconds);
                 fprintf(log, "%.6f,%lld,%.5f,%.6f,%lld,%.5f\n", res[k].test_nll, (long long)res[k].test_nfe, res[k].test_seconds,
                         res[k].ref_nll, (long long)res[k].ref_nfe, res[k].ref_seconds);
                 counters[0] = it + 1;
-                if (ex_checkpoint_save(m->ctx, ckpt, &m->opt, counters, 1) != NDE_OK) {
+                counters[1] = (double)m->mid_opt.step;
+                if (ex_checkpoint_save(m->ctx, ckpt, &m->opt, counters, 2) != NDE_OK) {
                     fprintf(stderr, "ffjord: %s\n", nde_ctx_message(m->ctx));
                     goto done;
                 }
@@ -678,6 +769,10 @@ static int ff_run(const ff_args *a, ff_result *res, int *num_models) {
                    res[k].ref_seconds);
         printf("  (NLL in nats, %s trace; NFE per test batch of %d; log %s/log.csv)\n",
                d.dim <= a->exact_max_dim ? "exact" : "estimated", a->test_batch_size, a->save);
+        for (k = 0; k < count; k++)
+            if (res[k].mid_updates)
+                printf("  (%s: midpoint trained separately, %d updates of %d steps, last objective %.4g; s/iter includes them)\n",
+                       res[k].name, res[k].mid_updates, a->mid.num_grad_iter, res[k].mid_loss);
     }
     rc = 0;
 done:
@@ -706,6 +801,7 @@ int main(int argc, char **argv) {
             {"n_steps", EX_INT, &a.n_steps, "steps over [0, T] (rk4, tayla, taylor)"},
             {"pen_remainder", EX_DOUBLE, &a.pen_remainder, "weight of the mean |remainder| in the loss (tayla)"},
             {"midpoint_unbounded", EX_BOOL, &a.midpoint_unbounded, "the research code's unbounded Lagrange point (default: between z and T)"},
+            EX_MIDPOINT_FLAGS(a.mid),
             {"rademacher", EX_BOOL, &a.rademacher, "Rademacher instead of Gaussian probes"},
             {"time_length", EX_DOUBLE, &a.time_length, "integration time T"},
             {"rtol", EX_DOUBLE, &a.rtol, "training rtol"},
@@ -725,6 +821,7 @@ int main(int argc, char **argv) {
             {"exact_max_dim", EX_INT, &a.exact_max_dim, "largest d for the exact test likelihood"},
             {"seed", EX_INT, &a.seed, "seed"},
             {"save", EX_STRING, &a.save, "output directory"},
+            {"stop_after", EX_INT, &a.stop_after, "stop after this iteration, with a checkpoint (continue with --resume; 0: never)"},
             {"resume", EX_BOOL, &a.resume, "continue from the checkpoints in --save"},
         };
         prc = ex_parse_flags(argc, argv, flags, (int)(sizeof flags / sizeof flags[0]),

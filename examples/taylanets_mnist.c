@@ -23,11 +23,12 @@
    run, decoupled --w_decay, gradient clipping --grad_clip (global norm here;
    the research code clips unit-wise). --mid_freq_update N > 0 (default 5)
    trains the midpoint separately, the paper's alternating algorithm: the
-   main optimizer then updates the dynamics and
-   the head only, and every N iterations --mid_num_grad_iter Adam steps
-   (betas 0.999, 0.9999; learning rate decaying exponentially from
-   --mid_lr_init to --mid_lr_end) fit the Taylor-Lagrange block's z(1) to
-   dopri5's z(1) of the same dynamics on the current batch (L1 loss).
+   main optimizer then updates the dynamics and the head only, and every N
+   iterations --mid_num_grad_iter Adam steps (betas 0.999, 0.9999; learning
+   rate decaying exponentially from --mid_lr_init to --mid_lr_end;
+   --mid_w_decay, --mid_grad_clip; examples/common.h's ex_midpoint_update)
+   fit the Taylor-Lagrange block's z(1) to dopri5's z(1) of the same dynamics
+   on the current batch (L1 loss).
    --mid_freq_update -1 trains all networks together on the loss (the
    research code's default); the midpoint then learns to help the loss rather
    than the integration, and the dopri5 check below drifts away.
@@ -62,8 +63,8 @@
 typedef struct tl_args {
     const char *method, *data_dir, *save;
     int order, n_steps, nepochs, train_batch_size, test_batch_size, hidden, seed, max_train, max_test, stop_after;
-    int mid_freq_update, mid_num_grad_iter;
-    double lr_init, lr_end, w_decay, grad_clip, pen_remainder, atol, rtol, mid_lr_init, mid_lr_end;
+    double lr_init, lr_end, w_decay, grad_clip, pen_remainder, atol, rtol;
+    ex_midpoint_args mid;               /* --mid_*: the separate midpoint updates */
     int resume, quiet;
 } tl_args;
 
@@ -73,7 +74,7 @@ static void tl_args_default(tl_args *a) {
     a->order = 1; a->n_steps = 1; a->nepochs = 20; a->train_batch_size = 100; a->test_batch_size = 360;
     a->hidden = 100; a->lr_init = 1e-2; a->lr_end = 1e-4; a->pen_remainder = 0.0;
     a->atol = 1.4e-5; a->rtol = 1.4e-5;
-    a->mid_freq_update = 5; a->mid_num_grad_iter = 1; a->mid_lr_init = 1e-3; a->mid_lr_end = 1e-5;
+    a->mid.freq_update = 5; a->mid.num_grad_iter = 1; a->mid.lr_init = 1e-3; a->mid.lr_end = 1e-5;
 }
 
 enum { TL_TAYLA, TL_TAYLOR, TL_RK4, TL_DOPRI5 };
@@ -147,13 +148,7 @@ static int tl_model_init(tl_model *m, const tl_args *a, int kind, int64_t dim, i
     m->opt.clip_grad_norm = a->grad_clip;
     m->opt.schedule.kind = NDE_SCHED_EXPONENTIAL;
     m->opt.schedule.lr_init = a->lr_init; m->opt.schedule.lr_end = a->lr_end; m->opt.schedule.steps = steps_total;
-    /* the research code's midpoint optimizer: Adam (0.999, 0.9999), exponential
-       decay from --mid_lr_init to --mid_lr_end over the midpoint updates */
-    m->mid_opt = nde_adam(a->mid_lr_init);
-    m->mid_opt.beta1 = 0.999; m->mid_opt.beta2 = 0.9999;
-    m->mid_opt.schedule.kind = NDE_SCHED_EXPONENTIAL;
-    m->mid_opt.schedule.lr_init = a->mid_lr_init; m->mid_opt.schedule.lr_end = a->mid_lr_end;
-    m->mid_opt.schedule.steps = a->mid_freq_update > 0 ? steps_total / a->mid_freq_update * a->mid_num_grad_iter + 1 : 1;
+    m->mid_opt = ex_midpoint_optimizer(&a->mid, steps_total);   /* the research code's midpoint optimizer */
     m->tayla = nde_tayla_options_default();
     m->tayla.order = a->order; m->tayla.n_steps = a->n_steps;
     if (kind == TL_TAYLA) { m->tayla.midpoint = tl_midpoint; m->tayla.midpoint_user = m; m->tayla.midpoint_unbounded = 1; }
@@ -190,41 +185,31 @@ static nde_tensor *tl_logits(tl_model *m, nde_tensor *x, int kind, nde_tensor **
 
 /* Only the midpoint network (mid = 1) or only the other networks (mid = 0)
    receive gradients and optimizer steps. */
-static void tl_train_only(tl_model *m, int mid) {
-    int i, n = nde_params_num(m->ctx);
-    for (i = 0; i < n; i++) nde_param_set_trainable(m->ctx, i, (i >= m->mid_first && i < m->mid_end) == mid);
+static void tl_train_only(tl_model *m, int mid) { ex_params_train_only(m->ctx, m->mid_first, m->mid_end, mid); }
+
+/* The midpoint objective: the batch mean of sum_i |z_tayla(1)_i - target_i|. */
+typedef struct tl_mid_fit { tl_model *m; nde_tensor *z0, *target; } tl_mid_fit;
+static nde_tensor *tl_midpoint_loss(nde_ctx *ctx, void *user) {
+    tl_mid_fit *f = (tl_mid_fit *)user;
+    return nde_mean(ctx, nde_sum_axis(ctx, nde_abs(ctx, nde_sub(ctx, tl_block(f->m, f->z0, TL_TAYLA, NULL), f->target)), 1, 0));
 }
 
 /* The research code's separate midpoint update (--mid_freq_update): the
-   Taylor-Lagrange block is fitted to dopri5's z(1) of the same dynamics (loss:
-   the batch mean of sum_i |z_tayla(1)_i - z_dopri5(1)_i|) by
-   --mid_num_grad_iter Adam steps on the midpoint network alone. Returns the
-   last loss. */
+   Taylor-Lagrange block is fitted to dopri5's z(1) of the same dynamics by
+   --mid_num_grad_iter Adam steps on the midpoint network alone
+   (ex_midpoint_update). Returns the objective before the last step. */
 static double tl_midpoint_update(tl_model *m, const tl_args *a, nde_tensor *x) {
-    nde_ctx *ctx = m->ctx;
     int64_t s[2];
-    int prev, i;
-    double last = NAN;
-    nde_tensor *z0, *target;
+    int prev;
+    tl_mid_fit fit;
     s[0] = x->shape[0]; s[1] = m->dim;
-    z0 = nde_reshape(ctx, x, 2, s);
-    prev = nde_set_grad_enabled(ctx, 0);
-    target = tl_block(m, z0, TL_DOPRI5, NULL);
-    nde_set_grad_enabled(ctx, prev);
-    tl_train_only(m, 1);
-    for (i = 0; i < a->mid_num_grad_iter && target; i++) {
-        nde_mark mk = nde_ctx_mark(ctx);
-        nde_tensor *loss = nde_mean(ctx, nde_sum_axis(ctx, nde_abs(ctx, nde_sub(ctx, tl_block(m, z0, TL_TAYLA, NULL), target)), 1, 0));
-        if (loss) {
-            last = nde_tensor_item(ctx, loss, 0);
-            nde_zero_grad(ctx);
-            nde_backward(ctx, loss);
-            nde_optimizer_step(ctx, &m->mid_opt);
-        }
-        nde_ctx_reset(ctx, mk);
-    }
-    tl_train_only(m, 0);
-    return last;
+    fit.m = m;
+    fit.z0 = nde_reshape(m->ctx, x, 2, s);
+    prev = nde_set_grad_enabled(m->ctx, 0);
+    fit.target = tl_block(m, fit.z0, TL_DOPRI5, NULL);
+    nde_set_grad_enabled(m->ctx, prev);
+    if (!fit.target) return NAN;
+    return ex_midpoint_update(m->ctx, m->mid_first, m->mid_end, &a->mid, &m->mid_opt, tl_midpoint_loss, &fit);
 }
 
 /* ---------------------------------------------------------------- evaluation */
@@ -318,12 +303,12 @@ static int tl_run(const tl_args *a, tl_result *res, int *num_models) {
     *num_models = 0;
     count = ex_split_words(a->method, buf, sizeof buf, methods, TL_MAX_METHODS);
     if (count < 1 || a->order < 1 || a->order > 8 || a->n_steps < 1 || a->nepochs < 0 || a->train_batch_size < 1 ||
-        a->test_batch_size < 1 || a->hidden < 1 || !(a->lr_init > 0) || !(a->lr_end > 0) || a->lr_end > a->lr_init ||
-        (a->mid_freq_update > 0 && (a->mid_num_grad_iter < 1 || !(a->mid_lr_end > 0) || a->mid_lr_end > a->mid_lr_init))) {
+        a->test_batch_size < 1 || a->hidden < 1 || !(a->lr_init > 0) || !(a->lr_end > 0) || a->lr_end > a->lr_init) {
         fprintf(stderr, "taylanets_mnist: bad arguments (1..%d methods; order 1..8; n_steps, epochs, batch sizes, "
-                        "hidden, mid_num_grad_iter >= 1; 0 < lr_end <= lr_init; 0 < mid_lr_end <= mid_lr_init)\n", TL_MAX_METHODS);
+                        "hidden >= 1; 0 < lr_end <= lr_init)\n", TL_MAX_METHODS);
         return 2;
     }
+    if (!ex_midpoint_args_check("taylanets_mnist", &a->mid)) return 2;
     for (k = 0; k < count; k++)
         if (tl_method_kind(methods[k]) < 0) {
             fprintf(stderr, "taylanets_mnist: --method entries are tayla, taylor, rk4, dopri5; not '%s'\n", methods[k]);
@@ -369,7 +354,7 @@ static int tl_run(const tl_args *a, tl_result *res, int *num_models) {
             tl_model_free(&m);
             goto done;
         }
-        separate_mid = m.kind == TL_TAYLA && a->mid_freq_update > 0;
+        separate_mid = m.kind == TL_TAYLA && ex_midpoint_separate(&a->mid);
         if (separate_mid) tl_train_only(&m, 0);
         snprintf(nm, sizeof nm, "/ckpt_%s", methods[k]);
         ex_path(ckpt, sizeof ckpt, a->save, nm, NULL);
@@ -407,7 +392,7 @@ static int tl_run(const tl_args *a, tl_result *res, int *num_models) {
                     }
                     nde_ctx_reset(m.ctx, mk2);
                 }
-                if (separate_mid && x && m.opt.step % a->mid_freq_update == 0) tl_midpoint_update(&m, a, x);
+                if (separate_mid && x && m.opt.step % a->mid.freq_update == 0) tl_midpoint_update(&m, a, x);
                 nde_ctx_reset(m.ctx, mk);
                 t_train += ex_now() - t0;
                 iters++; batches++;
@@ -484,10 +469,7 @@ int main(int argc, char **argv) {
             {"w_decay", EX_DOUBLE, &a.w_decay, "decoupled weight decay"},
             {"grad_clip", EX_DOUBLE, &a.grad_clip, "global gradient-norm clipping (0: off)"},
             {"pen_remainder", EX_DOUBLE, &a.pen_remainder, "weight of the mean |remainder| in the loss"},
-            {"mid_freq_update", EX_INT, &a.mid_freq_update, "train the midpoint separately every N iterations (-1: jointly)"},
-            {"mid_num_grad_iter", EX_INT, &a.mid_num_grad_iter, "Adam steps per midpoint update"},
-            {"mid_lr_init", EX_DOUBLE, &a.mid_lr_init, "initial learning rate of the midpoint updates"},
-            {"mid_lr_end", EX_DOUBLE, &a.mid_lr_end, "final learning rate of the midpoint updates"},
+            EX_MIDPOINT_FLAGS(a.mid),
             {"atol", EX_DOUBLE, &a.atol, "dopri5 atol"},
             {"rtol", EX_DOUBLE, &a.rtol, "dopri5 rtol"},
             {"seed", EX_INT, &a.seed, "seed"},

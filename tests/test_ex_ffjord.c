@@ -2,11 +2,12 @@
    bundled tabular sets, the exact trace against a finite-difference Jacobian,
    Hutchinson's estimator against the exact trace on average, the log-density
    of a flow with a known answer, tiny training runs (the NLL falls, 2-D
-   samples), and resuming from a checkpoint. */
+   samples), resuming from a checkpoint, and TayLaNets' separate midpoint
+   training (the update fits the block to dopri5, training with it, resuming
+   it exactly). */
 #define EXAMPLE_NO_MAIN
 #include "../examples/ffjord.c"   /* first: it sets _POSIX_C_SOURCE */
 #include "nde_test.h"
-#include <unistd.h>
 
 static void tiny_args(ff_args *a, const char *save) {
     ff_args_default(a);
@@ -212,33 +213,40 @@ static void test_taylor_solvers(void) {
     }
 }
 
-static int files_equal(const char *pa, const char *pb) {
-    FILE *fa = fopen(pa, "rb"), *fb = fopen(pb, "rb");
-    int same = fa && fb, ca, cb;
-    while (same) {
-        ca = fgetc(fa); cb = fgetc(fb);
-        if (ca != cb) same = 0;
-        if (ca == EOF || cb == EOF) break;
+/* The separate midpoint update on a fixed batch: only the midpoint network
+   moves (its optimizer alone steps), and the objective (the fit of the
+   Taylor-Lagrange [z, l](T) to dopri5's, plus the remainder penalty) falls. */
+static void test_midpoint_update(void) {
+    ff_args a;
+    ff_model m;
+    int64_t sh[2] = {6, 3}, n, mid_off, i;
+    nde_rng r = nde_rng_new(7, 0);
+    nde_tensor *x;
+    nde_real *before;
+    double first, last = NAN;
+    int k, same_dyn = 1, moved_mid = 0;
+    ff_args_default(&a);
+    a.dims = "8"; a.pen_remainder = 1e-2;
+    a.mid.freq_update = 1; a.mid.num_grad_iter = 5; a.mid.lr_init = 1e-2; a.mid.lr_end = 1e-2;
+    CHECK(ff_model_init(&m, &a, 3, 0, FF_TAYLA));
+    x = nde_tensor_randn(m.ctx, 2, sh, 11, 0);
+    ff_set_noise(&m, 6, 0, 0, &r);
+    n = nde_params_count(m.ctx);
+    mid_off = nde_param_offset(m.ctx, m.mid_first);
+    CHECK(m.mid_end == nde_params_num(m.ctx) && mid_off > 0);
+    before = (nde_real *)malloc((size_t)n * sizeof(nde_real));
+    memcpy(before, nde_params_data(m.ctx), (size_t)n * sizeof(nde_real));
+    first = ff_midpoint_update(&m, &a, x);
+    for (k = 0; k < 6; k++) last = ff_midpoint_update(&m, &a, x);
+    CHECK(first == first && last < 0.8 * first);
+    CHECK(m.mid_opt.step == 35 && m.opt.step == 0);
+    for (i = 0; i < n; i++) {
+        if (i < mid_off) same_dyn &= nde_params_data(m.ctx)[i] == before[i];
+        else moved_mid |= nde_params_data(m.ctx)[i] != before[i];
     }
-    if (fa) fclose(fa);
-    if (fb) fclose(fb);
-    return same;
-}
-static void remove_run(const char *dir) {
-    static const char *files[] = {"log.csv", "samples.svg",
-                                  "ckpt_dopri5_brute_force.safetensors", "ckpt_dopri5_brute_force.state.npy",
-                                  "ckpt_dopri5_approximate.safetensors", "ckpt_dopri5_approximate.state.npy",
-                                  "ckpt_tayla_approximate.safetensors", "ckpt_tayla_approximate.state.npy",
-                                  "ckpt_tayla_brute_force.safetensors", "ckpt_tayla_brute_force.state.npy",
-                                  "ckpt_rk4_brute_force.safetensors", "ckpt_rk4_brute_force.state.npy",
-                                  "ckpt_taylor_brute_force.safetensors", "ckpt_taylor_brute_force.state.npy"};
-    char path[512];
-    size_t i;
-    for (i = 0; i < sizeof files / sizeof files[0]; i++) {
-        ex_path(path, sizeof path, dir, "/", files[i]);
-        remove(path);
-    }
-    rmdir(dir);
+    CHECK(same_dyn && moved_mid);
+    free(before);
+    ff_model_free(&m);
 }
 
 static void test_training_and_resume(void) {
@@ -262,13 +270,13 @@ static void test_training_and_resume(void) {
     CHECK(rb[0].iterations == 6 && rb[0].test_nll == ra[0].test_nll && rb[1].test_nll == ra[1].test_nll);
     ex_path(pa, sizeof pa, dir_a, "/ckpt_dopri5_approximate.safetensors", NULL);
     ex_path(pb, sizeof pb, dir_b, "/ckpt_dopri5_approximate.safetensors", NULL);
-    CHECK(files_equal(pa, pb));
+    CHECK(nde_test_files_equal(pa, pb));
     ex_path(pa, sizeof pa, dir_a, "/ckpt_dopri5_brute_force.state.npy", NULL);
     ex_path(pb, sizeof pb, dir_b, "/ckpt_dopri5_brute_force.state.npy", NULL);
-    CHECK(files_equal(pa, pb));
-    remove_run(dir_b);
+    CHECK(nde_test_files_equal(pa, pb));
+    nde_test_remove_dir(dir_b);
     /* TayLaNets: tayla (Hutchinson) and rk4/taylor (exact) train, resume bit-exactly */
-    remove_run(dir_a);
+    nde_test_remove_dir(dir_a);
     CHECK(mkdir(dir_a, 0700) == 0 && mkdir(dir_b, 0700) == 0);
     tiny_args(&a, dir_a);
     a.method = "tayla"; a.divergence_fn = "approximate"; a.pen_remainder = 1e-2;
@@ -283,7 +291,7 @@ static void test_training_and_resume(void) {
     CHECK(rb[0].iterations == 6 && rb[0].test_nll == ra[0].test_nll);
     ex_path(pa, sizeof pa, dir_a, "/ckpt_tayla_approximate.safetensors", NULL);
     ex_path(pb, sizeof pb, dir_b, "/ckpt_tayla_approximate.safetensors", NULL);
-    CHECK(files_equal(pa, pb));
+    CHECK(nde_test_files_equal(pa, pb));
     tiny_args(&a, dir_a);
     a.method = "rk4,taylor"; a.divergence_fn = "brute_force"; a.niters = 8; a.lr_end = 2e-3;
     CHECK(ff_run(&a, ra, &n) == 0);
@@ -292,7 +300,7 @@ static void test_training_and_resume(void) {
     a.method = "dopri5,rk45";
     fprintf(stderr, "(test_ex_ffjord: the next error message is expected)\n");
     CHECK(ff_run(&a, ra, &n) == 2);
-    remove_run(dir_b);
+    nde_test_remove_dir(dir_b);
     /* a 2-D toy set with the adjoint: runs, writes the samples picture */
     CHECK(mkdir(dir_b, 0700) == 0);
     tiny_args(&a, dir_b);
@@ -302,8 +310,54 @@ static void test_training_and_resume(void) {
     CHECK(rb[0].bnfe > 0);
     ex_path(pb, sizeof pb, dir_b, "/samples.svg", NULL);
     CHECK(ex_file_exists(pb));
-    remove_run(dir_a);
-    remove_run(dir_b);
+    nde_test_remove_dir(dir_a);
+    nde_test_remove_dir(dir_b);
+}
+
+static void separate_args(ff_args *a, const char *save) {
+    tiny_args(a, save);
+    a->method = "tayla"; a->divergence_fn = "approximate"; a->pen_remainder = 1e-2; a->lr_end = 2e-3;
+    a->mid.freq_update = 2; a->mid.lr_init = 1e-3; a->mid.lr_end = 1e-4;
+}
+
+/* Separate midpoint training: trains, and stopping after 6 iterations and
+   resuming gives the uninterrupted run's parameters and both optimizers'
+   state (both learning rates decaying). */
+static void test_separate_midpoint(void) {
+    char dir_a[64], dir_b[64], pa[512], pb[512];
+    ff_args a;
+    ff_result ra[FF_MAX_MODELS], rb[FF_MAX_MODELS];
+    int n;
+    strcpy(dir_a, "/tmp/nde_test_ffm_a_XXXXXX");
+    strcpy(dir_b, "/tmp/nde_test_ffm_b_XXXXXX");
+    if (!mkdtemp(dir_a) || !mkdtemp(dir_b)) { CHECK(0); return; }
+    separate_args(&a, dir_a);
+    CHECK(ff_run(&a, ra, &n) == 0);
+    CHECK(n == 1 && ra[0].iterations == 12 && ra[0].last_loss < ra[0].first_loss);
+    CHECK(ra[0].mid_updates == 6 && ra[0].mid_loss == ra[0].mid_loss && ra[0].fnfe == 4);
+    separate_args(&a, dir_b);
+    a.stop_after = 6;
+    CHECK(ff_run(&a, rb, &n) == 0);
+    CHECK(rb[0].iterations == 6 && rb[0].mid_updates == 3);
+    a.stop_after = 0; a.resume = 1;
+    CHECK(ff_run(&a, rb, &n) == 0);
+    CHECK(rb[0].iterations == 6 && rb[0].test_nll == ra[0].test_nll && rb[0].mid_loss == ra[0].mid_loss);
+    ex_path(pa, sizeof pa, dir_a, "/ckpt_tayla_approximate.safetensors", NULL);
+    ex_path(pb, sizeof pb, dir_b, "/ckpt_tayla_approximate.safetensors", NULL);
+    CHECK(nde_test_files_equal(pa, pb));
+    ex_path(pa, sizeof pa, dir_a, "/ckpt_tayla_approximate.state.npy", NULL);
+    ex_path(pb, sizeof pb, dir_b, "/ckpt_tayla_approximate.state.npy", NULL);
+    CHECK(nde_test_files_equal(pa, pb));
+    /* bad midpoint settings are refused before any work */
+    separate_args(&a, dir_a);
+    a.mid.lr_end = 1e-2;
+    fprintf(stderr, "(test_ex_ffjord: the next error message is expected)\n");
+    CHECK(ff_run(&a, ra, &n) == 2);
+    a.mid.lr_end = 1e-4; a.mid.num_grad_iter = 0;
+    fprintf(stderr, "(test_ex_ffjord: the next error message is expected)\n");
+    CHECK(ff_run(&a, ra, &n) == 2);
+    nde_test_remove_dir(dir_a);
+    nde_test_remove_dir(dir_b);
 }
 
 int main(void) {
@@ -311,6 +365,8 @@ int main(void) {
     test_traces();
     test_known_density();
     test_taylor_solvers();
+    test_midpoint_update();
     test_training_and_resume();
+    test_separate_midpoint();
     return nde_test_finish("test_ex_ffjord");
 }

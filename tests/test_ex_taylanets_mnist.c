@@ -10,7 +10,7 @@ static void tiny_args(tl_args *a, const char *save) {
     tl_args_default(a);
     a->nepochs = 3; a->train_batch_size = 16; a->test_batch_size = 32; a->max_train = 64; a->max_test = 32;
     a->hidden = 8; a->lr_init = 3e-2; a->lr_end = 1e-2; a->save = save; a->quiet = 1;
-    a->mid_freq_update = -1;   /* joint training; test_midpoint_update and the resume test cover the separate updates */
+    a->mid.freq_update = -1;   /* joint training; test_midpoint_update and the resume test cover the separate updates */
 }
 
 static double max_diff(const nde_tensor *a, const nde_tensor *b) {
@@ -84,7 +84,7 @@ static void test_midpoint_update(void) {
     double first, last = 0;
     int k, same_dyn = 1, moved_mid = 0;
     tl_args_default(&a);
-    a.hidden = 6; a.mid_freq_update = 1; a.mid_num_grad_iter = 5; a.mid_lr_init = 1e-2; a.mid_lr_end = 1e-2;
+    a.hidden = 6; a.mid.freq_update = 1; a.mid.num_grad_iter = 5; a.mid.lr_init = 1e-2; a.mid.lr_end = 1e-2;
     CHECK(tl_model_init(&m, &a, TL_TAYLA, 5, 10));
     tl_train_only(&m, 0);
     x = nde_tensor_randn(m.ctx, 2, s, 11, 0);
@@ -141,11 +141,11 @@ static void test_training_and_resume(void) {
     nde_test_remove_dir(dir_b);
     CHECK(mkdir(dir_a, 0700) == 0 && mkdir(dir_b, 0700) == 0);
     tiny_args(&a, dir_a);
-    a.method = "tayla"; a.mid_freq_update = 2; a.mid_lr_init = 1e-3; a.mid_lr_end = 1e-4;
+    a.method = "tayla"; a.mid.freq_update = 2; a.mid.lr_init = 1e-3; a.mid.lr_end = 1e-4;
     CHECK(tl_run(&a, ra, &n) == 0);
     CHECK(ra[0].epochs_run == 3 && ra[0].last_loss < ra[0].first_loss);
     tiny_args(&a, dir_b);
-    a.method = "tayla"; a.mid_freq_update = 2; a.mid_lr_init = 1e-3; a.mid_lr_end = 1e-4; a.stop_after = 1;
+    a.method = "tayla"; a.mid.freq_update = 2; a.mid.lr_init = 1e-3; a.mid.lr_end = 1e-4; a.stop_after = 1;
     CHECK(tl_run(&a, rb, &n) == 0);
     a.stop_after = 0; a.resume = 1;
     CHECK(tl_run(&a, rb, &n) == 0);

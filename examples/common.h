@@ -47,7 +47,7 @@
        ex_batch_images / ex_batch_rows            a batch as a tensor
        ex_checkpoint_save / ex_checkpoint_load    parameters (safetensors) and
                                                   optimizer state + counters (.npy)
-       ex_midpoint_args, EX_MIDPOINT_FLAGS,       TayLaNets' separate midpoint updates:
+       ex_midpoint_args, ex_midpoint_flags,       TayLaNets' separate midpoint updates:
        ex_midpoint_optimizer, ex_midpoint_update  flags, second optimizer, one update
        ex_params_train_only, ex_optimize_steps    trainable groups, a few optimizer steps
 */
@@ -805,14 +805,20 @@ typedef struct ex_midpoint_args {
     double lr_init, lr_end, w_decay, grad_clip;
 } ex_midpoint_args;
 
-/* The six flags, bound to the ex_midpoint_args lvalue mid, for an ex_flag list. */
-#define EX_MIDPOINT_FLAGS(mid)                                                                                       \
-    {"mid_freq_update", EX_INT, &(mid).freq_update, "train the midpoint separately every N iterations (<= 0: jointly)"}, \
-    {"mid_num_grad_iter", EX_INT, &(mid).num_grad_iter, "Adam steps per midpoint update"},                          \
-    {"mid_lr_init", EX_DOUBLE, &(mid).lr_init, "initial learning rate of the midpoint updates"},                   \
-    {"mid_lr_end", EX_DOUBLE, &(mid).lr_end, "final learning rate of the midpoint updates (exponential decay)"},   \
-    {"mid_w_decay", EX_DOUBLE, &(mid).w_decay, "decoupled weight decay of the midpoint updates"},                  \
-    {"mid_grad_clip", EX_DOUBLE, &(mid).grad_clip, "gradient-norm clipping of the midpoint updates (0: off)"}
+/* Writes the six --mid_* flags, bound to mid, into out[0 .. EX_MIDPOINT_NUM_FLAGS - 1]
+   (a program appends them to its own flag table, see ffjord.c's main). */
+enum { EX_MIDPOINT_NUM_FLAGS = 6 };
+static EX_UNUSED void ex_midpoint_flags(ex_flag *out, ex_midpoint_args *mid) {
+    const ex_flag flags[EX_MIDPOINT_NUM_FLAGS] = {
+        {"mid_freq_update", EX_INT, &mid->freq_update, "train the midpoint separately every N iterations (<= 0: jointly)"},
+        {"mid_num_grad_iter", EX_INT, &mid->num_grad_iter, "Adam steps per midpoint update"},
+        {"mid_lr_init", EX_DOUBLE, &mid->lr_init, "initial learning rate of the midpoint updates"},
+        {"mid_lr_end", EX_DOUBLE, &mid->lr_end, "final learning rate of the midpoint updates (exponential decay)"},
+        {"mid_w_decay", EX_DOUBLE, &mid->w_decay, "decoupled weight decay of the midpoint updates"},
+        {"mid_grad_clip", EX_DOUBLE, &mid->grad_clip, "gradient-norm clipping of the midpoint updates (0: off)"},
+    };
+    memcpy(out, flags, sizeof flags);
+}
 
 static EX_UNUSED int ex_midpoint_separate(const ex_midpoint_args *mid) { return mid->freq_update > 0; }
 

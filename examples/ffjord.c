@@ -790,7 +790,7 @@ int main(int argc, char **argv) {
     int n, prc;
     ff_args_default(&a);
     {
-        ex_flag flags[] = {
+        ex_flag own[] = {
             {"data", EX_STRING, &a.data, "8gaussians, checkerboard, 2spirals, circles, iris, wine"},
             {"data_file", EX_STRING, &a.data_file, "prefix of <prefix>-train.npy / <prefix>-test.npy"},
             {"dims", EX_STRING, &a.dims, "hidden sizes, e.g. 64-64-64"},
@@ -801,7 +801,6 @@ int main(int argc, char **argv) {
             {"n_steps", EX_INT, &a.n_steps, "steps over [0, T] (rk4, tayla, taylor)"},
             {"pen_remainder", EX_DOUBLE, &a.pen_remainder, "weight of the mean |remainder| in the loss (tayla)"},
             {"midpoint_unbounded", EX_BOOL, &a.midpoint_unbounded, "the research code's unbounded Lagrange point (default: between z and T)"},
-            EX_MIDPOINT_FLAGS(a.mid),
             {"rademacher", EX_BOOL, &a.rademacher, "Rademacher instead of Gaussian probes"},
             {"time_length", EX_DOUBLE, &a.time_length, "integration time T"},
             {"rtol", EX_DOUBLE, &a.rtol, "training rtol"},
@@ -824,6 +823,9 @@ int main(int argc, char **argv) {
             {"stop_after", EX_INT, &a.stop_after, "stop after this iteration, with a checkpoint (continue with --resume; 0: never)"},
             {"resume", EX_BOOL, &a.resume, "continue from the checkpoints in --save"},
         };
+        ex_flag flags[sizeof own / sizeof own[0] + EX_MIDPOINT_NUM_FLAGS];
+        memcpy(flags, own, sizeof own);
+        ex_midpoint_flags(flags + sizeof own / sizeof own[0], &a.mid);
         prc = ex_parse_flags(argc, argv, flags, (int)(sizeof flags / sizeof flags[0]),
                              "FFJORD continuous normalising flow (Grathwohl et al., ICLR 2019)");
         if (prc) return prc < 0 ? 2 : 0;

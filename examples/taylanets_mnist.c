@@ -456,7 +456,7 @@ int main(int argc, char **argv) {
     int n, prc;
     tl_args_default(&a);
     {
-        ex_flag flags[] = {
+        ex_flag own[] = {
             {"method", EX_STRING, &a.method, "comma list of tayla, taylor, rk4, dopri5"},
             {"order", EX_INT, &a.order, "Taylor order K (tayla, taylor)"},
             {"n_steps", EX_INT, &a.n_steps, "steps over [0, 1] (tayla, taylor, rk4)"},
@@ -469,7 +469,6 @@ int main(int argc, char **argv) {
             {"w_decay", EX_DOUBLE, &a.w_decay, "decoupled weight decay"},
             {"grad_clip", EX_DOUBLE, &a.grad_clip, "global gradient-norm clipping (0: off)"},
             {"pen_remainder", EX_DOUBLE, &a.pen_remainder, "weight of the mean |remainder| in the loss"},
-            EX_MIDPOINT_FLAGS(a.mid),
             {"atol", EX_DOUBLE, &a.atol, "dopri5 atol"},
             {"rtol", EX_DOUBLE, &a.rtol, "dopri5 rtol"},
             {"seed", EX_INT, &a.seed, "seed"},
@@ -480,6 +479,9 @@ int main(int argc, char **argv) {
             {"save", EX_STRING, &a.save, "output directory"},
             {"resume", EX_BOOL, &a.resume, "continue from the checkpoints in --save"},
         };
+        ex_flag flags[sizeof own / sizeof own[0] + EX_MIDPOINT_NUM_FLAGS];
+        memcpy(flags, own, sizeof own);
+        ex_midpoint_flags(flags + sizeof own / sizeof own[0], &a.mid);
         prc = ex_parse_flags(argc, argv, flags, (int)(sizeof flags / sizeof flags[0]),
                              "TayLaNets image classifier vs rk4 and dopri5 (Djeumou et al. 2022)");
         if (prc) return prc < 0 ? 2 : 0;

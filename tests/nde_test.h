@@ -1,6 +1,7 @@
 /* nde_test.h - the tiny test harness used by tests/test_*.c.
    CHECK(cond), CHECK_NEAR(a, b, atol, rtol), CHECK_STATUS(ctx_or_status...), SKIP(reason).
-   nde_test_files_equal(a, b) compares two files byte for byte.
+   nde_test_files_equal(a, b) compares two files byte for byte;
+   nde_test_same_file(dir_a, dir_b, name) the file name in two run directories.
    nde_test_remove_dir(dir) deletes a run directory of the example tests (its
    files, then the directory; POSIX).
    nde_test_finish(name) prints "<name>: N passed, N failed" and returns the exit code. */
@@ -56,6 +57,16 @@ NDE_TEST_FN int nde_test_files_equal(const char *pa, const char *pb) {
     if (fa) fclose(fa);
     if (fb) fclose(fb);
     return same;
+}
+
+/* 1 if dir_a/name and dir_b/name exist and hold the same bytes (two runs of
+   an example that must end in the same state). */
+NDE_TEST_FN int nde_test_same_file(const char *dir_a, const char *dir_b, const char *name) {
+    char pa[1024], pb[1024];
+    if (snprintf(pa, sizeof pa, "%s/%s", dir_a, name) >= (int)sizeof pa ||
+        snprintf(pb, sizeof pb, "%s/%s", dir_b, name) >= (int)sizeof pb)
+        return 0;
+    return nde_test_files_equal(pa, pb);
 }
 
 /* Removes every file directly inside dir, then dir itself (the example tests'

@@ -250,7 +250,7 @@ static void test_midpoint_update(void) {
 }
 
 static void test_training_and_resume(void) {
-    char dir_a[64], dir_b[64], pa[512], pb[512];
+    char dir_a[64], dir_b[64], pb[512];
     ff_args a;
     ff_result ra[FF_MAX_MODELS], rb[FF_MAX_MODELS];
     int n;
@@ -268,12 +268,8 @@ static void test_training_and_resume(void) {
     a.niters = 12; a.resume = 1;
     CHECK(ff_run(&a, rb, &n) == 0);
     CHECK(rb[0].iterations == 6 && rb[0].test_nll == ra[0].test_nll && rb[1].test_nll == ra[1].test_nll);
-    ex_path(pa, sizeof pa, dir_a, "/ckpt_dopri5_approximate.safetensors", NULL);
-    ex_path(pb, sizeof pb, dir_b, "/ckpt_dopri5_approximate.safetensors", NULL);
-    CHECK(nde_test_files_equal(pa, pb));
-    ex_path(pa, sizeof pa, dir_a, "/ckpt_dopri5_brute_force.state.npy", NULL);
-    ex_path(pb, sizeof pb, dir_b, "/ckpt_dopri5_brute_force.state.npy", NULL);
-    CHECK(nde_test_files_equal(pa, pb));
+    CHECK(nde_test_same_file(dir_a, dir_b, "ckpt_dopri5_approximate.safetensors"));
+    CHECK(nde_test_same_file(dir_a, dir_b, "ckpt_dopri5_brute_force.state.npy"));
     nde_test_remove_dir(dir_b);
     /* TayLaNets: tayla (Hutchinson) and rk4/taylor (exact) train, resume bit-exactly */
     nde_test_remove_dir(dir_a);
@@ -289,9 +285,7 @@ static void test_training_and_resume(void) {
     a.niters = 12; a.resume = 1;
     CHECK(ff_run(&a, rb, &n) == 0);
     CHECK(rb[0].iterations == 6 && rb[0].test_nll == ra[0].test_nll);
-    ex_path(pa, sizeof pa, dir_a, "/ckpt_tayla_approximate.safetensors", NULL);
-    ex_path(pb, sizeof pb, dir_b, "/ckpt_tayla_approximate.safetensors", NULL);
-    CHECK(nde_test_files_equal(pa, pb));
+    CHECK(nde_test_same_file(dir_a, dir_b, "ckpt_tayla_approximate.safetensors"));
     tiny_args(&a, dir_a);
     a.method = "rk4,taylor"; a.divergence_fn = "brute_force"; a.niters = 8; a.lr_end = 2e-3;
     CHECK(ff_run(&a, ra, &n) == 0);
@@ -324,7 +318,7 @@ static void separate_args(ff_args *a, const char *save) {
    resuming gives the uninterrupted run's parameters and both optimizers'
    state (both learning rates decaying). */
 static void test_separate_midpoint(void) {
-    char dir_a[64], dir_b[64], pa[512], pb[512];
+    char dir_a[64], dir_b[64];
     ff_args a;
     ff_result ra[FF_MAX_MODELS], rb[FF_MAX_MODELS];
     int n;
@@ -342,12 +336,8 @@ static void test_separate_midpoint(void) {
     a.stop_after = 0; a.resume = 1;
     CHECK(ff_run(&a, rb, &n) == 0);
     CHECK(rb[0].iterations == 6 && rb[0].test_nll == ra[0].test_nll && rb[0].mid_loss == ra[0].mid_loss);
-    ex_path(pa, sizeof pa, dir_a, "/ckpt_tayla_approximate.safetensors", NULL);
-    ex_path(pb, sizeof pb, dir_b, "/ckpt_tayla_approximate.safetensors", NULL);
-    CHECK(nde_test_files_equal(pa, pb));
-    ex_path(pa, sizeof pa, dir_a, "/ckpt_tayla_approximate.state.npy", NULL);
-    ex_path(pb, sizeof pb, dir_b, "/ckpt_tayla_approximate.state.npy", NULL);
-    CHECK(nde_test_files_equal(pa, pb));
+    CHECK(nde_test_same_file(dir_a, dir_b, "ckpt_tayla_approximate.safetensors"));
+    CHECK(nde_test_same_file(dir_a, dir_b, "ckpt_tayla_approximate.state.npy"));
     /* bad midpoint settings are refused before any work */
     separate_args(&a, dir_a);
     a.mid.lr_end = 1e-2;

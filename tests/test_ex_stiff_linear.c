@@ -126,15 +126,10 @@ static char *csv_without_times(const char *path, int *rows) {
     return out;
 }
 static int same_params(const char *dir_a, const char *dir_b) {
-    static const char *const names[] = {"/ckpt_midpoint.safetensors", "/ckpt_dyn_tayla.safetensors",
-                                        "/ckpt_dyn_rk4.safetensors", "/ckpt_dyn_dopri5.safetensors"};
-    char pa[512], pb[512];
+    static const char *const names[] = {"ckpt_midpoint.safetensors", "ckpt_dyn_tayla.safetensors",
+                                        "ckpt_dyn_rk4.safetensors", "ckpt_dyn_dopri5.safetensors"};
     int i, same = 1;
-    for (i = 0; i < 4; i++) {
-        ex_path(pa, sizeof pa, dir_a, names[i], NULL);
-        ex_path(pb, sizeof pb, dir_b, names[i], NULL);
-        same &= nde_test_files_equal(pa, pb);
-    }
+    for (i = 0; i < 4; i++) same &= nde_test_same_file(dir_a, dir_b, names[i]);
     return same;
 }
 

@@ -106,7 +106,7 @@ static void test_midpoint_update(void) {
 }
 
 static void test_training_and_resume(void) {
-    char dir_a[64], dir_b[64], pa[512], pb[512];
+    char dir_a[64], dir_b[64], pa[512];
     tl_args a;
     tl_result ra[TL_MAX_METHODS], rb[TL_MAX_METHODS];
     int n, k;
@@ -130,12 +130,8 @@ static void test_training_and_resume(void) {
     a.stop_after = 0; a.resume = 1;
     CHECK(tl_run(&a, rb, &n) == 0);
     CHECK(rb[0].epochs_run == 1 && rb[0].eval.acc == ra[0].eval.acc);
-    ex_path(pa, sizeof pa, dir_a, "/ckpt_tayla.safetensors", NULL);
-    ex_path(pb, sizeof pb, dir_b, "/ckpt_tayla.safetensors", NULL);
-    CHECK(nde_test_files_equal(pa, pb));
-    ex_path(pa, sizeof pa, dir_a, "/ckpt_tayla.state.npy", NULL);
-    ex_path(pb, sizeof pb, dir_b, "/ckpt_tayla.state.npy", NULL);
-    CHECK(nde_test_files_equal(pa, pb));
+    CHECK(nde_test_same_file(dir_a, dir_b, "ckpt_tayla.safetensors"));
+    CHECK(nde_test_same_file(dir_a, dir_b, "ckpt_tayla.state.npy"));
     /* with separate midpoint updates: trains, and resumes to the same state */
     nde_test_remove_dir(dir_a);
     nde_test_remove_dir(dir_b);
@@ -150,9 +146,7 @@ static void test_training_and_resume(void) {
     a.stop_after = 0; a.resume = 1;
     CHECK(tl_run(&a, rb, &n) == 0);
     CHECK(rb[0].epochs_run == 2 && rb[0].eval.acc == ra[0].eval.acc);
-    ex_path(pa, sizeof pa, dir_a, "/ckpt_tayla.safetensors", NULL);
-    ex_path(pb, sizeof pb, dir_b, "/ckpt_tayla.safetensors", NULL);
-    CHECK(nde_test_files_equal(pa, pb));
+    CHECK(nde_test_same_file(dir_a, dir_b, "ckpt_tayla.safetensors"));
     ex_path(pa, sizeof pa, dir_a, "/taylanets.svg", NULL);
     CHECK(ex_file_exists(pa));
     a.method = "tayla,rk45";

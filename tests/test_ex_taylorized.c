@@ -82,7 +82,7 @@ static void test_expansion(void) {
 
 
 static void test_training_and_resume(void) {
-    char dir_a[64], dir_b[64], pa[512], pb[512];
+    char dir_a[64], dir_b[64], file[64];
     tz_args a;
     tz_result ra, rb;
     int k;
@@ -107,14 +107,10 @@ static void test_training_and_resume(void) {
     CHECK(tz_run(&a, &rb) == 0);
     CHECK(rb.epochs_run == 1);
     for (k = 0; k < 3; k++) {
-        ex_path(pa, sizeof pa, dir_a, "/", names[k]);
-        ex_path(pb, sizeof pb, dir_b, "/", names[k]);
-        strcat(pa, ".safetensors"); strcat(pb, ".safetensors");
-        CHECK(nde_test_files_equal(pa, pb));
-        ex_path(pa, sizeof pa, dir_a, "/", names[k]);
-        ex_path(pb, sizeof pb, dir_b, "/", names[k]);
-        strcat(pa, ".state.npy"); strcat(pb, ".state.npy");
-        CHECK(nde_test_files_equal(pa, pb));
+        ex_path(file, sizeof file, names[k], ".safetensors", NULL);
+        CHECK(nde_test_same_file(dir_a, dir_b, file));
+        ex_path(file, sizeof file, names[k], ".state.npy", NULL);
+        CHECK(nde_test_same_file(dir_a, dir_b, file));
         CHECK(rb.last[k].test_acc == ra.last[k].test_acc);
     }
     /* a resume from a directory without checkpoints fails cleanly */

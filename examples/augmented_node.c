@@ -103,7 +103,7 @@ static int aug_run(const aug_args *a, aug_result *r) {
     int64_t shp[2], widths[3];
     nde_optimizer opt;
     ex_progress bar;
-    int i, it, bad;
+    int i, it;
     memset(r, 0, sizeof *r);
     memset(&m, 0, sizeof m);
     m.mode = -1;
@@ -146,10 +146,7 @@ static int aug_run(const aug_args *a, aug_result *r) {
         nde_ctx_reset(ctx, mk);
     }
     if (!a->quiet) ex_progress_finish(&bar);
-    bad = nde_ctx_status(ctx) != NDE_OK;
-    if (bad) fprintf(stderr, "error: %s\n", nde_ctx_message(ctx));
-    nde_ctx_free(ctx);
-    return bad;
+    return ex_ctx_finish(ctx);
 }
 
 #ifndef EXAMPLE_NO_MAIN

@@ -102,7 +102,7 @@ static int cnf_run(const cnf_args *a, cnf_result *r) {
     nde_optimizer opt;
     ex_progress bar;
     int64_t w[4] = {2, 32, 32, 2};
-    int it, bad;
+    int it;
     memset(r, 0, sizeof *r);
     if (a->batch < 1 || a->eval_n < 1) { fprintf(stderr, "--batch must be positive\n"); return 2; }
     ctx = nde_ctx_new(nde_ctx_desc_default());
@@ -131,10 +131,7 @@ static int cnf_run(const cnf_args *a, cnf_result *r) {
         r->final_nll = nde_tensor_item(ctx, nll(ctx, &cnf, sample(ctx, a->eval_n, 7), 0), 0);
         r->mass = cnf_mass(ctx, &cnf);
     }
-    bad = nde_ctx_status(ctx) != NDE_OK;
-    if (bad) fprintf(stderr, "error: %s\n", nde_ctx_message(ctx));
-    nde_ctx_free(ctx);
-    return bad;
+    return ex_ctx_finish(ctx);
 }
 
 #ifndef EXAMPLE_NO_MAIN

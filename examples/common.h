@@ -45,6 +45,7 @@
        ex_images_standardize(&train, &test)       zero mean, unit variance
        ex_spheres(...)                            points on concentric shells
        ex_batch_images / ex_batch_rows            a batch as a tensor
+       ex_ctx_finish(ctx)                         print the context's error, free it, 1 if failed
        ex_checkpoint_save / ex_checkpoint_load    parameters (safetensors) and
                                                   optimizer state + counters (.npy)
        ex_midpoint_args, ex_midpoint_flags,       TayLaNets' separate midpoint updates:
@@ -494,6 +495,16 @@ static EX_UNUSED FILE *ex_csv_open(const char *path, const char *header, int app
 #ifndef NDE_EXAMPLES_COMMON_NDE_H
 #define NDE_EXAMPLES_COMMON_NDE_H
 #include "../nde.h"
+
+/* ---------------------------------------------------------------- end of a run */
+/* Ends a run on its own context: prints the context's error, if any, frees
+   the context, and returns 1 after an error, 0 otherwise. */
+static EX_UNUSED int ex_ctx_finish(nde_ctx *ctx) {
+    int failed = nde_ctx_status(ctx) != NDE_OK;
+    if (failed) fprintf(stderr, "error: %s\n", nde_ctx_message(ctx));
+    nde_ctx_free(ctx);
+    return failed;
+}
 
 /* ---------------------------------------------------------------- shuffling */
 /* perm = a uniformly random permutation of 0..n-1 (Fisher-Yates with Philox

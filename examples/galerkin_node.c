@@ -123,7 +123,7 @@ static int gal_run(const gal_args *a, gal_result *r) {
     nde_optimizer opt;
     ex_progress bar;
     double ts[NT];
-    int it, bad;
+    int it;
     memset(r, 0, sizeof *r);
     if (gal_basis(a->basis, a->terms, &gb)) { fprintf(stderr, "unknown --basis %s\n", a->basis); return 2; }
     r->terms = gb.n;
@@ -157,10 +157,7 @@ static int gal_run(const gal_args *a, gal_result *r) {
         nde_ctx_reset(ctx, mk);
     }
     if (!a->quiet) ex_progress_finish(&bar);
-    bad = nde_ctx_status(ctx) != NDE_OK;
-    if (bad) fprintf(stderr, "error: %s\n", nde_ctx_message(ctx));
-    nde_ctx_free(ctx);
-    return bad;
+    return ex_ctx_finish(ctx);
 }
 
 #ifndef EXAMPLE_NO_MAIN

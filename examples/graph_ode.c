@@ -65,7 +65,7 @@ static int gde_run(const gde_args *a, gde_result *r) {
     nde_linear in, head;
     nde_optimizer opt;
     ex_progress bar;
-    int i, it, n_train = 0, bad;
+    int i, it, n_train = 0;
     memset(r, 0, sizeof *r);
     edges = (int64_t *)malloc((size_t)NODES * NODES * sizeof(int64_t));
     if (!edges) return 1;
@@ -116,10 +116,7 @@ static int gde_run(const gde_args *a, gde_result *r) {
         nde_ctx_reset(ctx, mk);
     }
     if (!a->quiet) ex_progress_finish(&bar);
-    bad = nde_ctx_status(ctx) != NDE_OK;
-    if (bad) fprintf(stderr, "error: %s\n", nde_ctx_message(ctx));
-    nde_ctx_free(ctx);
-    return bad;
+    return ex_ctx_finish(ctx);
 }
 
 #ifndef EXAMPLE_NO_MAIN

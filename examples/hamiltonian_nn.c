@@ -58,7 +58,7 @@ static int hnn_run(const hnn_args *a, hnn_result *r) {
     int64_t w[3] = {1, 32, 1}, shp[2];
     static nde_real xs[2 * MAX_N], ys[2 * MAX_N];
     nde_rng rng;
-    int i, it, bad;
+    int i, it;
     memset(r, 0, sizeof *r);
     if (a->n < 1 || a->n > MAX_N || !(a->horizon > 0) || !(a->h > 0)) {
         fprintf(stderr, "need 1 <= n <= %d, horizon > 0, h > 0\n", MAX_N);
@@ -115,10 +115,7 @@ static int hnn_run(const hnn_args *a, hnn_result *r) {
             nde_solution_free(ctx, &sol);
         }
     }
-    bad = nde_ctx_status(ctx) != NDE_OK;
-    if (bad) fprintf(stderr, "error: %s\n", nde_ctx_message(ctx));
-    nde_ctx_free(ctx);
-    return bad;
+    return ex_ctx_finish(ctx);
 }
 
 #ifndef EXAMPLE_NO_MAIN

@@ -65,7 +65,7 @@ static int hyp_run(const hyp_args *a, hyp_result *r) {
     nde_optimizer opt;
     ex_progress bar;
     int64_t w[3] = {4, 32, 2}, shp[2];
-    int it, bad;
+    int it;
     memset(r, 0, sizeof *r);
     if (a->n < 1 || a->n > MAX_N) { fprintf(stderr, "--n must be in 1..%d\n", MAX_N); return 2; }
     shp[0] = a->n; shp[1] = 2;
@@ -111,10 +111,7 @@ static int hyp_run(const hyp_args *a, hyp_result *r) {
         r->ref[0] = nde_tensor_item(ctx, ref, 0);
         r->ref[1] = nde_tensor_item(ctx, ref, 1);
     }
-    bad = nde_ctx_status(ctx) != NDE_OK;
-    if (bad) fprintf(stderr, "error: %s\n", nde_ctx_message(ctx));
-    nde_ctx_free(ctx);
-    return bad;
+    return ex_ctx_finish(ctx);
 }
 
 #ifndef EXAMPLE_NO_MAIN

@@ -54,7 +54,7 @@ static int lnn_run(const lnn_args *a, lnn_result *r) {
     int64_t w[3] = {2, 32, 1}, shp[2], ashp[2];
     static nde_real xs[2 * MAX_N], as[MAX_N];
     nde_rng rng;
-    int i, it, bad;
+    int i, it;
     memset(r, 0, sizeof *r);
     if (a->n < 1 || a->n > MAX_N) { fprintf(stderr, "--n must be in 1..%d\n", MAX_N); return 2; }
     shp[0] = ashp[0] = a->n; shp[1] = 2; ashp[1] = 1;
@@ -101,10 +101,7 @@ static int lnn_run(const lnn_args *a, lnn_result *r) {
             nde_solution_free(ctx, &st);
         }
     }
-    bad = nde_ctx_status(ctx) != NDE_OK;
-    if (bad) fprintf(stderr, "error: %s\n", nde_ctx_message(ctx));
-    nde_ctx_free(ctx);
-    return bad;
+    return ex_ctx_finish(ctx);
 }
 
 #ifndef EXAMPLE_NO_MAIN

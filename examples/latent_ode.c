@@ -101,7 +101,7 @@ static int lat_run(const lat_args *a, lat_result *res) {
     nde_optimizer opt;
     ex_progress bar;
     int64_t wh[3] = {H, H, H}, wl[3] = {L, 32, L}, col[2];
-    int k, it, bad;
+    int k, it;
     memset(res, 0, sizeof *res);
     if (a->n < 1 || a->n > MAX_B) { fprintf(stderr, "--n must be in 1..%d\n", MAX_B); return 2; }
     lat_data(a->n, a->seed, ts, xv);
@@ -139,10 +139,7 @@ static int lat_run(const lat_args *a, lat_result *res) {
         nde_set_grad_enabled(ctx, 0);
         res->final_rec = nde_tensor_item(ctx, elbo_parts(ctx, &m, xs, ts, 0, 0, &kl), 0);
     }
-    bad = nde_ctx_status(ctx) != NDE_OK;
-    if (bad) fprintf(stderr, "error: %s\n", nde_ctx_message(ctx));
-    nde_ctx_free(ctx);
-    return bad;
+    return ex_ctx_finish(ctx);
 }
 
 #ifndef EXAMPLE_NO_MAIN

@@ -59,7 +59,7 @@ static int ms_run(const ms_args *a, ms_result *r) {
     ex_progress bar;
     int64_t w[3] = {2, 64, 2}, shp[2] = {B, 2};
     double ts[NT];
-    int k, it, bad;
+    int k, it;
     memset(r, 0, sizeof *r);
     if (a->iters < 0 || a->iters > NT - 1) { fprintf(stderr, "--iters must be in 0..%d\n", NT - 1); return 2; }
     ms_times(ts);
@@ -111,10 +111,7 @@ static int ms_run(const ms_args *a, ms_result *r) {
             nde_solution_free(ctx, &seq);
         }
     }
-    bad = nde_ctx_status(ctx) != NDE_OK;
-    if (bad) fprintf(stderr, "error: %s\n", nde_ctx_message(ctx));
-    nde_ctx_free(ctx);
-    return bad;
+    return ex_ctx_finish(ctx);
 }
 
 #ifndef EXAMPLE_NO_MAIN

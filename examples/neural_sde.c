@@ -95,7 +95,7 @@ static int nsde_run(const nsde_args *a, nsde_result *r) {
     ex_progress bar;
     double ts[NT + 1];
     int64_t w1[3] = {1, 32, 1}, w2[3] = {1, 16, 1};
-    int it, k, bad;
+    int it, k;
     memset(r, 0, sizeof *r);
     nsde_times(ts);
     ctx = nde_ctx_new(nde_ctx_desc_default());
@@ -145,10 +145,7 @@ static int nsde_run(const nsde_args *a, nsde_result *r) {
             r->sd[k] = sqrt(nde_tensor_item(ctx, nde_mean(ctx, nde_square(ctx, nde_add_scalar(ctx, x, (nde_real)-r->mean[k]))), 0));
         }
     }
-    bad = nde_ctx_status(ctx) != NDE_OK;
-    if (bad) fprintf(stderr, "error: %s\n", nde_ctx_message(ctx));
-    nde_ctx_free(ctx);
-    return bad;
+    return ex_ctx_finish(ctx);
 }
 
 #ifndef EXAMPLE_NO_MAIN
